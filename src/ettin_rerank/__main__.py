@@ -1,0 +1,3 @@
+from ettin_rerank.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""Commands registered by this module (filled in by its issue)."""
+
+
+def register(subparsers) -> None:
+    del subparsers

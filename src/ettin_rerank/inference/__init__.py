@@ -1,0 +1,1 @@
+"""Inference: tokenization, batching and the `Reranker`."""

@@ -1,0 +1,249 @@
+"""`Reranker`: the one engine every surface (API, CLI, server, evaluation, training) scores with."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..modeling.activations import sigmoid_fp32
+from ..modeling.attention import default_backend
+from ..modeling.crossencoder import CrossEncoderModel
+from ..modeling.loading import LoadedCheckpoint, load_checkpoint
+from .batching import iter_packed
+from .tokenization import EncodedPairs, PairTokenizer
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+ACTIVATIONS = (None, "sigmoid", "identity")
+HUB_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*/*.json", "*/*.safetensors"]
+# Real tokens per batch. Packed batches have no padding, so this bounds activation memory.
+DEFAULT_BATCH_TOKENS = {"cpu": 8192, "cuda": 131072}
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise ValueError(f"unsupported dtype {dtype!r}; choose one of {sorted(DTYPES)}") from None
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
+    """A local directory as is; anything else is treated as a Hugging Face Hub id and downloaded."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    name = str(name_or_path)
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise FileNotFoundError(f"model directory {name} does not exist")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, allow_patterns=HUB_FILE_PATTERNS, etag_timeout=5))
+    except Exception as error:  # offline mode, DNS failure, 404: all mean "not loadable here"
+        raise FileNotFoundError(
+            f"cannot load {name!r}: it is not a local directory and the Hugging Face Hub could not provide it "
+            f"({type(error).__name__}). On a machine with Hub access run "
+            f"`huggingface-cli download {name} --local-dir ./{name.split('/')[-1]}`, copy the directory here, "
+            f"and pass its local path instead."
+        ) from error
+
+
+def validate_pairs(pairs: Any) -> list[tuple[str, str]]:
+    if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
+        raise TypeError(f"pairs must be a list of (query, document) tuples, got {type(pairs).__name__}")
+    out = []
+    for position, pair in enumerate(pairs):
+        if isinstance(pair, str | bytes) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise TypeError(f"pairs[{position}] must be a (query, document) pair of strings, got {pair!r:.80}")
+        query, document = pair
+        if not isinstance(query, str):
+            raise TypeError(f"pairs[{position}][0] (the query) must be a string, got {type(query).__name__}")
+        if not isinstance(document, str):
+            raise TypeError(f"pairs[{position}][1] (the document) must be a string, got {type(document).__name__}")
+        out.append((query, document))
+    return out
+
+
+class Reranker:
+    """A cross-encoder reranker running our unpadded encoder.
+
+    >>> reranker = Reranker.from_pretrained("path/to/ettin-reranker-17m")
+    >>> reranker.rank("what is ettin?", ["a giant", "a reranker family"])
+    """
+
+    def __init__(
+        self,
+        model: CrossEncoderModel,
+        tokenizer: PairTokenizer,
+        *,
+        name_or_path: str = "<in memory>",
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "float32",
+        layout: str = "",
+        architecture: str = "",
+    ):
+        self.device = torch.device(device)
+        self.dtype = resolve_dtype(dtype)
+        self.tokenizer = tokenizer
+        self.name_or_path = name_or_path
+        self.layout = layout
+        self.architecture = architecture
+        model.encoder.to(device=self.device, dtype=self.dtype)
+        model.head.to(device=self.device, dtype=torch.float32)  # the head always runs in fp32
+        model.set_attention_backend(default_backend(self.device, self.dtype))
+        self.model = model.eval()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "float32",
+        max_length: int | None = None,
+    ) -> Reranker:
+        directory = resolve_model_path(name_or_path)
+        checkpoint = load_checkpoint(directory)
+        return cls.from_checkpoint(checkpoint, str(name_or_path), device=device, dtype=dtype, max_length=max_length)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: LoadedCheckpoint,
+        name_or_path: str,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "float32",
+        max_length: int | None = None,
+    ) -> Reranker:
+        limit = checkpoint.max_position_embeddings
+        if max_length is not None and not (0 < max_length <= limit):
+            raise ValueError(f"max_length must be between 1 and the model's {limit} positions, got {max_length}")
+        resolved = max_length or min(checkpoint.max_length or limit, limit)
+        tokenizer = PairTokenizer.from_dir(
+            checkpoint.tokenizer_dir, resolved, with_token_type_ids=checkpoint.model.uses_token_type_ids
+        )
+        return cls(
+            checkpoint.model,
+            tokenizer,
+            name_or_path=name_or_path,
+            device=device,
+            dtype=dtype,
+            layout=checkpoint.layout,
+            architecture=checkpoint.architecture,
+        )
+
+    @property
+    def max_length(self) -> int:
+        return self.tokenizer.max_length
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def default_batch_tokens(self) -> int:
+        return DEFAULT_BATCH_TOKENS.get(self.device.type, DEFAULT_BATCH_TOKENS["cpu"])
+
+    def encode(self, pairs: Sequence[tuple[str, str]], max_length: int | None = None) -> EncodedPairs:
+        """Tokenize validated pairs; each carries its truncation flag."""
+        return self.tokenizer.encode_pairs(validate_pairs(pairs), max_length=max_length)
+
+    @torch.inference_mode()
+    def predict_encoded(
+        self, encoded: EncodedPairs, batch_tokens: int | None = None, show_progress_bar: bool | None = None
+    ) -> np.ndarray:
+        """Raw fp32 logits for already tokenized pairs, in their order."""
+        scores = np.empty(len(encoded), dtype=np.float32)
+        if not len(encoded):
+            return scores
+        batch_tokens = batch_tokens or self.default_batch_tokens()
+        show = show_progress_bar if show_progress_bar is not None else len(encoded) >= 10_000
+        with tqdm(total=len(encoded), desc="Scoring pairs", unit="pair", disable=not show) as progress:
+            for indices, batch in iter_packed(encoded, batch_tokens):
+                batch = batch.to(self.device)
+                logits = self.model(batch.input_ids, batch.packing, batch.token_type_ids)
+                scores[indices] = logits.float().cpu().numpy()
+                progress.update(len(indices))
+        return scores
+
+    def predict(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        batch_tokens: int | None = None,
+        activation: str | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> np.ndarray:
+        """One fp32 score per (query, document) pair, in input order: raw logits unless `activation="sigmoid"`."""
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        scores = self.predict_encoded(self.encode(pairs), batch_tokens=batch_tokens, show_progress_bar=show_progress_bar)
+        return apply_activation(scores, activation)
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_k: int | None = None,
+        return_documents: bool = False,
+        batch_tokens: int | None = None,
+        activation: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Documents sorted by score, highest first; equal scores keep the caller's order."""
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        if isinstance(documents, str) or not isinstance(documents, Sequence):
+            raise TypeError(f"documents must be a list of strings, got {type(documents).__name__}")
+        if top_k is not None and top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {top_k}")
+        for position, document in enumerate(documents):
+            if not isinstance(document, str):
+                raise TypeError(f"documents[{position}] must be a string, got {type(document).__name__}")
+        scores = self.predict([(query, d) for d in documents], batch_tokens=batch_tokens, activation=activation)
+        return ranked_results(scores, documents if return_documents else None, top_k)
+
+    def __repr__(self) -> str:
+        return (
+            f"Reranker({self.name_or_path!r}, architecture={self.architecture!r}, device={self.device}, "
+            f"dtype={self.dtype}, max_length={self.max_length})"
+        )
+
+
+def apply_activation(scores: np.ndarray, activation: str | None) -> np.ndarray:
+    if activation == "sigmoid":
+        return sigmoid_fp32(torch.from_numpy(scores)).numpy()
+    return scores
+
+
+def rank_order(scores: np.ndarray) -> np.ndarray:
+    """Indices by descending score; ties keep ascending index (a stable sort of the negated scores)."""
+    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+
+
+def ranked_results(
+    scores: np.ndarray, documents: Sequence[str] | None = None, top_k: int | None = None
+) -> list[dict[str, Any]]:
+    order = rank_order(scores)
+    if top_k is not None:
+        order = order[:top_k]
+    results = []
+    for index in order:
+        item: dict[str, Any] = {"index": int(index), "score": float(scores[index])}
+        if documents is not None:
+            item["document"] = documents[index]
+        results.append(item)
+    return results

@@ -1,0 +1,1 @@
+"""Model code: encoders (one file per family), attention backends, heads and checkpoint loading."""

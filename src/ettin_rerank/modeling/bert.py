@@ -1,0 +1,212 @@
+"""BERT encoder (the MiniLM-style cross-encoders Ettin replaces), unpadded.
+
+Absolute position and token type embeddings, post-norm layers. Parameter names match
+transformers' `BertModel`, so checkpoints load without a mapping table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .activations import activation_from_config_name
+from .attention import ATTENTION_BACKENDS, Packing, reference_attention
+
+
+@dataclass
+class BertConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 384
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 12
+    intermediate_size: int = 1536  # width of the feed-forward layer
+    hidden_act: str = "gelu"
+    max_position_embeddings: int = 512  # absolute position table size: the hard length limit
+    type_vocab_size: int = 2  # segment embeddings: 0 for the query, 1 for the document
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    initializer_range: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> BertConfig:
+        if raw.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"position_embedding_type {raw['position_embedding_type']!r} is not supported")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in raw.items() if k in known and v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {**asdict(self), "model_type": "bert", "architectures": ["BertModel"], "position_embedding_type": "absolute"}
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, input_ids, position_ids, token_type_ids) -> torch.Tensor:
+        embeddings = (
+            self.word_embeddings(input_ids)
+            + self.token_type_embeddings(token_type_ids)
+            + self.position_embeddings(position_ids)
+        )
+        return self.LayerNorm(embeddings)
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def project(self, hidden: torch.Tensor):
+        shape = (self.num_heads, self.head_dim)
+        # each (..., tokens, heads, head_dim)
+        return (
+            self.query(hidden).unflatten(-1, shape),
+            self.key(hidden).unflatten(-1, shape),
+            self.value(hidden).unflatten(-1, shape),
+        )
+
+
+class BertSelfOutput(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, context: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dense(context) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config)
+        self.scale = config.head_dim**-0.5
+
+    def forward(self, hidden: torch.Tensor, packing: Packing, backend: str) -> torch.Tensor:
+        q, k, v = self.self.project(hidden)  # (total_tokens, heads, head_dim)
+        context = ATTENTION_BACKENDS[backend](q, k, v, packing, None, self.scale)
+        return self.output(context.flatten(-2), hidden)  # (total_tokens, hidden)
+
+    def forward_padded(self, hidden: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        q, k, v = (t.transpose(1, 2) for t in self.self.project(hidden))  # (batch, heads, length, head_dim)
+        context = reference_attention(q, k, v, key_mask, None, self.scale)
+        return self.output(context.transpose(1, 2).flatten(-2), hidden)  # (batch, length, hidden)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = activation_from_config_name(config.hidden_act)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden))
+
+
+class BertOutput(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, intermediate: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dense(intermediate) + residual)
+
+
+class BertLayer(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertOutput(config)
+
+    def forward(self, hidden: torch.Tensor, packing: Packing, backend: str) -> torch.Tensor:
+        attended = self.attention(hidden, packing, backend)
+        return self.output(self.intermediate(attended), attended)
+
+    def forward_padded(self, hidden: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        attended = self.attention.forward_padded(hidden, key_mask)
+        return self.output(self.intermediate(attended), attended)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+
+
+class BertModel(nn.Module):
+    """Headless BERT encoder: packed token ids in, packed hidden states out.
+
+    The pooler belongs to the classification head (see heads.py), not to the encoder.
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.attention_backend = "varlen"
+
+    @property
+    def uses_token_type_ids(self) -> bool:
+        return True
+
+    def forward(
+        self, input_ids: torch.Tensor, packing: Packing, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """input_ids, token_type_ids: (total_tokens,) -> hidden: (total_tokens, hidden)."""
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        hidden = self.embeddings(input_ids, packing.position_ids, token_type_ids)
+        for layer in self.encoder.layer:
+            hidden = layer(hidden, packing, self.attention_backend)
+        return hidden
+
+    def forward_padded(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Eager reference: (batch, length) -> (batch, length, hidden)."""
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)[None].expand_as(input_ids)
+        hidden = self.embeddings(input_ids, position_ids, token_type_ids)
+        for layer in self.encoder.layer:
+            hidden = layer.forward_padded(hidden, attention_mask.bool())
+        return hidden
+
+    @torch.no_grad()
+    def init_weights(self, generator: torch.Generator) -> None:
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                module.weight.normal_(0.0, std, generator=generator)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                module.bias.zero_()
+            if isinstance(module, nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()

@@ -1,0 +1,247 @@
+"""BEIR-format datasets: load with validation, write back.
+
+A BEIR dataset directory holds::
+
+    corpus.jsonl          one JSON object a line: {"_id", "title", "text"}
+    queries.jsonl         one JSON object a line: {"_id", "text"}
+    qrels/<split>.tsv     header "query-id<TAB>corpus-id<TAB>score", then one judgement a line
+
+Problems that make a file unusable (missing file, malformed line) raise with the
+file and line number; judgements that point at unknown ids are dropped with a
+warning and counted in `BeirDataset.issues`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# qid -> {doc_id: relevance}
+Qrels = dict[str, dict[str, int]]
+# qid -> {doc_id: score}, insertion order = rank order
+Run = dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus entry. `text_for_scoring` is what rerankers and first stages see."""
+
+    doc_id: str
+    title: str
+    text: str
+
+    @property
+    def text_for_scoring(self) -> str:
+        return document_text(self.title, self.text)
+
+
+def document_text(title: str | None, text: str | None) -> str:
+    """The document-text rule: `title + " " + text` when a title exists, else `text`."""
+    title = (title or "").strip()
+    text = text or ""
+    return f"{title} {text}" if title else text
+
+
+@dataclass
+class DatasetIssues:
+    """What was dropped or doubtful while loading (all counts, for reports)."""
+
+    qrels_unknown_queries: int = 0  # judgements whose query id is not in queries.jsonl
+    qrels_unknown_docs: int = 0  # judgements whose corpus id is not in corpus.jsonl
+    queries_without_positive: list[str] = field(default_factory=list)  # judged, but no score > 0
+    empty_documents: int = 0  # documents with neither title nor text
+
+    def to_dict(self) -> dict:
+        return {
+            "qrels_unknown_queries": self.qrels_unknown_queries,
+            "qrels_unknown_docs": self.qrels_unknown_docs,
+            "queries_without_positive": len(self.queries_without_positive),
+            "empty_documents": self.empty_documents,
+        }
+
+
+@dataclass
+class BeirDataset:
+    """A loaded BEIR split. `queries` holds only the queries judged in `qrels`."""
+
+    corpus: dict[str, Document]
+    queries: dict[str, str]
+    qrels: Qrels
+    name: str = ""
+    split: str = "test"
+    issues: DatasetIssues = field(default_factory=DatasetIssues)
+
+    def document_texts(self, doc_ids: Iterable[str] | None = None) -> list[str]:
+        ids = self.corpus.keys() if doc_ids is None else doc_ids
+        return [self.corpus[d].text_for_scoring for d in ids]
+
+
+def _read_jsonl(path: Path) -> Iterable[tuple[int, dict]]:
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg}); each line must be one JSON object") from error
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}")
+            yield line_number, record
+
+
+def _require_id(record: dict, path: Path, line_number: int) -> str:
+    if "_id" not in record:
+        raise ValueError(f"{path}:{line_number}: missing the \"_id\" field")
+    value = record["_id"]
+    if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
+        raise ValueError(f"{path}:{line_number}: \"_id\" must be a non-empty string, got {value!r}")
+    return str(value)
+
+
+def _optional_str(record: dict, key: str, path: Path, line_number: int) -> str:
+    value = record.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{path}:{line_number}: \"{key}\" must be a string, got {type(value).__name__}")
+    return value
+
+
+def load_corpus(path: str | Path) -> dict[str, Document]:
+    """Read a BEIR `corpus.jsonl`. Duplicate ids and malformed lines raise with the line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus file not found: {path} (a BEIR corpus.jsonl has one {{\"_id\", \"title\", \"text\"}} object a line)")
+    corpus: dict[str, Document] = {}
+    empty = 0
+    for line_number, record in _read_jsonl(path):
+        doc_id = _require_id(record, path, line_number)
+        if doc_id in corpus:
+            raise ValueError(f"{path}:{line_number}: duplicate document id {doc_id!r}")
+        title = _optional_str(record, "title", path, line_number)
+        text = _optional_str(record, "text", path, line_number)
+        if not title.strip() and not text.strip():
+            empty += 1
+        corpus[doc_id] = Document(doc_id, title, text)
+    if not corpus:
+        raise ValueError(f"the corpus {path} is empty: it needs at least one document")
+    if empty:
+        logger.warning("%s: %d document(s) have neither title nor text", path, empty)
+    return corpus
+
+
+def load_queries(path: str | Path) -> dict[str, str]:
+    """Read a BEIR `queries.jsonl` into {query_id: text}."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"queries file not found: {path} (a BEIR queries.jsonl has one {{\"_id\", \"text\"}} object a line)")
+    queries: dict[str, str] = {}
+    for line_number, record in _read_jsonl(path):
+        query_id = _require_id(record, path, line_number)
+        if query_id in queries:
+            raise ValueError(f"{path}:{line_number}: duplicate query id {query_id!r}")
+        if "text" not in record:
+            raise ValueError(f"{path}:{line_number}: missing the \"text\" field")
+        queries[query_id] = _optional_str(record, "text", path, line_number)
+    return queries
+
+
+def load_qrels(path: str | Path) -> Qrels:
+    """Read a BEIR `qrels/<split>.tsv` (header `query-id corpus-id score`)."""
+    path = Path(path)
+    if not path.is_file():
+        available = sorted(p.stem for p in path.parent.glob("*.tsv")) if path.parent.is_dir() else []
+        hint = f"; splits available: {', '.join(available)}" if available else ""
+        raise FileNotFoundError(f"no relevance judgements for this split: {path} is missing{hint}")
+    qrels: Qrels = {}
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\r\n").split("\t")
+            if line_number == 1 and fields[0].strip().lower() in {"query-id", "query_id", "qid"}:
+                continue  # header
+            if len(fields) != 3:
+                raise ValueError(f"{path}:{line_number}: expected 3 tab-separated fields (query-id, corpus-id, score), got {len(fields)}")
+            query_id, doc_id, score_text = (f.strip() for f in fields)
+            try:
+                score = int(float(score_text))
+            except ValueError as error:
+                raise ValueError(f"{path}:{line_number}: score {score_text!r} is not a number") from error
+            if not query_id or not doc_id:
+                raise ValueError(f"{path}:{line_number}: empty query-id or corpus-id")
+            qrels.setdefault(query_id, {})[doc_id] = score
+    return qrels
+
+
+def load_beir(directory: str | Path, split: str = "test") -> BeirDataset:
+    """Load a BEIR dataset directory for one split, validating as it goes.
+
+    Judgements whose query or document id is unknown are dropped (warned, counted in
+    `issues`); queries judged without any positive document stay in `qrels` and
+    `queries` and are listed in `issues.queries_without_positive` (the evaluator
+    skips them with a note).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"dataset directory not found: {directory}")
+    corpus = load_corpus(directory / "corpus.jsonl")
+    all_queries = load_queries(directory / "queries.jsonl")
+    raw_qrels = load_qrels(directory / "qrels" / f"{split}.tsv")
+    issues = DatasetIssues(empty_documents=sum(1 for d in corpus.values() if not d.text_for_scoring.strip()))
+    qrels: Qrels = {}
+    for query_id, judged in raw_qrels.items():
+        if query_id not in all_queries:
+            issues.qrels_unknown_queries += len(judged)
+            continue
+        known = {d: s for d, s in judged.items() if d in corpus}
+        issues.qrels_unknown_docs += len(judged) - len(known)
+        if known:
+            qrels[query_id] = known
+    if issues.qrels_unknown_queries:
+        logger.warning("%s: %d judgement(s) name a query id missing from queries.jsonl; dropped", directory, issues.qrels_unknown_queries)
+    if issues.qrels_unknown_docs:
+        logger.warning("%s: %d judgement(s) name a document id missing from corpus.jsonl; dropped", directory, issues.qrels_unknown_docs)
+    if not qrels:
+        raise ValueError(f"{directory}: no usable judgements in qrels/{split}.tsv (every judgement names an unknown query or document id)")
+    issues.queries_without_positive = sorted(q for q, judged in qrels.items() if not any(s > 0 for s in judged.values()))
+    if issues.queries_without_positive:
+        logger.warning(
+            "%s: %d judged quer(y/ies) have no relevant document (no score > 0), e.g. %s",
+            directory,
+            len(issues.queries_without_positive),
+            issues.queries_without_positive[0],
+        )
+    queries = {q: all_queries[q] for q in all_queries if q in qrels}
+    logger.info("loaded %s/%s: %d documents, %d judged queries", directory.name, split, len(corpus), len(queries))
+    return BeirDataset(corpus=corpus, queries=queries, qrels=qrels, name=directory.name, split=split, issues=issues)
+
+
+def write_corpus(corpus: Mapping[str, Document], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for doc in corpus.values():
+            handle.write(json.dumps({"_id": doc.doc_id, "title": doc.title, "text": doc.text}, ensure_ascii=False) + "\n")
+
+
+def write_beir(dataset: BeirDataset, directory: str | Path) -> Path:
+    """Write `dataset` as a BEIR directory (corpus, queries, qrels/<split>.tsv)."""
+    directory = Path(directory)
+    (directory / "qrels").mkdir(parents=True, exist_ok=True)
+    write_corpus(dataset.corpus, directory / "corpus.jsonl")
+    with (directory / "queries.jsonl").open("w", encoding="utf-8") as handle:
+        for query_id, text in dataset.queries.items():
+            handle.write(json.dumps({"_id": query_id, "text": text}, ensure_ascii=False) + "\n")
+    with (directory / "qrels" / f"{dataset.split}.tsv").open("w", encoding="utf-8") as handle:
+        handle.write("query-id\tcorpus-id\tscore\n")
+        for query_id, judged in dataset.qrels.items():
+            for doc_id, score in judged.items():
+                handle.write(f"{query_id}\t{doc_id}\t{score}\n")
+    return directory
