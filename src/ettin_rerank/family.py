@@ -89,11 +89,17 @@ def build_random_model(size: str, seed: int = 0, vocab_size: int = 50368) -> Cro
 
 
 def create_random_reranker(
-    size: str, tokenizer_dir: str | Path, output_dir: str | Path, seed: int = 0, max_length: int = ETTIN_MAX_LENGTH
+    size: str,
+    tokenizer_dir: str | Path,
+    output_dir: str | Path,
+    seed: int = 0,
+    max_length: int = ETTIN_MAX_LENGTH,
 ) -> Path:
     """Write a random-weight reranker of `size` in the Ettin modular layout; returns `output_dir`."""
     tokenizer_dir = Path(tokenizer_dir)
     if not (tokenizer_dir / "tokenizer.json").is_file():
-        raise FileNotFoundError(f"missing file {tokenizer_dir / 'tokenizer.json'}: pass a tokenizer directory")
+        raise FileNotFoundError(
+            f"missing file {tokenizer_dir / 'tokenizer.json'}: pass a tokenizer directory"
+        )
     model = build_random_model(size, seed=seed)
     return save_modular(model, tokenizer_dir, output_dir, max_length=max_length)

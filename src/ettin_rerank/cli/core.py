@@ -1,5 +1,151 @@
-"""Commands registered by this module (filled in by its issue)."""
+"""Core commands: `init`, `rank`, `info`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..family import ETTIN_MAX_LENGTH, SIZES
 
 
 def register(subparsers) -> None:
-    del subparsers
+    init = subparsers.add_parser("init", help="write a random-weight reranker of an Ettin size")
+    init.add_argument("output_dir", type=Path, metavar="OUT_DIR")
+    init.add_argument("--size", required=True, choices=list(SIZES), help="Ettin size (tiny is for tests)")
+    init.add_argument(
+        "--tokenizer", required=True, type=Path, metavar="DIR", help="directory with tokenizer.json"
+    )
+    init.add_argument("--seed", type=int, default=0)
+    init.add_argument("--max-length", type=int, default=ETTIN_MAX_LENGTH)
+    init.set_defaults(handler=run_init)
+
+    rank = subparsers.add_parser("rank", help="rank documents for one query")
+    rank.add_argument(
+        "documents",
+        nargs="?",
+        default="-",
+        metavar="DOCS_FILE|-",
+        help='JSONL ({"text": ...} or strings) or one document per line; - reads stdin (default)',
+    )
+    rank.add_argument("--model", required=True, help="model directory or Hub id")
+    rank.add_argument("--query", "-q", required=True)
+    rank.add_argument("--top-k", type=int, default=None)
+    rank.add_argument(
+        "--activation", choices=["sigmoid"], default=None, help="map raw logits through a sigmoid"
+    )
+    rank.add_argument("--max-length", type=int, default=None)
+    rank.add_argument("--device", default="cpu")
+    rank.add_argument("--dtype", default="float32")
+    rank.add_argument("--json", action="store_true", help="machine-readable output")
+    rank.set_defaults(handler=run_rank)
+
+    info = subparsers.add_parser(
+        "info", help="describe a model: architecture, parameters, max length, layout"
+    )
+    info.add_argument("model", help="model directory or Hub id")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(handler=run_info)
+
+
+def run_init(args) -> int:
+    from ..family import create_random_reranker
+
+    out = create_random_reranker(
+        args.size, args.tokenizer, args.output_dir, seed=args.seed, max_length=args.max_length
+    )
+    print(f"wrote a random-weight {args.size} reranker to {out}")
+    return 0
+
+
+def read_documents(source: str) -> list[str]:
+    """Documents from a JSONL file (strings or {"text": ...}) or a plain file with one document per line."""
+    if source == "-":
+        text, name = sys.stdin.read(), "<stdin>"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"documents file {path} does not exist")
+        text, name = path.read_text(encoding="utf-8"), str(path)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].lstrip().startswith(("{", '"')):
+        return lines
+    documents = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{name}:{number}: not valid JSON ({error.msg})") from None
+        if isinstance(item, dict) and isinstance(item.get("text"), str):
+            title = item.get("title")
+            documents.append(f"{title} {item['text']}" if isinstance(title, str) and title else item["text"])
+        elif isinstance(item, str):
+            documents.append(item)
+        else:
+            raise ValueError(f'{name}:{number}: expected a string or an object with a "text" string')
+    return documents
+
+
+def run_rank(args) -> int:
+    from .. import Reranker
+
+    documents = read_documents(args.documents)
+    reranker = Reranker.from_pretrained(
+        args.model, device=args.device, dtype=args.dtype, max_length=args.max_length
+    )
+    results = reranker.rank(
+        args.query, documents, top_k=args.top_k, return_documents=True, activation=args.activation
+    )
+    if args.json:
+        print(json.dumps({"model": args.model, "query": args.query, "results": results}, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{args.query!r}: {len(documents)} documents, {reranker.name_or_path}")
+    table.add_column("rank", justify="right")
+    table.add_column("index", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("document")
+    for position, item in enumerate(results, start=1):
+        snippet = " ".join(item["document"].split())
+        table.add_row(
+            str(position),
+            str(item["index"]),
+            f"{item['score']:.4f}",
+            snippet[:100] + ("…" if len(snippet) > 100 else ""),
+        )
+    Console().print(table)
+    return 0
+
+
+def describe_model(model: str) -> dict:
+    from .. import Reranker
+
+    reranker = Reranker.from_pretrained(model)
+    config = reranker.model.config
+    return {
+        "model": model,
+        "architecture": reranker.architecture,
+        "layout": reranker.layout,
+        "parameters": reranker.num_parameters,
+        "max_length": reranker.max_length,
+        "layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+        "attention_heads": config.num_attention_heads,
+        "vocab_size": config.vocab_size,
+    }
+
+
+def run_info(args) -> int:
+    info = describe_model(args.model)
+    if args.json:
+        print(json.dumps(info))
+    else:
+        width = max(map(len, info))
+        for key, value in info.items():
+            shown = f"{value:,}" if key == "parameters" else value
+            print(f"{key:<{width}}  {shown}")
+    return 0

@@ -56,7 +56,9 @@ class PairTokenizer:
         self.max_length = max_length
         self.with_token_type_ids = with_token_type_ids
         self.backend.no_padding()
-        self.num_special_tokens = backend.post_processor.num_special_tokens_to_add(True) if backend.post_processor else 0
+        self.num_special_tokens = (
+            backend.post_processor.num_special_tokens_to_add(True) if backend.post_processor else 0
+        )
 
     @classmethod
     def from_dir(cls, directory: str | Path, max_length: int, with_token_type_ids: bool) -> PairTokenizer:
@@ -70,7 +72,9 @@ class PairTokenizer:
     def encode_pairs(self, pairs: Sequence[tuple[str, str]], max_length: int | None = None) -> EncodedPairs:
         max_length = max_length or self.max_length
         if max_length <= self.num_special_tokens:
-            raise ValueError(f"max_length {max_length} leaves no room for text after {self.num_special_tokens} special tokens")
+            raise ValueError(
+                f"max_length {max_length} leaves no room for text after {self.num_special_tokens} special tokens"
+            )
         self.backend.enable_truncation(max_length, strategy="longest_first", direction="right")
         encodings = self.backend.encode_batch(list(pairs), add_special_tokens=True) if pairs else []
         return EncodedPairs(

@@ -37,10 +37,15 @@ class CrossEncoderModel(nn.Module):
         return self.head(hidden, packing)
 
     def forward_padded(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Eager reference path: right-padded (batch, length) inputs -> logits (batch,) fp32."""
-        hidden = self.encoder.forward_padded(input_ids, attention_mask, token_type_ids)  # (batch, length, hidden)
+        hidden = self.encoder.forward_padded(
+            input_ids, attention_mask, token_type_ids
+        )  # (batch, length, hidden)
         lengths = attention_mask.sum(dim=1).tolist()
         packing = Packing.from_lengths(lengths, device=input_ids.device)
         real_tokens = hidden[attention_mask.bool()]  # (total_tokens, hidden), row-major keeps sequence order

@@ -101,7 +101,9 @@ class ModernBertClassificationHead(nn.Module):
         hidden = int(config["hidden_size"])
         self.pooling_mode = config.get("classifier_pooling", "cls")
         if self.pooling_mode not in POOLING_MODES:
-            raise ValueError(f"unsupported classifier_pooling {self.pooling_mode!r}; supported: {POOLING_MODES}")
+            raise ValueError(
+                f"unsupported classifier_pooling {self.pooling_mode!r}; supported: {POOLING_MODES}"
+            )
         self.head = ModernBertPredictionHead(
             hidden,
             bias=bool(config.get("classifier_bias", False)),

@@ -107,7 +107,9 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
             raise
         except Exception as error:  # corrupt files surface as many exception types
             raise CheckpointError(f"cannot read weights from {path}: {error}") from error
-    raise CheckpointError(f"missing file {directory / WEIGHT_FILES[0]}: no model weights ({', '.join(WEIGHT_FILES)})")
+    raise CheckpointError(
+        f"missing file {directory / WEIGHT_FILES[0]}: no model weights ({', '.join(WEIGHT_FILES)})"
+    )
 
 
 def _load_into(module: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
@@ -161,7 +163,9 @@ def _pooling_mode(config: dict[str, Any], where: Path) -> str:
     for key, mode in (("pooling_mode_cls_token", "cls"), ("pooling_mode_mean_tokens", "mean")):
         if config.get(key):
             return mode
-    raise CheckpointError(f"{where}: pooling config {config} uses a mode ettin-rerank does not support (cls, mean)")
+    raise CheckpointError(
+        f"{where}: pooling config {config} uses a mode ettin-rerank does not support (cls, mean)"
+    )
 
 
 def _module_kind(entry: dict[str, Any]) -> str:
@@ -169,7 +173,10 @@ def _module_kind(entry: dict[str, Any]) -> str:
 
 
 def _max_length_hint(directory: Path) -> int | None:
-    for name, key in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
+    for name, key in (
+        ("sentence_bert_config.json", "max_seq_length"),
+        ("tokenizer_config.json", "model_max_length"),
+    ):
         path = directory / name
         if path.is_file():
             value = read_json(path).get(key)
@@ -251,7 +258,9 @@ def _load_modular(directory: Path) -> LoadedCheckpoint:
 
     if classification_head is not None:
         if pooling_mode is not None or layers:
-            raise CheckpointError(f"{directory}: a classification Transformer followed by head modules is not supported")
+            raise CheckpointError(
+                f"{directory}: a classification Transformer followed by head modules is not supported"
+            )
         head: nn.Module = classification_head
         architecture = (config.get("architectures") or ["?"])[0]
     else:

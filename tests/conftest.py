@@ -1,0 +1,49 @@
+"""Shared fixtures: the `../shared` folder beside the checkout and tiny random models.
+
+Tests never touch the network: the Hub is switched off before anything imports it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: these tests need the project's ../shared folder beside the checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def modernbert_tokenizer_dir() -> Path:
+    return shared_path("tokenizers", "modernbert")
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer_dir() -> Path:
+    return shared_path("tokenizers", "bert-base-uncased")
+
+
+@pytest.fixture(scope="session")
+def scifact_dir() -> Path:
+    return shared_path("data", "scifact")
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker_dir(tmp_path_factory, modernbert_tokenizer_dir) -> Path:
+    from ettin_rerank.family import create_random_reranker
+
+    return create_random_reranker(
+        "tiny", modernbert_tokenizer_dir, tmp_path_factory.mktemp("tiny-reranker"), seed=0
+    )
