@@ -24,7 +24,12 @@ TINY_DOCS = [
     ("d7", "Bread", "Bread is baked from flour, water and yeast."),
     ("d8", "Oceans", "Oceans cover most of the Earth and hold salty water."),
 ]
-TINY_QUERIES = [("q1", "why do cats purr"), ("q2", "how do plants make glucose from sunlight"), ("q3", "volcano lava eruption"), ("q4", "board game strategy")]
+TINY_QUERIES = [
+    ("q1", "why do cats purr"),
+    ("q2", "how do plants make glucose from sunlight"),
+    ("q3", "volcano lava eruption"),
+    ("q4", "board game strategy"),
+]
 TINY_QRELS = [("q1", "d1", 1), ("q2", "d3", 2), ("q2", "d8", 0), ("q3", "d4", 1), ("q4", "d6", 0)]
 
 
@@ -52,5 +57,7 @@ def tiny_beir(tmp_path: Path) -> Path:
 def scifact_dir() -> Path:
     path = SHARED / "data" / "scifact"
     if not (path / "corpus.jsonl").is_file():
-        pytest.skip(f"SciFact not found at {path.resolve()} (the ../shared checkout beside the repo is absent)")
+        pytest.skip(
+            f"SciFact not found at {path.resolve()} (the ../shared checkout beside the repo is absent)"
+        )
     return path

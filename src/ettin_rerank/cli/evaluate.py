@@ -20,20 +20,42 @@ def register(subparsers) -> None:
         description="Retrieve with a first stage, rerank its top-k, and report metrics before and after. "
         "Writes JSON plus a Markdown table and a PNG chart next to it.",
     )
-    evaluate.add_argument("dataset_dir", type=Path, help="BEIR dataset directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
+    evaluate.add_argument(
+        "dataset_dir",
+        type=Path,
+        help="BEIR dataset directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)",
+    )
     model = evaluate.add_mutually_exclusive_group()
-    model.add_argument("--model", "-m", help="reranker name or directory (default: the package default, if any)")
+    model.add_argument(
+        "--model", "-m", help="reranker name or directory (default: the package default, if any)"
+    )
     model.add_argument("--no-rerank", action="store_true", help="evaluate the first stage alone")
     evaluate.add_argument("--first-stage", choices=FIRST_STAGES, default="bm25")
-    evaluate.add_argument("--top-k", type=int, default=100, help="documents per query to rerank (default 100)")
+    evaluate.add_argument(
+        "--top-k", type=int, default=100, help="documents per query to rerank (default 100)"
+    )
     evaluate.add_argument("--split", default="test", help="qrels split (default test)")
-    evaluate.add_argument("--nano", type=int, metavar="N", help="evaluate a NanoBEIR-style subset of N queries")
-    evaluate.add_argument("--nano-max-corpus", type=int, default=5000, help="corpus cap of the --nano subset (default 5000)")
+    evaluate.add_argument(
+        "--nano", type=int, metavar="N", help="evaluate a NanoBEIR-style subset of N queries"
+    )
+    evaluate.add_argument(
+        "--nano-max-corpus", type=int, default=5000, help="corpus cap of the --nano subset (default 5000)"
+    )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the --nano subset (default 0)")
-    evaluate.add_argument("--output", "-o", type=Path, default=Path("results.json"), help="JSON path (.md and .png written beside it)")
+    evaluate.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=Path("results.json"),
+        help="JSON path (.md and .png written beside it)",
+    )
     _add_model_options(evaluate)
-    evaluate.add_argument("--dense-model", help="bi-encoder for --first-stage dense/hybrid (default all-MiniLM-L6-v2)")
-    evaluate.add_argument("--cache-dir", type=Path, help="embedding cache (default ~/.cache/ettin-rerank/embeddings)")
+    evaluate.add_argument(
+        "--dense-model", help="bi-encoder for --first-stage dense/hybrid (default all-MiniLM-L6-v2)"
+    )
+    evaluate.add_argument(
+        "--cache-dir", type=Path, help="embedding cache (default ~/.cache/ettin-rerank/embeddings)"
+    )
     evaluate.set_defaults(handler=run_evaluate)
 
     index = subparsers.add_parser(
@@ -41,7 +63,9 @@ def register(subparsers) -> None:
         help="index your documents for `search`",
         description="Index a BEIR corpus.jsonl or a directory of .txt/.md files (one document per file).",
     )
-    index.add_argument("corpus", type=Path, help="corpus.jsonl, a BEIR dataset directory, or a directory of .txt/.md files")
+    index.add_argument(
+        "corpus", type=Path, help="corpus.jsonl, a BEIR dataset directory, or a directory of .txt/.md files"
+    )
     index.add_argument("-o", "--output", type=Path, required=True, help="index directory to write")
     index.add_argument("--first-stage", choices=FIRST_STAGES, default="bm25")
     index.add_argument("--dense-model", help="bi-encoder for dense/hybrid (default all-MiniLM-L6-v2)")
@@ -55,8 +79,12 @@ def register(subparsers) -> None:
     )
     search.add_argument("index_dir", type=Path)
     search.add_argument("query")
-    search.add_argument("--model", "-m", help="reranker name or directory (default: the package default, if any)")
-    search.add_argument("--top-k", type=int, default=100, help="first-stage candidates to rerank (default 100)")
+    search.add_argument(
+        "--model", "-m", help="reranker name or directory (default: the package default, if any)"
+    )
+    search.add_argument(
+        "--top-k", type=int, default=100, help="first-stage candidates to rerank (default 100)"
+    )
     search.add_argument("-n", type=int, default=10, help="results to print (default 10)")
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
     search.add_argument("--snippet-width", type=int, default=200)
@@ -67,7 +95,9 @@ def register(subparsers) -> None:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="device for the reranker (default cpu)")
     parser.add_argument("--dtype", default="float32", help="reranker weights dtype (default float32)")
-    parser.add_argument("--max-length", type=int, help="truncate pairs to this many tokens (default: the model's)")
+    parser.add_argument(
+        "--max-length", type=int, help="truncate pairs to this many tokens (default: the model's)"
+    )
     parser.add_argument("--batch-tokens", type=int, help="token budget per batch (default: the engine's)")
 
 
@@ -94,7 +124,10 @@ def run_evaluate(args) -> int:
     _check_positive("--nano", args.nano)
     reranker = None if args.no_rerank else _load_reranker(args)
     if reranker is None and not args.no_rerank:
-        print("note: no --model given and no default model is bundled; evaluating the first stage only", file=sys.stderr)
+        print(
+            "note: no --model given and no default model is bundled; evaluating the first stage only",
+            file=sys.stderr,
+        )
     report = evaluate(
         args.dataset_dir,
         reranker=reranker,
@@ -123,7 +156,9 @@ def run_index(args) -> int:
     from ..retrieval import SearchIndex, load_user_corpus
 
     corpus = load_user_corpus(args.corpus)
-    index = SearchIndex.build(corpus, first_stage=args.first_stage, dense_model=args.dense_model, device=args.device)
+    index = SearchIndex.build(
+        corpus, first_stage=args.first_stage, dense_model=args.dense_model, device=args.device
+    )
     index.save(args.output)
     print(f"indexed {len(corpus)} documents ({args.first_stage}) into {args.output}")
     return 0
@@ -136,7 +171,9 @@ def run_search(args) -> int:
     _check_positive("-n", args.n)
     index = SearchIndex.load(args.index_dir, device=args.device)
     reranker = _load_reranker(args)
-    hits = index.search(args.query, top_k=args.top_k, n=args.n, reranker=reranker, batch_tokens=args.batch_tokens)
+    hits = index.search(
+        args.query, top_k=args.top_k, n=args.n, reranker=reranker, batch_tokens=args.batch_tokens
+    )
     if args.json:
         payload = {
             "query": args.query,

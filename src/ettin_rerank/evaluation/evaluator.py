@@ -87,17 +87,25 @@ def rerank_run(
 
     def flush() -> None:
         pairs = [(queries[q], _doc_text(corpus[d])) for q in group for d in candidates[q]]
-        scores = np.asarray(reranker.predict(pairs, **kwargs), dtype=np.float32).reshape(-1) if pairs else np.zeros(0)
+        scores = (
+            np.asarray(reranker.predict(pairs, **kwargs), dtype=np.float32).reshape(-1)
+            if pairs
+            else np.zeros(0)
+        )
         if scores.shape[0] != len(pairs):
             raise RuntimeError(f"the reranker returned {scores.shape[0]} scores for {len(pairs)} pairs")
         if not np.all(np.isfinite(scores)):
-            raise RuntimeError("the reranker returned non-finite scores (NaN or inf); check the model and dtype")
+            raise RuntimeError(
+                "the reranker returned non-finite scores (NaN or inf); check the model and dtype"
+            )
         offset = 0
         for query_id in group:
             doc_ids = candidates[query_id]
             query_scores = scores[offset : offset + len(doc_ids)]
             offset += len(doc_ids)
-            order = sorted(range(len(doc_ids)), key=lambda i: -float(query_scores[i]))  # stable: ties keep first-stage order
+            order = sorted(
+                range(len(doc_ids)), key=lambda i: -float(query_scores[i])
+            )  # stable: ties keep first-stage order
             reranked[query_id] = {doc_ids[i]: float(query_scores[i]) for i in order}
         bar.update(len(pairs))
 
@@ -136,7 +144,9 @@ def first_stage_run(
     if first_stage in ("dense", "hybrid"):
         from ..retrieval.dense import DenseIndex
 
-        dense = DenseIndex.build(dataset.corpus, model=dense_model, device=device, cache_dir=cache_dir, show_progress=show_progress)
+        dense = DenseIndex.build(
+            dataset.corpus, model=dense_model, device=device, cache_dir=cache_dir, show_progress=show_progress
+        )
     timings["index_s"] = time.perf_counter() - start
     start = time.perf_counter()
     if first_stage == "bm25":
@@ -198,20 +208,35 @@ def evaluate(
     if nano is not None:
         from ..retrieval.nano import build_nano_subset
 
-        dataset = build_nano_subset(dataset, n_queries=nano, max_corpus=nano_max_corpus, seed=seed, show_progress=show_progress)
+        dataset = build_nano_subset(
+            dataset, n_queries=nano, max_corpus=nano_max_corpus, seed=seed, show_progress=show_progress
+        )
 
     empty_queries = [q for q, text in dataset.queries.items() if not text.strip()]
     if empty_queries:
-        logger.warning("%d quer(y/ies) have empty text, e.g. %r; they retrieve nothing and score 0", len(empty_queries), empty_queries[0])
+        logger.warning(
+            "%d quer(y/ies) have empty text, e.g. %r; they retrieve nothing and score 0",
+            len(empty_queries),
+            empty_queries[0],
+        )
     evaluated = [q for q, judged in dataset.qrels.items() if any(s > 0 for s in judged.values())]
     if not evaluated:
-        raise ValueError(f"{dataset.name or 'the dataset'}: no query of split {dataset.split!r} has a relevant judgement; nothing to evaluate")
+        raise ValueError(
+            f"{dataset.name or 'the dataset'}: no query of split {dataset.split!r} has a relevant judgement; nothing to evaluate"
+        )
 
     depth = max(top_k, 100)
     timings: dict[str, float] = {}
     if run is None:
         run, stage_timings = first_stage_run(
-            dataset, first_stage, depth, bm25_config, dense_model, device, cache_dir, show_progress=show_progress
+            dataset,
+            first_stage,
+            depth,
+            bm25_config,
+            dense_model,
+            device,
+            cache_dir,
+            show_progress=show_progress,
         )
         timings.update(stage_timings)
     first_metrics = evaluate_run(dataset.qrels, run, metrics)
@@ -220,7 +245,13 @@ def evaluate(
     if reranker is not None:
         start = time.perf_counter()
         reranked_run = rerank_run(
-            reranker, dataset.queries, dataset.corpus, run, top_k=top_k, batch_tokens=batch_tokens, show_progress=show_progress
+            reranker,
+            dataset.queries,
+            dataset.corpus,
+            run,
+            top_k=top_k,
+            batch_tokens=batch_tokens,
+            show_progress=show_progress,
         )
         timings["rerank_s"] = time.perf_counter() - start
         pairs = sum(len(d) for d in reranked_run.values())

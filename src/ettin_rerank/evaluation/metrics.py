@@ -33,7 +33,9 @@ def parse_metric(name: str) -> tuple[str, int]:
     """'ndcg@10' -> ('ndcg', 10)."""
     kind, sep, cutoff = name.lower().partition("@")
     if kind not in _KINDS or not sep or not cutoff.isdigit() or int(cutoff) < 1:
-        raise ValueError(f"unknown metric {name!r}; use one of {', '.join(k + '@K' for k in _KINDS)} (e.g. ndcg@10)")
+        raise ValueError(
+            f"unknown metric {name!r}; use one of {', '.join(k + '@K' for k in _KINDS)} (e.g. ndcg@10)"
+        )
     return kind, int(cutoff)
 
 
@@ -81,7 +83,9 @@ def evaluate_per_query(
         if not any(s > 0 for s in judged.values()):
             continue
         ranking = ranked_ids(run.get(query_id, {}))
-        results[query_id] = {name: _query_metric(kind, cutoff, ranking, judged) for name, kind, cutoff in parsed}
+        results[query_id] = {
+            name: _query_metric(kind, cutoff, ranking, judged) for name, kind, cutoff in parsed
+        }
     return results
 
 

@@ -62,12 +62,14 @@ def plot_chart(report: EvaluationReport | dict[str, Any], path: str | Path) -> P
         bars = axes.bar(positions, values, width, label=label)
         axes.bar_label(bars, fmt="%.3f", fontsize=7)
     axes.set_xticks(range(len(metrics)), metrics)
-    axes.set_ylim(0, 1.05)
+    axes.set_ylim(0, 1.15)  # headroom for the legend above the bars
     axes.set_ylabel("score")
     dataset = data.get("dataset", {})
     settings = data.get("settings", {})
-    axes.set_title(f"{dataset.get('name', '')} {dataset.get('split', '')}: {settings.get('first_stage')} -> {settings.get('reranker') or 'no rerank'}")
-    axes.legend(loc="upper right")
+    axes.set_title(
+        f"{dataset.get('name', '')} {dataset.get('split', '')}: {settings.get('first_stage')} -> {settings.get('reranker') or 'no rerank'}"
+    )
+    axes.legend(loc="upper left", ncols=2, frameon=False)
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

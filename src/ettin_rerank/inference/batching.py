@@ -44,7 +44,9 @@ class PackedInputs:
     def to(self, device: torch.device) -> PackedInputs:
         return PackedInputs(
             input_ids=self.input_ids.to(device, non_blocking=True),
-            token_type_ids=None if self.token_type_ids is None else self.token_type_ids.to(device, non_blocking=True),
+            token_type_ids=None
+            if self.token_type_ids is None
+            else self.token_type_ids.to(device, non_blocking=True),
             packing=Packing(
                 cu_seqlens=self.packing.cu_seqlens.to(device, non_blocking=True),
                 seqlens=self.packing.seqlens,

@@ -71,12 +71,16 @@ def validate_pairs(pairs: Any) -> list[tuple[str, str]]:
     out = []
     for position, pair in enumerate(pairs):
         if isinstance(pair, str | bytes) or not isinstance(pair, Sequence) or len(pair) != 2:
-            raise TypeError(f"pairs[{position}] must be a (query, document) pair of strings, got {pair!r:.80}")
+            raise TypeError(
+                f"pairs[{position}] must be a (query, document) pair of strings, got {pair!r:.80}"
+            )
         query, document = pair
         if not isinstance(query, str):
             raise TypeError(f"pairs[{position}][0] (the query) must be a string, got {type(query).__name__}")
         if not isinstance(document, str):
-            raise TypeError(f"pairs[{position}][1] (the document) must be a string, got {type(document).__name__}")
+            raise TypeError(
+                f"pairs[{position}][1] (the document) must be a string, got {type(document).__name__}"
+            )
         out.append((query, document))
     return out
 
@@ -120,7 +124,9 @@ class Reranker:
     ) -> Reranker:
         directory = resolve_model_path(name_or_path)
         checkpoint = load_checkpoint(directory)
-        return cls.from_checkpoint(checkpoint, str(name_or_path), device=device, dtype=dtype, max_length=max_length)
+        return cls.from_checkpoint(
+            checkpoint, str(name_or_path), device=device, dtype=dtype, max_length=max_length
+        )
 
     @classmethod
     def from_checkpoint(
@@ -133,7 +139,9 @@ class Reranker:
     ) -> Reranker:
         limit = checkpoint.max_position_embeddings
         if max_length is not None and not (0 < max_length <= limit):
-            raise ValueError(f"max_length must be between 1 and the model's {limit} positions, got {max_length}")
+            raise ValueError(
+                f"max_length must be between 1 and the model's {limit} positions, got {max_length}"
+            )
         resolved = max_length or min(checkpoint.max_length or limit, limit)
         tokenizer = PairTokenizer.from_dir(
             checkpoint.tokenizer_dir, resolved, with_token_type_ids=checkpoint.model.uses_token_type_ids
@@ -191,7 +199,9 @@ class Reranker:
         """One fp32 score per (query, document) pair, in input order: raw logits unless `activation="sigmoid"`."""
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        scores = self.predict_encoded(self.encode(pairs), batch_tokens=batch_tokens, show_progress_bar=show_progress_bar)
+        scores = self.predict_encoded(
+            self.encode(pairs), batch_tokens=batch_tokens, show_progress_bar=show_progress_bar
+        )
         return apply_activation(scores, activation)
 
     def rank(
@@ -213,7 +223,9 @@ class Reranker:
         for position, document in enumerate(documents):
             if not isinstance(document, str):
                 raise TypeError(f"documents[{position}] must be a string, got {type(document).__name__}")
-        scores = self.predict([(query, d) for d in documents], batch_tokens=batch_tokens, activation=activation)
+        scores = self.predict(
+            [(query, d) for d in documents], batch_tokens=batch_tokens, activation=activation
+        )
         return ranked_results(scores, documents if return_documents else None, top_k)
 
     def __repr__(self) -> str:

@@ -71,7 +71,9 @@ def _sliding_window_blocks(
     block = window
     n_blocks = math.ceil(length / block)
     tail = n_blocks * block - length
-    q_blocks = F.pad(q, (0, 0, 0, tail)).view(heads, n_blocks, block, head_dim)  # (heads, n_blocks, block, head_dim)
+    q_blocks = F.pad(q, (0, 0, 0, tail)).view(
+        heads, n_blocks, block, head_dim
+    )  # (heads, n_blocks, block, head_dim)
     # One block of zeros before and after so every query block has three key blocks.
     k_padded = F.pad(k, (0, 0, block, block + tail))  # (heads, (n_blocks + 2) * block, head_dim)
     v_padded = F.pad(v, (0, 0, block, block + tail))
@@ -81,8 +83,10 @@ def _sliding_window_blocks(
     rows = torch.arange(block, device=q.device)
     cols = torch.arange(3 * block, device=q.device)
     # key offset relative to the query: (cols - block) - rows; inside the window iff |offset| <= window
-    in_window = ((cols[None, :] - block - rows[:, None]).abs() <= window)  # (block, 3 * block)
-    key_pos = torch.arange(n_blocks, device=q.device)[:, None] * block - block + cols[None, :]  # (n_blocks, 3 * block)
+    in_window = (cols[None, :] - block - rows[:, None]).abs() <= window  # (block, 3 * block)
+    key_pos = (
+        torch.arange(n_blocks, device=q.device)[:, None] * block - block + cols[None, :]
+    )  # (n_blocks, 3 * block)
     in_sequence = (key_pos >= 0) & (key_pos < length)
     mask = in_window[None, :, :] & in_sequence[:, None, :]  # (n_blocks, block, 3 * block)
 
@@ -161,7 +165,9 @@ def reference_attention(
     allowed = key_mask[:, None, None, :]  # (batch, 1, 1, length)
     if window is not None:
         pos = torch.arange(length, device=q.device)
-        allowed = allowed & ((pos[:, None] - pos[None, :]).abs() <= window)[None, None]  # (batch, 1, length, length)
+        allowed = (
+            allowed & ((pos[:, None] - pos[None, :]).abs() <= window)[None, None]
+        )  # (batch, 1, length, length)
     scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
     scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1)

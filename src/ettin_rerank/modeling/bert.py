@@ -50,13 +50,20 @@ class BertConfig:
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return {**asdict(self), "model_type": "bert", "architectures": ["BertModel"], "position_embedding_type": "absolute"}
+        return {
+            **asdict(self),
+            "model_type": "bert",
+            "architectures": ["BertModel"],
+            "position_embedding_type": "absolute",
+        }
 
 
 class BertEmbeddings(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.word_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -188,7 +195,10 @@ class BertModel(nn.Module):
         return hidden
 
     def forward_padded(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Eager reference: (batch, length) -> (batch, length, hidden)."""
         if token_type_ids is None:

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .activations import activation_from_config_name
@@ -54,7 +53,9 @@ class ModernBertConfig:
             )
         unknown = set(self.layer_types) - {FULL_ATTENTION, SLIDING_ATTENTION}
         if unknown:
-            raise ValueError(f"unknown layer types {sorted(unknown)}; expected {FULL_ATTENTION} or {SLIDING_ATTENTION}")
+            raise ValueError(
+                f"unknown layer types {sorted(unknown)}; expected {FULL_ATTENTION} or {SLIDING_ATTENTION}"
+            )
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
@@ -147,7 +148,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class ModernBertEmbeddings(nn.Module):
     def __init__(self, config: ModernBertConfig):
         super().__init__()
-        self.tok_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.tok_embeddings = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -179,20 +182,29 @@ class ModernBertAttention(nn.Module):
         self.Wo = nn.Linear(config.hidden_size, config.hidden_size, bias=config.attention_bias)
 
     def _qkv(self, hidden: torch.Tensor, rope: dict[float, tuple[torch.Tensor, torch.Tensor]]):
-        qkv = self.Wqkv(hidden).unflatten(-1, (3, self.num_heads, self.head_dim))  # (..., tokens, 3, heads, head_dim)
+        qkv = self.Wqkv(hidden).unflatten(
+            -1, (3, self.num_heads, self.head_dim)
+        )  # (..., tokens, 3, heads, head_dim)
         q, k, v = qkv.unbind(dim=-3)  # each (..., tokens, heads, head_dim)
         cos, sin = rope[self.rope_theta]
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
 
     def forward(
-        self, hidden: torch.Tensor, packing: Packing, rope: dict[float, tuple[torch.Tensor, torch.Tensor]], backend: str
+        self,
+        hidden: torch.Tensor,
+        packing: Packing,
+        rope: dict[float, tuple[torch.Tensor, torch.Tensor]],
+        backend: str,
     ) -> torch.Tensor:
         q, k, v = self._qkv(hidden, rope)  # (total_tokens, heads, head_dim)
         out = ATTENTION_BACKENDS[backend](q, k, v, packing, self.window, self.scale)
         return self.Wo(out.flatten(-2))  # (total_tokens, hidden)
 
     def forward_padded(
-        self, hidden: torch.Tensor, key_mask: torch.Tensor, rope: dict[float, tuple[torch.Tensor, torch.Tensor]]
+        self,
+        hidden: torch.Tensor,
+        key_mask: torch.Tensor,
+        rope: dict[float, tuple[torch.Tensor, torch.Tensor]],
     ) -> torch.Tensor:
         q, k, v = self._qkv(hidden, rope)  # (batch, length, heads, head_dim)
         out = reference_attention(
@@ -230,7 +242,9 @@ class ModernBertModel(nn.Module):
         super().__init__()
         self.config = config
         self.embeddings = ModernBertEmbeddings(config)
-        self.layers = nn.ModuleList(ModernBertEncoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.layers = nn.ModuleList(
+            ModernBertEncoderLayer(config, i) for i in range(config.num_hidden_layers)
+        )
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
         self.attention_backend = "varlen"
 
@@ -254,7 +268,10 @@ class ModernBertModel(nn.Module):
         return self.final_norm(hidden)
 
     def forward_padded(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Eager reference: input_ids, attention_mask (batch, length) -> (batch, length, hidden)."""
         del token_type_ids

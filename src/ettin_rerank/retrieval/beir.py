@@ -89,7 +89,9 @@ def _read_jsonl(path: Path) -> Iterable[tuple[int, dict]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({error.msg}); each line must be one JSON object") from error
+                raise ValueError(
+                    f"{path}:{line_number}: not valid JSON ({error.msg}); each line must be one JSON object"
+                ) from error
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}")
             yield line_number, record
@@ -97,10 +99,10 @@ def _read_jsonl(path: Path) -> Iterable[tuple[int, dict]]:
 
 def _require_id(record: dict, path: Path, line_number: int) -> str:
     if "_id" not in record:
-        raise ValueError(f"{path}:{line_number}: missing the \"_id\" field")
+        raise ValueError(f'{path}:{line_number}: missing the "_id" field')
     value = record["_id"]
     if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
-        raise ValueError(f"{path}:{line_number}: \"_id\" must be a non-empty string, got {value!r}")
+        raise ValueError(f'{path}:{line_number}: "_id" must be a non-empty string, got {value!r}')
     return str(value)
 
 
@@ -109,7 +111,7 @@ def _optional_str(record: dict, key: str, path: Path, line_number: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ValueError(f"{path}:{line_number}: \"{key}\" must be a string, got {type(value).__name__}")
+        raise ValueError(f'{path}:{line_number}: "{key}" must be a string, got {type(value).__name__}')
     return value
 
 
@@ -117,7 +119,9 @@ def load_corpus(path: str | Path) -> dict[str, Document]:
     """Read a BEIR `corpus.jsonl`. Duplicate ids and malformed lines raise with the line number."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"corpus file not found: {path} (a BEIR corpus.jsonl has one {{\"_id\", \"title\", \"text\"}} object a line)")
+        raise FileNotFoundError(
+            f'corpus file not found: {path} (a BEIR corpus.jsonl has one {{"_id", "title", "text"}} object a line)'
+        )
     corpus: dict[str, Document] = {}
     empty = 0
     for line_number, record in _read_jsonl(path):
@@ -140,14 +144,16 @@ def load_queries(path: str | Path) -> dict[str, str]:
     """Read a BEIR `queries.jsonl` into {query_id: text}."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"queries file not found: {path} (a BEIR queries.jsonl has one {{\"_id\", \"text\"}} object a line)")
+        raise FileNotFoundError(
+            f'queries file not found: {path} (a BEIR queries.jsonl has one {{"_id", "text"}} object a line)'
+        )
     queries: dict[str, str] = {}
     for line_number, record in _read_jsonl(path):
         query_id = _require_id(record, path, line_number)
         if query_id in queries:
             raise ValueError(f"{path}:{line_number}: duplicate query id {query_id!r}")
         if "text" not in record:
-            raise ValueError(f"{path}:{line_number}: missing the \"text\" field")
+            raise ValueError(f'{path}:{line_number}: missing the "text" field')
         queries[query_id] = _optional_str(record, "text", path, line_number)
     return queries
 
@@ -168,7 +174,9 @@ def load_qrels(path: str | Path) -> Qrels:
             if line_number == 1 and fields[0].strip().lower() in {"query-id", "query_id", "qid"}:
                 continue  # header
             if len(fields) != 3:
-                raise ValueError(f"{path}:{line_number}: expected 3 tab-separated fields (query-id, corpus-id, score), got {len(fields)}")
+                raise ValueError(
+                    f"{path}:{line_number}: expected 3 tab-separated fields (query-id, corpus-id, score), got {len(fields)}"
+                )
             query_id, doc_id, score_text = (f.strip() for f in fields)
             try:
                 score = int(float(score_text))
@@ -205,12 +213,24 @@ def load_beir(directory: str | Path, split: str = "test") -> BeirDataset:
         if known:
             qrels[query_id] = known
     if issues.qrels_unknown_queries:
-        logger.warning("%s: %d judgement(s) name a query id missing from queries.jsonl; dropped", directory, issues.qrels_unknown_queries)
+        logger.warning(
+            "%s: %d judgement(s) name a query id missing from queries.jsonl; dropped",
+            directory,
+            issues.qrels_unknown_queries,
+        )
     if issues.qrels_unknown_docs:
-        logger.warning("%s: %d judgement(s) name a document id missing from corpus.jsonl; dropped", directory, issues.qrels_unknown_docs)
+        logger.warning(
+            "%s: %d judgement(s) name a document id missing from corpus.jsonl; dropped",
+            directory,
+            issues.qrels_unknown_docs,
+        )
     if not qrels:
-        raise ValueError(f"{directory}: no usable judgements in qrels/{split}.tsv (every judgement names an unknown query or document id)")
-    issues.queries_without_positive = sorted(q for q, judged in qrels.items() if not any(s > 0 for s in judged.values()))
+        raise ValueError(
+            f"{directory}: no usable judgements in qrels/{split}.tsv (every judgement names an unknown query or document id)"
+        )
+    issues.queries_without_positive = sorted(
+        q for q, judged in qrels.items() if not any(s > 0 for s in judged.values())
+    )
     if issues.queries_without_positive:
         logger.warning(
             "%s: %d judged quer(y/ies) have no relevant document (no score > 0), e.g. %s",
@@ -219,8 +239,12 @@ def load_beir(directory: str | Path, split: str = "test") -> BeirDataset:
             issues.queries_without_positive[0],
         )
     queries = {q: all_queries[q] for q in all_queries if q in qrels}
-    logger.info("loaded %s/%s: %d documents, %d judged queries", directory.name, split, len(corpus), len(queries))
-    return BeirDataset(corpus=corpus, queries=queries, qrels=qrels, name=directory.name, split=split, issues=issues)
+    logger.info(
+        "loaded %s/%s: %d documents, %d judged queries", directory.name, split, len(corpus), len(queries)
+    )
+    return BeirDataset(
+        corpus=corpus, queries=queries, qrels=qrels, name=directory.name, split=split, issues=issues
+    )
 
 
 def write_corpus(corpus: Mapping[str, Document], path: str | Path) -> None:
@@ -228,7 +252,10 @@ def write_corpus(corpus: Mapping[str, Document], path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
         for doc in corpus.values():
-            handle.write(json.dumps({"_id": doc.doc_id, "title": doc.title, "text": doc.text}, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps({"_id": doc.doc_id, "title": doc.title, "text": doc.text}, ensure_ascii=False)
+                + "\n"
+            )
 
 
 def write_beir(dataset: BeirDataset, directory: str | Path) -> Path:

@@ -113,10 +113,14 @@ class BM25Index:
         directory = Path(directory)
         meta_path = directory / _META_FILE
         if not meta_path.is_file():
-            raise FileNotFoundError(f"{directory} is not a BM25 index saved by BM25Index.save ({_META_FILE} is missing)")
+            raise FileNotFoundError(
+                f"{directory} is not a BM25 index saved by BM25Index.save ({_META_FILE} is missing)"
+            )
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"{directory}: BM25 index format {meta.get('format_version')} is not supported; rebuild the index")
+            raise ValueError(
+                f"{directory}: BM25 index format {meta.get('format_version')} is not supported; rebuild the index"
+            )
         model = bm25s.BM25.load(str(directory), mmap=mmap, show_progress=False)
         return cls(model, list(meta["doc_ids"]), BM25Config(**meta["config"]))
 

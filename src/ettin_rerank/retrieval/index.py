@@ -76,7 +76,9 @@ class SearchIndex:
         if first_stage in ("dense", "hybrid"):
             from .dense import DenseIndex
 
-            dense = DenseIndex.build(corpus, model=dense_model, device=device, use_cache=False, show_progress=show_progress)
+            dense = DenseIndex.build(
+                corpus, model=dense_model, device=device, use_cache=False, show_progress=show_progress
+            )
         return cls(corpus, first_stage, bm25, dense)
 
     def save(self, directory: str | Path) -> Path:
@@ -87,7 +89,11 @@ class SearchIndex:
             self.bm25.save(directory / "bm25")
         if self.dense is not None:
             self.dense.save(directory / "dense")
-        meta = {"format_version": _FORMAT_VERSION, "first_stage": self.first_stage, "documents": len(self.corpus)}
+        meta = {
+            "format_version": _FORMAT_VERSION,
+            "first_stage": self.first_stage,
+            "documents": len(self.corpus),
+        }
         (directory / _META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         return directory
 
@@ -101,7 +107,9 @@ class SearchIndex:
             )
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"{directory}: index format {meta.get('format_version')} is not supported; rebuild it")
+            raise ValueError(
+                f"{directory}: index format {meta.get('format_version')} is not supported; rebuild it"
+            )
         corpus = load_corpus(directory / "corpus.jsonl")
         first_stage = meta["first_stage"]
         bm25 = BM25Index.load(directory / "bm25") if first_stage in ("bm25", "hybrid") else None
@@ -124,7 +132,9 @@ class SearchIndex:
             run = hybrid_search(queries, self.bm25, self.dense, k=top_k, show_progress=False)
         return run["q"]
 
-    def search(self, query: str, top_k: int = 100, n: int = 10, reranker=None, batch_tokens: int | None = None) -> list[SearchHit]:
+    def search(
+        self, query: str, top_k: int = 100, n: int = 10, reranker=None, batch_tokens: int | None = None
+    ) -> list[SearchHit]:
         """First stage top-`top_k`, reranked with `reranker` when given, best `n` returned.
 
         Equal reranker scores keep first-stage order.
@@ -138,7 +148,15 @@ class SearchIndex:
         if reranker is not None and candidates:
             from ..evaluation.evaluator import rerank_run
 
-            final = rerank_run(reranker, {"q": query}, self.corpus, {"q": candidates}, top_k=top_k, batch_tokens=batch_tokens, show_progress=False)["q"]
+            final = rerank_run(
+                reranker,
+                {"q": query},
+                self.corpus,
+                {"q": candidates},
+                top_k=top_k,
+                batch_tokens=batch_tokens,
+                show_progress=False,
+            )["q"]
         hits = []
         for rank, (doc_id, score) in enumerate(list(final.items())[:n], start=1):
             doc = self.corpus[doc_id]

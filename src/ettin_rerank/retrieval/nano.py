@@ -41,11 +41,19 @@ def build_nano_subset(
         raise ValueError(f"n_queries must be at least 1, got {n_queries}")
     if max_corpus < 1:
         raise ValueError(f"max_corpus must be at least 1, got {max_corpus}")
-    eligible = sorted(q for q, judged in dataset.qrels.items() if q in dataset.queries and any(s > 0 for s in judged.values()))
+    eligible = sorted(
+        q
+        for q, judged in dataset.qrels.items()
+        if q in dataset.queries and any(s > 0 for s in judged.values())
+    )
     if not eligible:
         raise ValueError("the dataset has no query with a relevant judgement to sample from")
     if n_queries > len(eligible):
-        logger.warning("asked for %d queries but only %d are judged with a relevant document; using all", n_queries, len(eligible))
+        logger.warning(
+            "asked for %d queries but only %d are judged with a relevant document; using all",
+            n_queries,
+            len(eligible),
+        )
     chosen = set(random.Random(seed).sample(eligible, min(n_queries, len(eligible))))
     query_ids = [q for q in dataset.queries if q in chosen]  # parent order
 
@@ -64,7 +72,9 @@ def build_nano_subset(
             from .bm25 import BM25Index
 
             index = BM25Index.build(dataset.corpus, show_progress=show_progress)
-            distractor_run = index.search({q: dataset.queries[q] for q in query_ids}, k=distractor_depth, show_progress=show_progress)
+            distractor_run = index.search(
+                {q: dataset.queries[q] for q in query_ids}, k=distractor_depth, show_progress=show_progress
+            )
         ranked = [list(distractor_run.get(q, {}))[:distractor_depth] for q in query_ids]
         for rank in range(max((len(r) for r in ranked), default=0)):
             for docs in ranked:
@@ -84,7 +94,9 @@ def build_nano_subset(
         split=dataset.split,
         issues=DatasetIssues(),
     )
-    logger.info("nano subset: %d queries, %d documents (seed %d)", len(subset.queries), len(subset.corpus), seed)
+    logger.info(
+        "nano subset: %d queries, %d documents (seed %d)", len(subset.queries), len(subset.corpus), seed
+    )
     if output_dir is not None:
         write_beir(subset, output_dir)
         info = {

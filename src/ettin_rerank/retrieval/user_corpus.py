@@ -12,7 +12,9 @@ logger = logging.getLogger(__name__)
 TEXT_SUFFIXES = (".txt", ".md")
 
 
-def load_text_directory(directory: str | Path, suffixes: tuple[str, ...] = TEXT_SUFFIXES) -> dict[str, Document]:
+def load_text_directory(
+    directory: str | Path, suffixes: tuple[str, ...] = TEXT_SUFFIXES
+) -> dict[str, Document]:
     """One document per file, found recursively; the id is the path relative to `directory`
     (with "/" separators); a Markdown file whose first line is a `# ` heading uses it
     as the title. Files are read as UTF-8; empty files are skipped with a warning."""
@@ -27,7 +29,9 @@ def load_text_directory(directory: str | Path, suffixes: tuple[str, ...] = TEXT_
         try:
             content = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as error:
-            raise ValueError(f"{path} is not UTF-8 text ({error.reason}); convert it or remove it from {directory}") from error
+            raise ValueError(
+                f"{path} is not UTF-8 text ({error.reason}); convert it or remove it from {directory}"
+            ) from error
         if not content.strip():
             empty.append(doc_id)
             continue
