@@ -1,0 +1,49 @@
+"""Which model a command uses when the user names none.
+
+Order: an explicit `--model` / argument, then the `ETTIN_RERANK_MODEL` environment
+variable, then the reranker bundled with the package (if this install carries one).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_VAR = "ETTIN_RERANK_MODEL"
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    name_or_path: str
+    source: str  # "argument", "environment (ETTIN_RERANK_MODEL)" or "bundled"
+
+    def describe(self) -> str:
+        return f"{self.name_or_path} (from {self.source})"
+
+
+def bundled_model_dir() -> Path | None:
+    return BUNDLED_MODEL_DIR if (BUNDLED_MODEL_DIR / "modules.json").is_file() else None
+
+
+def resolve_model(explicit: str | os.PathLike | None = None) -> ModelChoice | None:
+    """The model to use, or None when nothing is named and no model is bundled."""
+    if explicit:
+        return ModelChoice(str(explicit), "argument")
+    if os.environ.get(ENV_VAR):
+        return ModelChoice(os.environ[ENV_VAR], f"environment ({ENV_VAR})")
+    bundled = bundled_model_dir()
+    if bundled is not None:
+        return ModelChoice(str(bundled), "bundled")
+    return None
+
+
+def require_model(explicit: str | os.PathLike | None = None) -> ModelChoice:
+    choice = resolve_model(explicit)
+    if choice is None:
+        raise ValueError(
+            f"no model given: pass --model DIR_OR_HUB_ID or set {ENV_VAR} "
+            "(this install carries no bundled default model)"
+        )
+    return choice
