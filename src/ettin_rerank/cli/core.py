@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 from ..family import ETTIN_MAX_LENGTH, SIZES
+from ..models import ENV_VAR, require_model
+
+MODEL_HELP = f"model directory or Hub id (default: ${ENV_VAR}, else the bundled model)"
 
 
 def register(subparsers) -> None:
@@ -28,7 +31,7 @@ def register(subparsers) -> None:
         metavar="DOCS_FILE|-",
         help='JSONL ({"text": ...} or strings) or one document per line; - reads stdin (default)',
     )
-    rank.add_argument("--model", required=True, help="model directory or Hub id")
+    rank.add_argument("--model", default=None, help=MODEL_HELP)
     rank.add_argument("--query", "-q", required=True)
     rank.add_argument("--top-k", type=int, default=None)
     rank.add_argument(
@@ -43,7 +46,7 @@ def register(subparsers) -> None:
     info = subparsers.add_parser(
         "info", help="describe a model: architecture, parameters, max length, layout"
     )
-    info.add_argument("model", help="model directory or Hub id")
+    info.add_argument("model", nargs="?", default=None, help=MODEL_HELP)
     info.add_argument("--json", action="store_true")
     info.set_defaults(handler=run_info)
 
@@ -92,14 +95,19 @@ def run_rank(args) -> int:
     from .. import Reranker
 
     documents = read_documents(args.documents)
+    model = require_model(args.model)
     reranker = Reranker.from_pretrained(
-        args.model, device=args.device, dtype=args.dtype, max_length=args.max_length
+        model.name_or_path, device=args.device, dtype=args.dtype, max_length=args.max_length
     )
     results = reranker.rank(
         args.query, documents, top_k=args.top_k, return_documents=True, activation=args.activation
     )
     if args.json:
-        print(json.dumps({"model": args.model, "query": args.query, "results": results}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"model": model.name_or_path, "query": args.query, "results": results}, ensure_ascii=False
+            )
+        )
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -121,13 +129,15 @@ def run_rank(args) -> int:
     return 0
 
 
-def describe_model(model: str) -> dict:
+def describe_model(model: str | None) -> dict:
     from .. import Reranker
 
-    reranker = Reranker.from_pretrained(model)
+    choice = require_model(model)
+    reranker = Reranker.from_pretrained(choice.name_or_path)
     config = reranker.model.config
     return {
-        "model": model,
+        "model": choice.name_or_path,
+        "source": choice.source,
         "architecture": reranker.architecture,
         "layout": reranker.layout,
         "parameters": reranker.num_parameters,

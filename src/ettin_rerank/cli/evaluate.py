@@ -101,6 +101,15 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-tokens", type=int, help="token budget per batch (default: the engine's)")
 
 
+def _undo_bm25s_log_level() -> None:
+    """bm25s sets its own logger to DEBUG at import; let it follow the level `-v` chose."""
+    try:
+        import bm25s  # noqa: F401
+    except ImportError:
+        return
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+
+
 def _check_positive(name: str, value: int | None) -> None:
     if value is not None and value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
@@ -118,6 +127,7 @@ def _load_reranker(args):
 
 
 def run_evaluate(args) -> int:
+    _undo_bm25s_log_level()
     from ..evaluation import evaluate, write_report
 
     _check_positive("--top-k", args.top_k)
@@ -142,8 +152,6 @@ def run_evaluate(args) -> int:
         cache_dir=args.cache_dir,
         batch_tokens=args.batch_tokens,
     )
-    if reranker is not None:
-        report.settings["reranker"] = args.model or report.settings["reranker"]
     paths = write_report(report, args.output)
     from ..evaluation.reports import render_markdown
 
@@ -153,6 +161,7 @@ def run_evaluate(args) -> int:
 
 
 def run_index(args) -> int:
+    _undo_bm25s_log_level()
     from ..retrieval import SearchIndex, load_user_corpus
 
     corpus = load_user_corpus(args.corpus)
@@ -165,6 +174,7 @@ def run_index(args) -> int:
 
 
 def run_search(args) -> int:
+    _undo_bm25s_log_level()
     from ..retrieval import SearchIndex
 
     _check_positive("--top-k", args.top_k)
