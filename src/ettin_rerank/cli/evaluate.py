@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ..models import resolve_model
+
 logger = logging.getLogger(__name__)
 
 FIRST_STAGES = ("bm25", "dense", "hybrid")
@@ -27,7 +29,9 @@ def register(subparsers) -> None:
     )
     model = evaluate.add_mutually_exclusive_group()
     model.add_argument(
-        "--model", "-m", help="reranker name or directory (default: the package default, if any)"
+        "--model",
+        "-m",
+        help="reranker directory or Hub id (default: $ETTIN_RERANK_MODEL, else the bundled model)",
     )
     model.add_argument("--no-rerank", action="store_true", help="evaluate the first stage alone")
     evaluate.add_argument("--first-stage", choices=FIRST_STAGES, default="bm25")
@@ -80,7 +84,9 @@ def register(subparsers) -> None:
     search.add_argument("index_dir", type=Path)
     search.add_argument("query")
     search.add_argument(
-        "--model", "-m", help="reranker name or directory (default: the package default, if any)"
+        "--model",
+        "-m",
+        help="reranker directory or Hub id (default: $ETTIN_RERANK_MODEL, else the bundled model)",
     )
     search.add_argument(
         "--top-k", type=int, default=100, help="first-stage candidates to rerank (default 100)"
@@ -101,33 +107,24 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-tokens", type=int, help="token budget per batch (default: the engine's)")
 
 
-def _undo_bm25s_log_level() -> None:
-    """bm25s sets its own logger to DEBUG at import; let it follow the level `-v` chose."""
-    try:
-        import bm25s  # noqa: F401
-    except ImportError:
-        return
-    logging.getLogger("bm25s").setLevel(logging.NOTSET)
-
-
 def _check_positive(name: str, value: int | None) -> None:
     if value is not None and value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
 
 
 def _load_reranker(args):
-    from ..evaluation import resolve_model
-
-    name = resolve_model(getattr(args, "model", None))
-    if name is None:
+    choice = resolve_model(getattr(args, "model", None))
+    if choice is None:
         return None
     from .. import Reranker
 
-    return Reranker.from_pretrained(name, device=args.device, dtype=args.dtype, max_length=args.max_length)
+    logger.info("reranking with %s", choice.describe())
+    return Reranker.from_pretrained(
+        choice.name_or_path, device=args.device, dtype=args.dtype, max_length=args.max_length
+    )
 
 
 def run_evaluate(args) -> int:
-    _undo_bm25s_log_level()
     from ..evaluation import evaluate, write_report
 
     _check_positive("--top-k", args.top_k)
@@ -161,7 +158,6 @@ def run_evaluate(args) -> int:
 
 
 def run_index(args) -> int:
-    _undo_bm25s_log_level()
     from ..retrieval import SearchIndex, load_user_corpus
 
     corpus = load_user_corpus(args.corpus)
@@ -174,7 +170,6 @@ def run_index(args) -> int:
 
 
 def run_search(args) -> int:
-    _undo_bm25s_log_level()
     from ..retrieval import SearchIndex
 
     _check_positive("--top-k", args.top_k)

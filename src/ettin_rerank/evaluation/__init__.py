@@ -1,19 +1,16 @@
 """Metrics, retrieve-then-rerank evaluation and reports."""
 
 from .evaluator import (
-    DEFAULT_RERANKER,
     EvaluationReport,
     evaluate,
     first_stage_run,
     rerank_run,
-    resolve_model,
 )
 from .metrics import DEFAULT_METRICS, evaluate_per_query, evaluate_run, ranked_ids
 from .reports import plot_chart, render_markdown, write_report
 
 __all__ = [
     "DEFAULT_METRICS",
-    "DEFAULT_RERANKER",
     "EvaluationReport",
     "evaluate",
     "evaluate_per_query",
@@ -23,6 +20,5 @@ __all__ = [
     "ranked_ids",
     "render_markdown",
     "rerank_run",
-    "resolve_model",
     "write_report",
 ]

@@ -25,19 +25,6 @@ logger = logging.getLogger(__name__)
 
 FIRST_STAGES = ("bm25", "dense", "hybrid")
 
-# The reranker used when the caller names none. A later release bundles a default
-# Ettin model; until then None means "evaluate/search with the first stage only".
-DEFAULT_RERANKER: str | None = None
-
-
-def resolve_model(model: str | None) -> str | None:
-    """The one place that decides which reranker to use when `--model` is absent."""
-    if model:
-        return model
-    if DEFAULT_RERANKER is None:
-        logger.info("no reranker given and this package has no default model yet: first stage only")
-    return DEFAULT_RERANKER
-
 
 class PairScorer(Protocol):
     """What `rerank_run` needs from a reranker (`ettin_rerank.Reranker` fits)."""

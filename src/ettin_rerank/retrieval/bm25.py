@@ -35,6 +35,17 @@ class BM25Config:
     lowercase: bool = True
 
 
+def _import_bm25s():
+    """bm25s, with the DEBUG level it sets on its own logger at import undone.
+
+    Log levels are the application's choice (the CLI's `-v`), not a dependency's.
+    """
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
 def _stemmer(config: BM25Config):
     if config.stemmer is None:
         return None
@@ -50,9 +61,7 @@ def _stemmer(config: BM25Config):
 
 
 def _tokenize(texts: Sequence[str], config: BM25Config, show_progress: bool):
-    import bm25s
-
-    return bm25s.tokenize(
+    return _import_bm25s().tokenize(
         list(texts),
         lower=config.lowercase,
         stopwords=config.stopwords,
@@ -84,8 +93,7 @@ class BM25Index:
         config: BM25Config | None = None,
         show_progress: bool = True,
     ) -> BM25Index:
-        import bm25s
-
+        bm25s = _import_bm25s()
         config = config or BM25Config()
         if not corpus:
             raise ValueError("cannot build a BM25 index over an empty corpus")
@@ -108,8 +116,7 @@ class BM25Index:
 
     @classmethod
     def load(cls, directory: str | Path, mmap: bool = False) -> BM25Index:
-        import bm25s
-
+        bm25s = _import_bm25s()
         directory = Path(directory)
         meta_path = directory / _META_FILE
         if not meta_path.is_file():

@@ -201,10 +201,15 @@ def search_embeddings(
     doc_embeddings: np.ndarray,
     doc_ids: Sequence[str],
     k: int,
-    chunk: int = 256,
+    chunk: int | None = None,
 ) -> Run:
-    """Exact top-k inner-product search; ties broken by document index ascending."""
+    """Exact top-k inner-product search; ties broken by document index ascending.
+
+    Queries go `chunk` at a time (default: as many as keep the score matrix near 256 MB).
+    """
     k_eff = min(k, len(doc_ids))
+    if chunk is None:
+        chunk = max(1, min(1024, (256 << 20) // (4 * max(1, len(doc_ids)))))
     run: Run = {}
     for start in range(0, len(query_ids), chunk):
         scores = query_embeddings[start : start + chunk] @ doc_embeddings.T  # (chunk, num_docs)

@@ -1,0 +1,150 @@
+"""`ettin-rerank evaluate | index | search`, run in process through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ettin_rerank.cli import main
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED = REPO_ROOT / ".." / "shared"
+
+
+def write_beir(directory: Path) -> Path:
+    (directory / "qrels").mkdir(parents=True)
+    docs = {
+        "d1": ("Cats", "Cats purr when content."),
+        "d2": ("Dogs", "Dogs bark at strangers."),
+        "d3": ("", "Plants make glucose from sunlight."),
+        "d4": ("Lava", "Volcanoes erupt lava."),
+    }
+    (directory / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in docs.items())
+    )
+    queries = {"q1": "why do cats purr", "q2": "glucose from sunlight", "q3": "dogs", "q4": "volcano"}
+    (directory / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items())
+    )
+    (directory / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td2\t1\nq4\td4\t0\n"
+    )
+    return directory
+
+
+def test_evaluate_no_rerank_writes_json_markdown_png(tmp_path, capsys):
+    dataset = write_beir(tmp_path / "ds")
+    output = tmp_path / "out" / "results.json"
+    assert main(["evaluate", str(dataset), "--no-rerank", "--output", str(output)]) == 0
+    data = json.loads(output.read_text())
+    assert data["reranked"] is None
+    assert data["first_stage"]["recall@100"] == 1.0
+    assert data["settings"]["first_stage"] == "bm25" and data["settings"]["top_k"] == 100
+    assert data["counts"]["queries_evaluated"] == 3 and data["counts"]["queries_skipped_no_relevant"] == 1
+    assert "index_s" in data["timings"]
+    assert output.with_suffix(".md").is_file() and output.with_suffix(".png").is_file()
+    assert "| ndcg@10 |" in capsys.readouterr().out
+
+
+def test_evaluate_without_model_falls_back_to_first_stage(tmp_path, capsys):
+    dataset = write_beir(tmp_path / "ds")
+    assert main(["evaluate", str(dataset), "-o", str(tmp_path / "r.json")]) == 0
+    assert "evaluating the first stage only" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r.json").read_text())["reranked"] is None
+
+
+def test_evaluate_missing_split_is_a_clear_error(tmp_path, capsys):
+    dataset = write_beir(tmp_path / "ds")
+    assert (
+        main(["evaluate", str(dataset), "--no-rerank", "--split", "dev", "-o", str(tmp_path / "r.json")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "no relevance judgements for this split" in err and "splits available: test" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_evaluate_empty_corpus_is_a_clear_error(tmp_path, capsys):
+    dataset = write_beir(tmp_path / "ds")
+    (dataset / "corpus.jsonl").write_text("")
+    assert main(["evaluate", str(dataset), "--no-rerank", "-o", str(tmp_path / "r.json")]) == 2
+    assert "is empty" in capsys.readouterr().err
+
+
+def test_evaluate_rejects_bad_top_k(tmp_path, capsys):
+    dataset = write_beir(tmp_path / "ds")
+    assert (
+        main(["evaluate", str(dataset), "--no-rerank", "--top-k", "0", "-o", str(tmp_path / "r.json")]) == 2
+    )
+    assert "--top-k must be at least 1" in capsys.readouterr().err
+
+
+def test_index_and_search_text_directory(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "kettle.txt").write_text("Descale the kettle with white vinegar once a month.")
+    (docs / "garden.md").write_text("# Garden\nWater tomatoes early in the morning, never at noon.")
+    (docs / "bike.txt").write_text("Pump bicycle tyres to the pressure on the sidewall.")
+    index_dir = tmp_path / "idx"
+    assert main(["index", str(docs), "-o", str(index_dir)]) == 0
+    assert "indexed 3 documents" in capsys.readouterr().out
+
+    assert main(["search", str(index_dir), "how do I descale a kettle", "-n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("  1. kettle.txt  (bm25 score ")
+    assert "Descale the kettle with white vinegar" in out
+
+    assert main(["search", str(index_dir), "tomatoes", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["reranked"] is False
+    assert [r["doc_id"] for r in payload["results"]] == ["garden.md"]
+    assert payload["results"][0]["title"] == "Garden"
+
+    assert main(["search", str(tmp_path / "nowhere"), "x"]) == 2
+    assert "is not a search index" in capsys.readouterr().err
+
+
+def test_search_with_a_random_tiny_reranker(tmp_path, capsys):
+    tokenizer_dir = SHARED / "tokenizers" / "modernbert"
+    if not (tokenizer_dir / "tokenizer.json").is_file():
+        pytest.skip(f"ModernBERT tokenizer not found at {tokenizer_dir.resolve()} (../shared is absent)")
+    from ettin_rerank.family import create_random_reranker
+
+    model_dir = create_random_reranker("tiny", tokenizer_dir, tmp_path / "tiny", seed=0)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(5):
+        (docs / f"n{i}.txt").write_text(f"note {i} about tea and biscuits " + "word " * i)
+    assert main(["index", str(docs), "-o", str(tmp_path / "idx")]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "idx"), "tea", "--model", str(model_dir), "--json", "-n", "3"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["reranked"] is True
+    scores = [r["score"] for r in payload["results"]]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+
+
+def test_evaluate_random_tiny_reranker_on_nano_scifact(tmp_path, capsys):
+    scifact = SHARED / "data" / "scifact"
+    tokenizer_dir = SHARED / "tokenizers" / "modernbert"
+    if not (scifact / "corpus.jsonl").is_file() or not (tokenizer_dir / "tokenizer.json").is_file():
+        pytest.skip(
+            f"SciFact or the ModernBERT tokenizer not found under {SHARED.resolve()} (../shared is absent)"
+        )
+    from ettin_rerank.family import create_random_reranker
+
+    model_dir = create_random_reranker("tiny", tokenizer_dir, tmp_path / "tiny", seed=0)
+    output = tmp_path / "results.json"
+    argv = ["evaluate", str(scifact), "--model", str(model_dir), "--nano", "3", "--nano-max-corpus", "60"]
+    assert main([*argv, "--top-k", "5", "--max-length", "128", "-o", str(output)]) == 0
+    data = json.loads(output.read_text())
+    assert data["settings"]["reranker"] == str(model_dir) and data["settings"]["nano"] == 3
+    assert data["counts"]["documents"] == 60 and data["counts"]["queries_evaluated"] == 3
+    assert set(data["reranked"]) == set(data["first_stage"])
+    assert data["timings"]["rerank_s"] > 0
+    markdown = output.with_suffix(".md").read_text()
+    assert "| metric | first stage | reranked | change |" in markdown
