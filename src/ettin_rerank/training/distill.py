@@ -1,0 +1,567 @@
+"""Step 4, `distill`: a student learns the teacher's raw logits (pointwise MSE by default).
+
+The Ettin recipe: AdamW, 3% linear warmup then linear decay, bf16 autocast where the
+hardware has it, per-size learning rate and global batch from the published table,
+evaluation every 5% of training with the best checkpoints kept and the best loaded at
+the end. Runs as one process or under `torchrun` (DDP; gloo on CPU, nccl on CUDA).
+
+Data order is a function of (seed, epoch, step) only, and every step's global batch is
+the same however many processes share it: each process takes a slice, micro-batches it
+by a token budget, and divides the summed per-pair losses by the *global* batch size,
+so averaged gradients equal the single-process ones. A restart resumes from the last
+checkpoint (weights, optimizer, scheduler, log) and continues the same data order.
+
+Output directory:
+    OUT/                      the final (best) student in the Ettin modular layout
+    OUT/checkpoints/step-N/   kept checkpoints (best k by the selection metric + the last)
+    OUT/training_log.json     config, per-step loss and learning rate, evaluations
+    OUT/loss_curve.png        training loss, held-out MSE and NDCG@10 over steps
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..inference.batching import pack, plan_batches
+from ..inference.tokenization import EncodedPairs, PairTokenizer
+from ..modeling.attention import default_backend
+from .io import TRAIN_COLUMNS, provenance_of, read_table
+from .losses import LOSSES, per_pair_loss
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "bf16", "fp32")
+CHECKPOINT_DIR = "checkpoints"
+LOG_FILE = "training_log.json"
+CONFIG_FILE = "distill_config.json"
+STATE_FILE = "trainer_state.pt"
+DEFAULT_MICRO_BATCH_TOKENS = {"cpu": 8192, "cuda": 65536}
+
+
+@dataclass
+class DistillConfig:
+    train: str  # select's output directory (with train/ and heldout/) or a directory of Parquet shards
+    output_dir: str
+    student: str | None = None  # an Ettin size (tiny, 17m, ...) or an Ettin-layout reranker directory
+    init_encoder: str | None = None  # a ModernBERT or BERT encoder directory to start from
+    keep_layers: int | None = None  # keep the first N encoder layers of --init-encoder
+    tokenizer: str | None = None  # tokenizer directory for a random student
+    eval_dataset: str | None = None  # BEIR directory for the NanoBEIR-style NDCG@10 evaluation
+    eval_split: str = "test"
+    eval_queries: int = 50  # queries of the NanoBEIR-style subset
+    eval_max_corpus: int = 5000  # corpus cap of the subset
+    eval_top_k: int = 100  # BM25 top-k reranked at evaluation
+    heldout: str | None = None  # held-out pairs (default TRAIN/heldout when present)
+    heldout_max_pairs: int = 5000
+    loss: str = "mse"  # mse | margin-mse
+    learning_rate: float | None = None  # default: the published value for the student's size
+    batch_size: int | None = None  # global pairs per step; default: the published value for the size
+    max_steps: int | None = None  # overrides epochs
+    epochs: float = 1.0
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0  # transformers Trainer default
+    max_grad_norm: float = 1.0  # transformers Trainer default
+    max_length: int = 512  # tokens per pair during training and evaluation
+    micro_batch_tokens: int | None = None  # real tokens per forward (gradient accumulation below the batch)
+    eval_every: float = 0.05  # fraction of training between evaluations
+    keep_best: int = 2  # best checkpoints kept (the last one is always kept as well, for resuming)
+    eval_at_start: bool = True  # measure the untrained student too (step 0)
+    seed: int = 12
+    precision: str = "auto"  # auto: bf16 autocast on CUDA with bf16 support, else fp32
+    device: str | None = None  # default: cuda (this process's local rank) when available, else cpu
+    data_seed: int | None = None  # shuffling seed (default: seed)
+
+    def resume_key(self) -> dict[str, Any]:
+        """Settings that must match for a restart to continue a run."""
+        ignore = {"device", "eval_at_start"}
+        return {k: v for k, v in asdict(self).items() if k not in ignore}
+
+
+@dataclass
+class TrainingData:
+    encoded: EncodedPairs
+    teacher: np.ndarray  # (pairs,) float32
+    group: np.ndarray  # (pairs,) int64 query index
+    query_ids: np.ndarray  # (pairs,) str
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.teacher)
+
+
+def resolve_train_dirs(train: str | Path, heldout: str | Path | None) -> tuple[Path, Path | None]:
+    train = Path(train)
+    if (train / "train").is_dir():
+        held = Path(heldout) if heldout else (train / "heldout")
+        return train / "train", held if held.is_dir() and any(held.glob("*.parquet")) else None
+    return train, Path(heldout) if heldout else None
+
+
+def load_pairs(
+    path: Path, tokenizer: PairTokenizer, max_pairs: int | None = None, seed: int = 0
+) -> TrainingData:
+    table = read_table(path, TRAIN_COLUMNS, "distill")
+    if max_pairs is not None and table.num_rows > max_pairs:
+        # Whole queries, chosen deterministically, until max_pairs.
+        ids = np.asarray(table.column("query_id").to_pylist(), dtype=str)
+        unique = np.unique(ids)
+        np.random.default_rng(seed).shuffle(unique)
+        kept, total = set(), 0
+        counts = dict(zip(*np.unique(ids, return_counts=True), strict=True))
+        for q in unique:
+            if total >= max_pairs:
+                break
+            kept.add(q)
+            total += counts[q]
+        table = table.filter(np.isin(ids, list(kept)))
+    teacher = table.column("teacher_score").to_numpy(zero_copy_only=False).astype(np.float32)
+    if not np.all(np.isfinite(teacher)):
+        raise ValueError(f"{path}: some teacher_score values are NaN or infinite")
+    query_ids = np.asarray(table.column("query_id").to_pylist(), dtype=str)
+    _, group = np.unique(query_ids, return_inverse=True)
+    pairs = list(zip(table.column("query").to_pylist(), table.column("document").to_pylist(), strict=True))
+    encoded = tokenizer.encode_pairs(pairs)
+    return TrainingData(encoded, teacher, group.astype(np.int64), query_ids, provenance_of(table))
+
+
+# --- data order -----------------------------------------------------------------------------
+
+
+def epoch_order(data: TrainingData, epoch: int, seed: int, loss: str) -> np.ndarray:
+    """A permutation of the pairs; for margin-mse, queries are shuffled with their pairs kept together."""
+    rng = np.random.default_rng([seed, epoch])
+    if loss != "margin-mse":
+        return rng.permutation(len(data))
+    groups = rng.permutation(int(data.group.max()) + 1)
+    by_group = np.argsort(data.group, kind="stable")
+    starts = np.searchsorted(data.group[by_group], np.arange(int(data.group.max()) + 2))
+    return np.concatenate([by_group[starts[g] : starts[g + 1]] for g in groups])
+
+
+def global_batch(data: TrainingData, step: int, batch_size: int, seed: int, loss: str) -> np.ndarray:
+    steps_per_epoch = max(1, len(data) // batch_size)
+    epoch, position = divmod(step, steps_per_epoch)
+    order = epoch_order(data, epoch, seed, loss)
+    return order[position * batch_size : (position + 1) * batch_size]
+
+
+def split_for_rank(indices: np.ndarray, group: np.ndarray, rank: int, world: int, loss: str) -> np.ndarray:
+    """This process's share of the global batch; margin-mse never splits a query's pairs."""
+    if world == 1:
+        return indices
+    if loss != "margin-mse":
+        return np.array_split(indices, world)[rank]
+    groups = group[indices]
+    boundaries = [0] + [i for i in range(1, len(indices)) if groups[i] != groups[i - 1]] + [len(indices)]
+    cuts = [0]
+    for part in range(1, world):
+        target = part * len(indices) / world
+        cuts.append(max(cuts[-1], min(boundaries, key=lambda b: abs(b - target))))
+    cuts.append(len(indices))
+    return indices[cuts[rank] : cuts[rank + 1]]
+
+
+def micro_batches(data: TrainingData, indices: np.ndarray, budget: int, loss: str) -> list[np.ndarray]:
+    """Cut a process's batch into forwards of at most `budget` tokens (query groups kept whole for margin-mse)."""
+    if len(indices) == 0:
+        return []
+    lengths = data.encoded.lengths[indices]
+    if loss != "margin-mse":
+        return [indices[b] for b in plan_batches(lengths, budget)]
+    out, current, used = [], [], 0
+    groups = data.group[indices]
+    start = 0
+    for i in range(1, len(indices) + 1):
+        if i == len(indices) or groups[i] != groups[i - 1]:
+            run_tokens = int(lengths[start:i].sum())
+            if current and used + run_tokens > budget:
+                out.append(np.concatenate(current))
+                current, used = [], 0
+            current.append(indices[start:i])
+            used += run_tokens
+            start = i
+    if current:
+        out.append(np.concatenate(current))
+    return out
+
+
+# --- schedule, checkpoints ------------------------------------------------------------------
+
+
+def linear_schedule(warmup_steps: int, total_steps: int):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return float(step + 1) / float(max(1, warmup_steps))
+        return max(0.0, float(total_steps - step) / float(max(1, total_steps - warmup_steps)))
+
+    return factor
+
+
+def _checkpoint_dirs(output_dir: Path) -> list[tuple[int, Path]]:
+    root = output_dir / CHECKPOINT_DIR
+    found = []
+    if root.is_dir():
+        for path in root.glob("step-*"):
+            if (path / STATE_FILE).is_file() and path.name[5:].isdigit():
+                found.append((int(path.name[5:]), path))
+    return sorted(found)
+
+
+def _atomic_dir(final: Path, write) -> None:
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    write(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+# --- the loop -------------------------------------------------------------------------------
+
+
+class Distiller:
+    def __init__(self, config: DistillConfig):
+        self.config = config
+        if config.loss not in LOSSES:
+            raise ValueError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
+        if config.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {config.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if config.max_steps is not None and config.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {config.max_steps}")
+        if not (0.0 < config.eval_every <= 1.0):
+            raise ValueError(f"eval_every must be a fraction in (0, 1], got {config.eval_every}")
+        if config.keep_best < 1:
+            raise ValueError(f"keep_best must be at least 1, got {config.keep_best}")
+        self.output_dir = Path(config.output_dir)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if config.device:
+            self.device = torch.device(config.device)
+        else:
+            self.device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device(f"cuda:{local_rank}")
+        self.use_bf16 = config.precision == "bf16" or (
+            config.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        )
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def _barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def _prepare(self):
+        """Everything that can fail on bad input, before any long work."""
+        from .student import build_student
+
+        cfg = self.config
+        train_dir, heldout_dir = resolve_train_dirs(cfg.train, cfg.heldout)
+        import pyarrow.parquet as pq
+
+        from .io import check_columns, parquet_files
+
+        for file in parquet_files(train_dir):
+            check_columns(pq.read_schema(file), TRAIN_COLUMNS, file, "distill")
+        torch.manual_seed(cfg.seed)
+        student = build_student(cfg.student, cfg.init_encoder, cfg.keep_layers, cfg.tokenizer, seed=cfg.seed)
+        evaluator = None
+        if cfg.eval_dataset is not None and self.is_main:
+            from .callbacks import NanoEvaluator
+
+            evaluator = NanoEvaluator(
+                cfg.eval_dataset,
+                cfg.eval_split,
+                cfg.eval_queries,
+                cfg.eval_max_corpus,
+                cfg.eval_top_k,
+                seed=cfg.seed,
+            )
+        elif cfg.eval_dataset is not None:
+            from ..retrieval.beir import load_beir
+
+            load_beir(cfg.eval_dataset, cfg.eval_split)  # fail on every rank alike
+        limit = student.model.encoder.config.max_position_embeddings
+        max_length = min(cfg.max_length, limit)
+        tokenizer = PairTokenizer.from_dir(
+            student.tokenizer_dir, max_length, student.model.uses_token_type_ids
+        )
+        return student, tokenizer, train_dir, heldout_dir, evaluator
+
+    def run(self) -> dict[str, Any]:
+        started_dist = False
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
+            started_dist = True
+        try:
+            return self._run()
+        finally:
+            if started_dist:
+                dist.destroy_process_group()
+
+    def _run(self) -> dict[str, Any]:
+        cfg = self.config
+        student, tokenizer, train_dir, heldout_dir, evaluator = self._prepare()
+        learning_rate = cfg.learning_rate if cfg.learning_rate is not None else student.defaults.learning_rate
+        batch_size = cfg.batch_size if cfg.batch_size is not None else student.defaults.global_batch_size
+        if batch_size < self.world:
+            raise ValueError(f"batch_size {batch_size} is smaller than the {self.world} processes")
+
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        config_path = self.output_dir / CONFIG_FILE
+        if config_path.is_file():
+            previous = json.loads(config_path.read_text(encoding="utf-8"))
+            if previous != cfg.resume_key():
+                raise ValueError(
+                    f"{self.output_dir} holds a run with other settings (see {config_path}); "
+                    "rerun with the same arguments to resume, or choose a new output directory"
+                )
+        self._barrier()
+        if self.is_main:
+            config_path.write_text(json.dumps(cfg.resume_key(), indent=2) + "\n", encoding="utf-8")
+
+        data = load_pairs(train_dir, tokenizer)
+        if len(data) == 0:
+            raise ValueError(f"{train_dir} holds no training pairs")
+        heldout = (
+            load_pairs(heldout_dir, tokenizer, cfg.heldout_max_pairs, cfg.seed)
+            if heldout_dir and self.is_main
+            else None
+        )
+        steps_per_epoch = max(1, len(data) // batch_size)
+        total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+        warmup_steps = math.ceil(cfg.warmup_ratio * total_steps)
+        eval_interval = max(1, round(cfg.eval_every * total_steps))
+        budget = cfg.micro_batch_tokens or DEFAULT_MICRO_BATCH_TOKENS.get(self.device.type, 8192)
+        data_seed = cfg.data_seed if cfg.data_seed is not None else cfg.seed
+
+        model = student.model.to(self.device).train()
+        backend = default_backend(self.device, torch.bfloat16 if self.use_bf16 else torch.float32)
+        model.set_attention_backend(backend)
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+        groups = [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        try:  # the fused kernel is ~10x faster on CPU; same update rule
+            optimizer = torch.optim.AdamW(groups, lr=learning_rate, betas=(0.9, 0.999), eps=1e-8, fused=True)
+        except (RuntimeError, TypeError):
+            optimizer = torch.optim.AdamW(groups, lr=learning_rate, betas=(0.9, 0.999), eps=1e-8)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup_steps, total_steps))
+
+        log: dict[str, Any] = {"history": [], "evals": []}
+        start_step = 0
+        checkpoints = _checkpoint_dirs(self.output_dir)
+        if checkpoints:
+            step, path = checkpoints[-1]
+            state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            log = state["log"]
+            start_step = step
+            logger.info("resuming from %s (step %d of %d)", path, step, total_steps)
+
+        ddp_model = model
+        if self.world > 1:
+            ddp_model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+
+        info = {
+            "student": student.description,
+            "learning_rate": learning_rate,
+            "global_batch_size": batch_size,
+            "total_steps": total_steps,
+            "warmup_steps": warmup_steps,
+            "eval_interval": eval_interval,
+            "train_pairs": len(data),
+            "heldout_pairs": len(heldout) if heldout is not None else 0,
+            "world_size": self.world,
+            "bf16": self.use_bf16,
+            "device": str(self.device),
+            "attention_backend": backend,
+            "provenance": data.provenance,
+            "first_stage_ndcg@10": evaluator.first_stage_ndcg if evaluator else None,
+        }
+        logger.info("distilling: %s", info)
+
+        def evaluate(step: int) -> None:
+            if self.is_main:
+                record = {"step": step, **self._evaluate(model, tokenizer, heldout, evaluator)}
+                model.set_attention_backend(backend)
+                model.train()
+                log["evals"].append(record)
+                logger.info("eval at step %d: %s", step, record)
+
+        if start_step == 0 and cfg.eval_at_start and not log["evals"]:
+            evaluate(0)
+
+        started = time.perf_counter()
+        for step in range(start_step, total_steps):
+            indices = global_batch(data, step, batch_size, data_seed, cfg.loss)
+            local = split_for_rank(indices, data.group, self.rank, self.world, cfg.loss)
+            loss_sum = self._train_step(ddp_model, data, local, indices, len(indices), budget, optimizer, cfg)
+            scheduler.step()
+            if self.world > 1:
+                dist.all_reduce(loss_sum)
+            entry = {
+                "step": step + 1,
+                "loss": float(loss_sum) / len(indices),
+                "lr": optimizer.param_groups[0]["lr"],
+                "epoch": (step + 1) / steps_per_epoch,
+                "elapsed_s": round(time.perf_counter() - started, 3),
+            }
+            log["history"].append(entry)
+            done = step + 1
+            if done % eval_interval == 0 or done == total_steps:
+                evaluate(done)
+                if self.is_main:
+                    self._save_checkpoint(
+                        model, tokenizer, optimizer, scheduler, log, done, student.tokenizer_dir
+                    )
+                self._barrier()
+
+        result = {**info, "complete": True}
+        if self.is_main:
+            best = self._best_checkpoint(log)
+            final_state = torch.load(best / STATE_FILE, map_location="cpu", weights_only=False)
+            model.load_state_dict(final_state["model"])
+            self._save_model(model, student.tokenizer_dir, self.output_dir)
+            result.update(
+                best_checkpoint=str(best),
+                best_step=int(best.name[5:]),
+                history=log["history"],
+                evals=log["evals"],
+            )
+            result["config"] = asdict(cfg)
+            from .report import plot_loss_curve
+
+            (self.output_dir / LOG_FILE).write_text(
+                json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8"
+            )
+            plot_loss_curve(result, self.output_dir / "loss_curve.png")
+        self._barrier()
+        return result
+
+    def _train_step(
+        self, ddp_model, data, local, indices, global_size, budget, optimizer, cfg
+    ) -> torch.Tensor:
+        micro = micro_batches(data, local, budget, cfg.loss)
+        dummy = (
+            not micro
+        )  # this process got no pairs: run one pair with zero weight to join the gradient sync
+        if dummy:
+            micro = [indices[:1]]
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        scale = self.world / global_size
+        for position, chunk in enumerate(micro):
+            batch = pack(data.encoded, chunk).to(self.device)
+            teacher = torch.from_numpy(data.teacher[chunk]).to(self.device)
+            group = torch.from_numpy(data.group[chunk]).to(self.device)
+            last = position == len(micro) - 1
+            sync = ddp_model.no_sync() if (self.world > 1 and not last) else _nullcontext()
+            with sync:
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+                    logits = ddp_model(batch.input_ids, batch.packing, batch.token_type_ids)
+                per_pair = per_pair_loss(cfg.loss, logits.float(), teacher, group)
+                weight = 0.0 if dummy else scale
+                (per_pair.sum() * weight).backward()
+            if not dummy:
+                loss_sum += per_pair.detach().sum().double().cpu()
+        if cfg.max_grad_norm and cfg.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(ddp_model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss_sum
+
+    @torch.no_grad()
+    def _evaluate(self, model, tokenizer, heldout, evaluator) -> dict[str, float]:
+        from ..inference.reranker import Reranker
+        from .callbacks import heldout_metrics
+
+        reranker = Reranker(model, tokenizer, device=self.device, dtype="float32")
+        out: dict[str, float] = {}
+        if heldout is not None:
+            scores = reranker.predict_encoded(heldout.encoded, show_progress_bar=False)
+            out.update(heldout_metrics(scores, heldout.teacher, heldout.query_ids))
+        if evaluator is not None:
+            out["ndcg@10"] = evaluator(reranker)
+        return out
+
+    def _selection_score(self, record: dict[str, float]) -> float:
+        if "ndcg@10" in record:
+            return record["ndcg@10"]
+        if "heldout_mse" in record:
+            return -record["heldout_mse"]
+        return float(record["step"])  # nothing measured: the latest is the best
+
+    def _best_checkpoint(self, log) -> Path:
+        saved = dict(_checkpoint_dirs(self.output_dir))
+        records = [r for r in log["evals"] if r["step"] in saved]
+        # Highest score; ties go to the later step.
+        best = max(records, key=lambda r: (self._selection_score(r), r["step"]))
+        return saved[best["step"]]
+
+    def _save_model(self, model, tokenizer_dir: Path, out: Path) -> None:
+        from ..modeling.loading import save_modular
+
+        save_modular(model, tokenizer_dir, out, max_length=self.config.max_length)
+
+    def _save_checkpoint(
+        self, model, tokenizer, optimizer, scheduler, log, step: int, tokenizer_dir: Path
+    ) -> None:
+        root = self.output_dir / CHECKPOINT_DIR
+        root.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "log": log,
+            "step": step,
+        }
+
+        def write(tmp: Path) -> None:
+            self._save_model(model, tokenizer_dir, tmp)
+            torch.save(state, tmp / STATE_FILE)
+            record = next((r for r in log["evals"] if r["step"] == step), {"step": step})
+            (tmp / "metrics.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+        _atomic_dir(root / f"step-{step:07d}", write)
+        # Retention: the best `keep_best` by the selection metric, plus the latest (for resuming).
+        saved = dict(_checkpoint_dirs(self.output_dir))
+        scored = {r["step"]: self._selection_score(r) for r in log["evals"] if r["step"] in saved}
+        ranked = sorted(saved, key=lambda s: (scored.get(s, float("-inf")), s), reverse=True)
+        keep = set(ranked[: self.config.keep_best]) | {max(saved)}
+        for s, path in saved.items():
+            if s not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def distill(config: DistillConfig) -> dict[str, Any]:
+    """Run (or resume) a distillation; returns the training log (rank 0) or a summary (other ranks)."""
+    return Distiller(config).run()

@@ -1,0 +1,136 @@
+"""Parquet tables of the distillation pipeline: schemas, provenance, atomic shard writes.
+
+Every step writes a directory of Parquet shards (`part-00000.parquet`, ...) plus a
+`manifest.json`. Every row carries provenance columns saying where it came from:
+
+    dataset      the BEIR dataset directory's name (or the user's label)
+    split        the qrels split the queries come from
+    first_stage  bm25 | dense | hybrid (how candidates were mined)
+    teacher      the teacher that scored the pair ("" before scoring)
+    created_at   UTC ISO-8601 time the row's shard was written
+
+Shards are written to a temporary name and renamed, so a killed run never leaves a
+half-written shard that a restart would mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PROVENANCE_COLUMNS = ("dataset", "split", "first_stage", "teacher", "created_at")
+
+# Columns each step needs from its input (beyond provenance, which is carried through).
+CANDIDATE_COLUMNS = ("query_id", "query", "doc_id", "document", "label", "first_stage_rank")
+SCORED_COLUMNS = (*CANDIDATE_COLUMNS, "teacher_score")
+TRAIN_COLUMNS = ("query_id", "query", "doc_id", "document", "teacher_score")
+
+SHARD_PATTERN = "part-{:05d}.parquet"
+MANIFEST = "_manifest.json"  # leading underscore: pyarrow and Ray skip it when reading the directory
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def shard_path(directory: Path, index: int) -> Path:
+    return directory / SHARD_PATTERN.format(index)
+
+
+def with_provenance(table: pa.Table, provenance: dict[str, str]) -> pa.Table:
+    """Set (or overwrite) the provenance columns of `table` to constant values."""
+    for name in PROVENANCE_COLUMNS:
+        if name not in provenance:
+            continue
+        column = pa.array([str(provenance[name])] * table.num_rows, type=pa.string())
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, column)
+        else:
+            table = table.append_column(name, column)
+    return table
+
+
+def write_atomic(table: pa.Table, path: Path) -> Path:
+    """Write one Parquet file so that it either exists complete or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def write_json_atomic(value: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def parquet_files(path: str | Path) -> list[Path]:
+    """The Parquet files of a step's output: a single file, or `*.parquet` in a directory (sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{path} does not exist: expected a directory of Parquet shards or a .parquet file"
+        )
+    files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
+    if not files:
+        raise FileNotFoundError(f"{path} holds no .parquet files; did the previous step finish?")
+    return files
+
+
+def check_columns(schema: pa.Schema, required: Sequence[str], where: str | Path, step: str) -> None:
+    missing = [c for c in required if c not in schema.names]
+    if missing:
+        raise ValueError(
+            f"{where} lacks column(s) {missing} needed by `{step}` (it has {schema.names}); "
+            f"expected the output of the previous step, with columns {list(required)}"
+        )
+
+
+def read_table(
+    path: str | Path, required: Sequence[str], step: str, columns: Iterable[str] | None = None
+) -> pa.Table:
+    """Read and concatenate the shards of `path`, checking `required` columns on every file first."""
+    files = parquet_files(path)
+    for file in files:
+        check_columns(pq.read_schema(file), required, file, step)
+    wanted = list(columns) if columns is not None else None
+    tables = [pq.read_table(file, columns=wanted) for file in files]
+    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+    if table.num_rows == 0:
+        raise ValueError(f"{path} holds no rows: nothing for `{step}` to do")
+    return table
+
+
+def count_rows(path: str | Path) -> int:
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in parquet_files(path))
+
+
+def provenance_of(table: pa.Table) -> dict[str, str]:
+    """The first row's provenance values (empty strings for absent columns)."""
+    out = {}
+    for name in PROVENANCE_COLUMNS:
+        if name in table.column_names and table.num_rows:
+            out[name] = str(table.column(name)[0].as_py() or "")
+        else:
+            out[name] = ""
+    return out

@@ -1,0 +1,174 @@
+"""Step 1, `mine`: per query, a first stage's top candidates plus every judged positive.
+
+Output: Parquet shards of (query_id, query, doc_id, document, label, first_stage_rank,
+first_stage_score) plus provenance. `label` is the qrels grade (0 when unjudged);
+positives the first stage missed are added with `first_stage_rank = -1`.
+Resumable: queries are cut into fixed shards, finished shards are kept on restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from pathlib import Path
+
+import pyarrow as pa
+
+from .io import MANIFEST, read_manifest, shard_path, utc_now, with_provenance, write_atomic, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+FIRST_STAGES = ("bm25", "dense", "hybrid")
+
+
+def _build_searcher(
+    corpus, first_stage: str, depth: int, dense_model: str | None, device: str | None, show_progress: bool
+):
+    from ..retrieval.bm25 import BM25Index
+
+    bm25 = dense = None
+    if first_stage in ("bm25", "hybrid"):
+        bm25 = BM25Index.build(corpus, show_progress=show_progress)
+    if first_stage in ("dense", "hybrid"):
+        from ..retrieval.dense import DenseIndex
+
+        dense = DenseIndex.build(corpus, model=dense_model, device=device, show_progress=show_progress)
+
+    def search(queries: dict[str, str]):
+        if first_stage == "bm25":
+            return bm25.search(queries, k=depth, show_progress=False)
+        if first_stage == "dense":
+            return dense.search(queries, k=depth, show_progress=False)
+        from ..retrieval.hybrid import hybrid_search
+
+        return hybrid_search(queries, bm25, dense, k=depth, depth=depth, show_progress=False)
+
+    return search
+
+
+def mine_candidates(
+    dataset_dir: str | Path,
+    output_dir: str | Path,
+    split: str = "train",
+    first_stage: str = "bm25",
+    depth: int = 2048,
+    max_queries: int | None = None,
+    queries_per_shard: int = 1000,
+    seed: int = 0,
+    dense_model: str | None = None,
+    device: str | None = "cpu",
+    show_progress: bool = True,
+) -> Path:
+    """Mine candidates for the judged queries of `split`; returns `output_dir`.
+
+    `depth` is bounded by the corpus size. `max_queries` takes a seeded random subset
+    of the judged queries (kept in dataset order).
+    """
+    from ..retrieval.beir import load_beir
+
+    if first_stage not in FIRST_STAGES:
+        raise ValueError(f"unknown first stage {first_stage!r}; choose one of {', '.join(FIRST_STAGES)}")
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    if queries_per_shard < 1:
+        raise ValueError(f"queries_per_shard must be at least 1, got {queries_per_shard}")
+    dataset_dir, output_dir = Path(dataset_dir), Path(output_dir)
+    dataset = load_beir(dataset_dir, split)
+    query_ids = [q for q in dataset.queries if q in dataset.qrels]
+    if not query_ids:
+        raise ValueError(f"{dataset_dir}: split {split!r} has no judged queries; nothing to mine")
+    if max_queries is not None:
+        if max_queries < 1:
+            raise ValueError(f"max_queries must be at least 1, got {max_queries}")
+        chosen = set(random.Random(seed).sample(query_ids, min(max_queries, len(query_ids))))
+        query_ids = [q for q in query_ids if q in chosen]
+    depth_eff = min(depth, len(dataset.corpus))
+
+    settings = {
+        "step": "mine",
+        "dataset": dataset_dir.name,
+        "dataset_dir": str(dataset_dir.resolve()),
+        "split": split,
+        "first_stage": first_stage,
+        "depth": depth_eff,
+        "queries": len(query_ids),
+        "max_queries": max_queries,
+        "queries_per_shard": queries_per_shard,
+        "seed": seed,
+        "dense_model": dense_model,
+    }
+    existing = read_manifest(output_dir)
+    if existing is not None and existing.get("settings") != settings:
+        raise ValueError(
+            f"{output_dir} already holds candidates mined with other settings ({existing.get('settings')}); "
+            "choose a new output directory or delete it"
+        )
+    num_shards = math.ceil(len(query_ids) / queries_per_shard)
+    done = [i for i in range(num_shards) if shard_path(output_dir, i).is_file()]
+    write_json_atomic(
+        {"settings": settings, "num_shards": num_shards, "complete": False}, output_dir / MANIFEST
+    )
+    if len(done) == num_shards:
+        logger.info("all %d candidate shards already exist in %s", num_shards, output_dir)
+    else:
+        if done:
+            logger.info("resuming: %d of %d candidate shards already written", len(done), num_shards)
+        search = _build_searcher(dataset.corpus, first_stage, depth_eff, dense_model, device, show_progress)
+        provenance = {"dataset": dataset_dir.name, "split": split, "first_stage": first_stage, "teacher": ""}
+        for shard in range(num_shards):
+            if shard in done:
+                continue
+            shard_queries = query_ids[shard * queries_per_shard : (shard + 1) * queries_per_shard]
+            run = search({q: dataset.queries[q] for q in shard_queries})
+            table = _candidate_table(dataset, shard_queries, run)
+            write_atomic(
+                with_provenance(table, {**provenance, "created_at": utc_now()}), shard_path(output_dir, shard)
+            )
+            logger.info(
+                "mined shard %d/%d: %d queries, %d pairs",
+                shard + 1,
+                num_shards,
+                len(shard_queries),
+                table.num_rows,
+            )
+    write_json_atomic(
+        {"settings": settings, "num_shards": num_shards, "complete": True}, output_dir / MANIFEST
+    )
+    return output_dir
+
+
+def _candidate_table(dataset, query_ids: list[str], run) -> pa.Table:
+    columns: dict[str, list] = {
+        k: []
+        for k in ("query_id", "query", "doc_id", "document", "label", "first_stage_rank", "first_stage_score")
+    }
+
+    def add(query_id: str, doc_id: str, rank: int, score: float) -> None:
+        columns["query_id"].append(query_id)
+        columns["query"].append(dataset.queries[query_id])
+        columns["doc_id"].append(doc_id)
+        columns["document"].append(dataset.corpus[doc_id].text_for_scoring)
+        columns["label"].append(int(dataset.qrels.get(query_id, {}).get(doc_id, 0)))
+        columns["first_stage_rank"].append(rank)
+        columns["first_stage_score"].append(score)
+
+    for query_id in query_ids:
+        retrieved = run.get(query_id, {})
+        for rank, (doc_id, score) in enumerate(retrieved.items(), start=1):
+            add(query_id, doc_id, rank, float(score))
+        for doc_id, grade in dataset.qrels.get(query_id, {}).items():
+            if grade > 0 and doc_id not in retrieved:
+                add(query_id, doc_id, -1, float("nan"))
+    schema = pa.schema(
+        [
+            ("query_id", pa.string()),
+            ("query", pa.string()),
+            ("doc_id", pa.string()),
+            ("document", pa.string()),
+            ("label", pa.int32()),
+            ("first_stage_rank", pa.int32()),
+            ("first_stage_score", pa.float32()),
+        ]
+    )
+    return pa.table(columns, schema=schema)
