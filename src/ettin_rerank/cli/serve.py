@@ -18,26 +18,48 @@ def register(subparsers) -> None:
         description="Serve a reranker over HTTP: POST /v2/rerank, /v1/rerank, /rerank, /score; "
         "GET /health, /ready, /metrics, /v1/models, /docs.",
     )
-    parser.add_argument("--model", help="model directory or Hugging Face Hub id (required unless --fake)")
+    parser.add_argument(
+        "--model",
+        help="model directory or Hugging Face Hub id (default: $ETTIN_RERANK_MODEL, then the bundled model)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="port to bind (default: %(default)s)")
     parser.add_argument(
-        "--api-key", default=None, help=f"require `Authorization: Bearer KEY` (default: ${API_KEY_ENV} if set)"
+        "--api-key",
+        default=None,
+        help=f"require `Authorization: Bearer KEY` (default: ${API_KEY_ENV} if set)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     parser.add_argument("--dtype", default="float32", help="encoder dtype: float32, bfloat16, float16")
-    parser.add_argument("--max-length", type=int, default=None, help="pair token budget (default: the model's)")
-    parser.add_argument("--max-documents", type=int, default=10_000, help="documents per request (default: 10000)")
-    parser.add_argument("--max-body-mb", type=float, default=50.0, help="request body limit in MiB (default: 50)")
-    parser.add_argument("--batch-tokens", type=int, default=None, help="real tokens per engine batch")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="batching window while idle (default: 5)")
-    parser.add_argument("--queue-size", type=int, default=256, help="admitted requests before 429 (default: 256)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in seconds (default: 60)")
     parser.add_argument(
-        "--long-document", choices=("truncate", "chunk"), default="truncate", help="default for long documents"
+        "--max-length", type=int, default=None, help="pair token budget (default: the model's)"
+    )
+    parser.add_argument(
+        "--max-documents", type=int, default=10_000, help="documents per request (default: 10000)"
+    )
+    parser.add_argument(
+        "--max-body-mb", type=float, default=50.0, help="request body limit in MiB (default: 50)"
+    )
+    parser.add_argument("--batch-tokens", type=int, default=None, help="real tokens per engine batch")
+    parser.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="batching window while idle (default: 5)"
+    )
+    parser.add_argument(
+        "--queue-size", type=int, default=256, help="admitted requests before 429 (default: 256)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="per-request timeout in seconds (default: 60)"
+    )
+    parser.add_argument(
+        "--long-document",
+        choices=("truncate", "chunk"),
+        default="truncate",
+        help="default for long documents",
     )
     parser.add_argument("--model-name", default=None, help="the model id reported to clients")
-    parser.add_argument("--fake", action="store_true", help="serve the deterministic fake scorer (demos, tests)")
+    parser.add_argument(
+        "--fake", action="store_true", help="serve the deterministic fake scorer (demos, tests)"
+    )
     parser.add_argument("--fake-seconds-per-pair", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.set_defaults(handler=run_serve)
@@ -49,11 +71,14 @@ def load_scorer(args: argparse.Namespace):
         from ..server.fake import FakeScorer
 
         return FakeScorer(max_length=args.max_length or 512, seconds_per_pair=args.fake_seconds_per_pair)
-    if not args.model:
-        raise ValueError("--model is required: pass a model directory or Hub id (or --fake for the fake scorer)")
     from ..inference.reranker import Reranker
+    from ..models import require_model
 
-    return Reranker.from_pretrained(args.model, device=args.device, dtype=args.dtype, max_length=args.max_length)
+    choice = require_model(args.model)  # --model, then $ETTIN_RERANK_MODEL, then the bundled model
+    logger.info("serving %s", choice.describe())
+    return Reranker.from_pretrained(
+        choice.name_or_path, device=args.device, dtype=args.dtype, max_length=args.max_length
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -62,7 +87,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
         from ..server import ServerSettings, create_app
     except ImportError as error:
-        raise RuntimeError(f"serving needs the server extra: pip install 'ettin-rerank[server]' ({error})") from error
+        raise RuntimeError(
+            f"serving needs the server extra: pip install 'ettin-rerank[server]' ({error})"
+        ) from error
 
     settings = ServerSettings(
         model_name=args.model_name,

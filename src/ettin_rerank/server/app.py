@@ -1,0 +1,268 @@
+"""The app factory: `create_app(scorer, settings)`; thin routes over the engine on `app.state`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from .engine import RerankEngine
+from .errors import ApiError, ClientDisconnected, error_body, error_response, format_location
+from .metrics import ServerMetrics
+from .middleware import GuardMiddleware, MetricsMiddleware
+from .protocol import (
+    Dialect,
+    ErrorResponse,
+    RerankRequest,
+    RerankResponse,
+    ScoreRequest,
+    ScoreResponse,
+    TEIRankItem,
+    render_rerank,
+    render_score,
+    timing_headers,
+    to_rerank_job,
+    to_score_job,
+)
+from .scorer import Scorer
+from .settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+CLIENT_CLOSED_REQUEST = 499  # nobody reads it: the client is gone
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": description}
+    for code, description in {
+        400: "Malformed body (not JSON, not UTF-8)",
+        401: "Missing or wrong API key",
+        413: "Body over the size limit",
+        422: "A field is missing, of the wrong type, or out of range; `field` names it",
+        429: "The queue is full; see Retry-After",
+        503: "Not ready, shutting down, or timed out; see Retry-After",
+    }.items()
+}
+
+
+def create_app(scorer: Scorer, settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings()
+    metrics = ServerMetrics()
+    engine = RerankEngine(scorer, settings, metrics)
+    model_name = settings.model_name or str(scorer.name_or_path)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine.start()
+        await engine.warmup()
+        logger.info(
+            "serving %s (max_length %d, batch_tokens %d)", model_name, scorer.max_length, engine.batch_tokens
+        )
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    app = FastAPI(
+        title="ettin-rerank",
+        version=__version__,
+        description="Cross-encoder reranking that speaks the Cohere, Jina, vLLM and TEI rerank dialects.",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.model_name = model_name
+    app.state.started = int(time.time())
+    _add_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last: outermost, sees every answer
+    return app
+
+
+# -- routes ----------------------------------------------------------------------------------------
+router = APIRouter()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away (the body was read already, so the next message says so)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _rerank(request: Request, body: RerankRequest, dialect: Dialect) -> Response:
+    engine: RerankEngine = request.app.state.engine
+    job, view = to_rerank_job(body, dialect, engine.scorer, engine.settings)
+    try:
+        scored = await engine.score(job, _disconnected(request))
+    except ClientDisconnected:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    content = render_rerank(view, scored, request.app.state.model_name)
+    return JSONResponse(content, headers=timing_headers(scored))
+
+
+@router.post("/v2/rerank", tags=["rerank"], responses={200: {"model": RerankResponse}, **ERRORS})
+async def rerank_cohere(request: Request, body: RerankRequest) -> Response:
+    """Cohere v2 rerank: `{index, relevance_score}` results; documents echoed only on request."""
+    return await _rerank(request, body, Dialect.COHERE)
+
+
+@router.post("/v1/rerank", tags=["rerank"], responses={200: {"model": RerankResponse}, **ERRORS})
+async def rerank_jina(request: Request, body: RerankRequest) -> Response:
+    """Jina / vLLM rerank: `{index, relevance_score, document: {text}}` results."""
+    return await _rerank(request, body, Dialect.JINA)
+
+
+@router.post(
+    "/rerank",
+    tags=["rerank"],
+    responses={200: {"model": list[TEIRankItem] | RerankResponse}, **ERRORS},
+)
+async def rerank_tei(request: Request, body: RerankRequest) -> Response:
+    """TEI when the body has `texts` (a bare `[{index, score, text?}]` array); otherwise the Jina / vLLM shape."""
+    return await _rerank(request, body, Dialect.TEI if body.texts is not None else Dialect.JINA)
+
+
+async def _score(request: Request, body: ScoreRequest) -> Response:
+    engine: RerankEngine = request.app.state.engine
+    job, activation = to_score_job(body, engine.scorer, engine.settings)
+    try:
+        scored = await engine.score(job, _disconnected(request))
+    except ClientDisconnected:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    return JSONResponse(
+        render_score(scored, activation, request.app.state.model_name), headers=timing_headers(scored)
+    )
+
+
+@router.post("/score", tags=["score"], responses={200: {"model": ScoreResponse}, **ERRORS})
+async def score(request: Request, body: ScoreRequest) -> Response:
+    """vLLM pair scoring: one score per (text_1, text_2) pair, in input order."""
+    return await _score(request, body)
+
+
+@router.post("/v1/score", tags=["score"], responses={200: {"model": ScoreResponse}, **ERRORS})
+async def score_v1(request: Request, body: ScoreRequest) -> Response:
+    """vLLM pair scoring (same as /score)."""
+    return await _score(request, body)
+
+
+@router.get("/health", tags=["operations"])
+async def health() -> dict[str, str]:
+    """Liveness: the process answers. Open even when an API key is set."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", tags=["operations"], responses={503: {"model": ErrorResponse}})
+async def ready(request: Request) -> Response:
+    """Readiness: the model is loaded and warmed, and the server is not shutting down."""
+    engine: RerankEngine = request.app.state.engine
+    state = engine.state
+    if state == "ready":
+        return JSONResponse({"status": "ready", "model": request.app.state.model_name})
+    return JSONResponse(
+        {**error_body(f"not ready: {state}", "unavailable"), "status": state}, status_code=503
+    )
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text exposition."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    metrics: ServerMetrics = request.app.state.metrics
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/models", tags=["operations"])
+async def models(request: Request) -> dict[str, Any]:
+    """OpenAI-style model list: the one model served."""
+    engine: RerankEngine = request.app.state.engine
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": request.app.state.model_name,
+                "object": "model",
+                "created": request.app.state.started,
+                "owned_by": "ettin-rerank",
+                "max_model_len": engine.scorer.max_length,
+            }
+        ],
+    }
+
+
+@router.get("/info", tags=["operations"])
+async def info(request: Request) -> dict[str, Any]:
+    """TEI-style server info."""
+    engine: RerankEngine = request.app.state.engine
+    return {
+        "model_id": request.app.state.model_name,
+        "model_type": "reranker",
+        "max_input_length": engine.scorer.max_length,
+        "max_client_batch_size": engine.settings.max_documents,
+        "max_batch_tokens": engine.batch_tokens,
+        "max_concurrent_requests": engine.settings.queue_size,
+        "version": __version__,
+    }
+
+
+# -- errors ------------------------------------------------------------------------------------------
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> Response:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        details = [_describe(e) for e in error.errors()]
+        first = (
+            details[0] if details else {"field": "body", "message": "invalid request", "type": "validation"}
+        )
+        status = 400 if first["type"] == "json_invalid" else 422
+        kind = "invalid_request" if status == 400 else "validation"
+        body = error_body(first["message"], kind, first["field"], details=details)
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "invalid_request")
+        return JSONResponse(
+            error_body(str(error.detail), kind),
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:  # a bug, not a client mistake
+        if isinstance(error, asyncio.CancelledError):
+            raise error
+        logger.exception("unhandled error on %s", request.url.path)
+        return JSONResponse(error_body("internal server error", "internal"), status_code=500)
+
+
+def _describe(error: dict[str, Any]) -> dict[str, Any]:
+    location = tuple(error.get("loc", ()))
+    kind = error.get("type", "validation")
+    field = format_location(location)
+    if kind == "extra_forbidden":
+        message = f"unknown field {location[-1]!r}"
+    elif field == "body" and kind in ("missing", "model_attributes_type", "dict_type"):
+        message = "the request body must be a JSON object"
+    elif kind == "missing":
+        message = f"field required: {field}"
+    elif kind == "json_invalid":
+        field = "body"
+        message = f"the request body is not valid JSON: {error.get('ctx', {}).get('error', error.get('msg'))}"
+    else:
+        message = f"{field}: {error.get('msg', 'invalid value')}"
+    return {"field": field, "message": message, "type": kind}

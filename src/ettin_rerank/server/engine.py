@@ -1,0 +1,172 @@
+"""The service's engine: admission control, the tokenization thread, the batcher, timeouts.
+
+Lives on `app.state.engine`. Threads: the event loop (HTTP, JSON), one tokenization thread
+(`prepare`), the batch former and the one runner thread that calls the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ClientDisconnected, EngineTimeout, Overloaded, Unavailable
+from .metrics import ServerMetrics
+from .prepare import PairsJob, Prepared, prepare
+from .scheduler import BatchScheduler, Work
+from .scorer import Scorer
+from .settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoredPairs:
+    """Raw fp32 scores of a job's pairs, in its order, with what the response reports about them."""
+
+    scores: np.ndarray  # (pairs,) fp32 raw logits (max over windows when chunked)
+    prepared: Prepared
+    tokenize_s: float
+    queue_s: float
+    inference_s: float
+    total_s: float
+
+
+class RerankEngine:
+    def __init__(self, scorer: Scorer, settings: ServerSettings, metrics: ServerMetrics):
+        self.scorer = scorer
+        self.settings = settings
+        self.metrics = metrics
+        self.batch_tokens = settings.batch_tokens or scorer.default_batch_tokens()
+        self.scheduler = BatchScheduler(scorer, self.batch_tokens, settings.max_wait_ms / 1000.0, metrics)
+        self._tokenizer_thread: ThreadPoolExecutor | None = None
+        self.inflight = 0  # admitted requests; touched only on the event loop
+        self.accepting = False
+        self.ready = False
+        self.shutting_down = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """loading (model warming up), ready, or shutting_down."""
+        if self.shutting_down:
+            return "shutting_down"
+        return "ready" if self.ready and self.accepting else "loading"
+
+    def start(self) -> None:
+        self.shutting_down = False
+        if self._tokenizer_thread is None:
+            self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ettin-tokenize")
+        self.scheduler.start()
+        self.accepting = True
+
+    async def warmup(self) -> None:
+        """Score one pair through the whole path, so the first request does not pay for lazy setup."""
+        if self.settings.warmup:
+            job = PairsJob(["warm up"], ["the engine before the first request"])
+            await self.score(job, admit=False)
+        self.ready = True
+        self.metrics.ready.set(1)
+
+    def begin_shutdown(self) -> None:
+        self.shutting_down = True
+        self.accepting = False
+        self.ready = False
+        self.metrics.ready.set(0)
+
+    async def close(self) -> None:
+        """Refuse new work, let admitted requests finish (bounded by their timeout), stop the threads."""
+        self.begin_shutdown()
+        deadline = time.monotonic() + self.settings.timeout_s
+        while self.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(self.scheduler.stop)
+        if self._tokenizer_thread is not None:
+            self._tokenizer_thread.shutdown(wait=True, cancel_futures=True)
+            self._tokenizer_thread = None
+
+    # -- scoring ------------------------------------------------------------------------------
+    async def score(
+        self, job: PairsJob, disconnected: Awaitable[object] | None = None, *, admit: bool = True
+    ) -> ScoredPairs:
+        """Score a job's pairs. Raises Overloaded (429), Unavailable/EngineTimeout (503),
+        ClientDisconnected, or the InvalidRequest `prepare` raises."""
+        watcher = asyncio.ensure_future(disconnected) if disconnected is not None else None
+        try:
+            return await self._score(job, watcher, admit)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _score(self, job: PairsJob, watcher: asyncio.Future | None, admit: bool) -> ScoredPairs:
+        if admit:
+            if not self.accepting:
+                self.metrics.rejected.labels("shutting_down").inc()
+                raise Unavailable(
+                    "the server is shutting down", headers={"Retry-After": str(self.settings.retry_after_s)}
+                )
+            if self.inflight >= self.settings.queue_size:
+                self.metrics.rejected.labels("queue_full").inc()
+                raise Overloaded(
+                    f"the queue is full ({self.settings.queue_size} requests); retry later",
+                    headers={"Retry-After": str(self.settings.retry_after_s)},
+                )
+        if self._tokenizer_thread is None:
+            raise Unavailable(
+                "the engine is not started", headers={"Retry-After": str(self.settings.retry_after_s)}
+            )
+        loop = asyncio.get_running_loop()
+        start = time.monotonic()
+        deadline = start + self.settings.timeout_s
+        self.inflight += 1
+        self.metrics.inflight.set(self.inflight)
+        work: Work | None = None
+        try:
+            prepared_future = loop.run_in_executor(
+                self._tokenizer_thread, prepare, self.scorer, job, self.settings.long_document
+            )
+            prepared = await self._wait(prepared_future, watcher, deadline)
+            tokenized = time.monotonic()
+            if prepared.truncated.any():
+                self.metrics.truncated.inc(int(prepared.truncated.sum()))
+            work = Work(prepared, loop, loop.create_future())
+            self.scheduler.submit(work)
+            row_scores = await self._wait(work.future, watcher, deadline)
+        except (EngineTimeout, ClientDisconnected, asyncio.CancelledError):
+            if work is not None:
+                work.cancel()
+            raise
+        finally:
+            self.inflight -= 1
+            self.metrics.inflight.set(self.inflight)
+        done = work.finished_at or time.monotonic()
+        began = work.started_at or done
+        return ScoredPairs(
+            scores=prepared.aggregate(row_scores),
+            prepared=prepared,
+            tokenize_s=tokenized - start,
+            queue_s=max(began - tokenized, 0.0),
+            inference_s=max(done - began, 0.0),
+            total_s=time.monotonic() - start,
+        )
+
+    async def _wait(self, future: asyncio.Future, watcher: asyncio.Future | None, deadline: float):
+        waiting = {future} if watcher is None else {future, watcher}
+        done, _ = await asyncio.wait(
+            waiting, timeout=max(deadline - time.monotonic(), 0.0), return_when="FIRST_COMPLETED"
+        )
+        if future in done:
+            return future.result()
+        if watcher is not None and watcher in done:
+            self.metrics.rejected.labels("client_disconnected").inc()
+            raise ClientDisconnected()
+        self.metrics.rejected.labels("timeout").inc()
+        raise EngineTimeout(
+            f"the request was not scored within {self.settings.timeout_s:g} s; retry later or send fewer documents",
+            headers={"Retry-After": str(self.settings.retry_after_s)},
+        )

@@ -1,0 +1,436 @@
+"""The HTTP dialects: request models, the one conversion to internal jobs, and response shapes.
+
+One request model (`RerankRequest`) serves every rerank route and accepts the field names of
+every dialect (see docs/server.md). `to_rerank_job` / `to_score_job` are the only place where
+client fields become engine options; `render_*` the only place responses are shaped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from ..inference.reranker import apply_activation, ranked_results
+from .engine import ScoredPairs
+from .errors import InvalidRequest
+from .prepare import PairsJob, TruncationOptions
+from .scorer import Scorer
+from .settings import ServerSettings
+
+
+class Dialect(StrEnum):
+    COHERE = "cohere"  # POST /v2/rerank
+    JINA = "jina"  # POST /v1/rerank, and /rerank without `texts` (Jina and vLLM share the shape)
+    TEI = "tei"  # POST /rerank with `texts`
+
+
+# Documents arrive as strings or as {"text": ...} objects; converted at the boundary so the
+# error can name the exact item.
+DOCUMENT_SCHEMA = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+    ]
+}
+DocumentItem = Annotated[Any, WithJsonSchema(DOCUMENT_SCHEMA)]
+# vLLM /score sides: a string or a non-empty list; converted at the boundary like documents.
+TextOrTexts = Annotated[
+    Any,
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "array", "items": DOCUMENT_SCHEMA, "minItems": 1}]}
+    ),
+]
+DocumentList = Annotated[list[DocumentItem], Field(min_length=1)]
+Side = Literal["left", "right", "Left", "Right"]
+StrictBool = Annotated[bool, Field(strict=True)]
+StrictStr = Annotated[str, Field(strict=True)]
+
+
+def strict_int(ge: int, le: int | None = None) -> Any:
+    return Annotated[int, Field(strict=True, ge=ge, le=le)]
+
+
+class RerankRequest(BaseModel):
+    """Rerank `documents` (or `texts`, or `input`) against `query`. Unknown fields are refused."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        # exactly one of the three document fields (the OpenAPI document says so; the boundary enforces it)
+        json_schema_extra={
+            "oneOf": [{"required": ["documents"]}, {"required": ["texts"]}, {"required": ["input"]}]
+        },
+    )
+
+    query: StrictStr = Field(min_length=1, description="The search query; must not be empty.")
+    documents: DocumentList | None = Field(None, description="Cohere, Jina, vLLM, Voyage: strings or {text}.")
+    texts: DocumentList | None = Field(None, description="TEI: the /rerank route answers with TEI's array.")
+    input: DocumentList | None = Field(None, description="Mixedbread's name for the documents.")
+    model: StrictStr | None = Field(None, description="Accepted and ignored: the server serves one model.")
+    top_n: strict_int(0) | None = Field(None, description="Results to return; 0 or absent: all.")
+    top_k: strict_int(0) | None = Field(None, description="Alias of top_n (Voyage, Mixedbread).")
+    return_documents: StrictBool | None = Field(None, description="Echo each document's text.")
+    return_text: StrictBool | None = Field(None, description="TEI's name for return_documents.")
+    return_input: StrictBool | None = Field(None, description="Mixedbread's name for return_documents.")
+    raw_scores: StrictBool | None = Field(
+        None, description="TEI: true returns raw logits (default: sigmoid)."
+    )
+    use_activation: StrictBool | None = Field(None, description="vLLM: false returns raw logits.")
+    max_tokens_per_doc: strict_int(1) | None = Field(
+        None, description="Cut each document to this many tokens."
+    )
+    max_tokens_per_query: strict_int(1) | None = Field(
+        None, description="vLLM: cut the query to this many tokens."
+    )
+    truncate: StrictBool | None = Field(None, description="TEI: false refuses pairs over the max length.")
+    truncation: StrictBool | None = Field(
+        None, description="Voyage: false refuses pairs over the max length."
+    )
+    truncation_direction: Side | None = Field(None, description="TEI: which end of a long document is cut.")
+    truncation_side: Side | None = Field(None, description="vLLM's name for truncation_direction.")
+    truncate_prompt_tokens: strict_int(-1) | None = Field(
+        None, description="vLLM: pair budget; -1: the model max."
+    )
+    long_document: Literal["truncate", "chunk"] | None = Field(
+        None, description="Override the server default."
+    )
+    user: StrictStr | None = Field(None, description="Accepted and ignored (OpenAI-style clients).")
+    request_id: StrictStr | None = Field(None, description="Accepted and ignored (vLLM).")
+    priority: strict_int(-(2**31), 2**31) | None = Field(None, description="Accepted and ignored (vLLM).")
+
+
+class ScoreRequest(BaseModel):
+    """vLLM pair scoring: `text_1` against `text_2`, 1-to-N or N-to-N, answered in input order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text_1: TextOrTexts = Field(description="A query, or a list of 1 or N queries.")
+    text_2: TextOrTexts = Field(description="A document, or a list of N documents.")
+    model: StrictStr | None = None
+    use_activation: StrictBool | None = Field(
+        None, description="false returns raw logits (default: sigmoid)."
+    )
+    truncate_prompt_tokens: strict_int(-1) | None = Field(None, description="Pair budget; -1: the model max.")
+    truncation_side: Side | None = None
+    long_document: Literal["truncate", "chunk"] | None = None
+    user: StrictStr | None = None
+    request_id: StrictStr | None = None
+    priority: strict_int(-(2**31), 2**31) | None = None
+
+
+# -- response models (for the OpenAPI document; routes build plain dicts) ---------------------
+class DocumentText(BaseModel):
+    text: str
+
+
+class ResultMeta(BaseModel):
+    index: int
+    tokens: int = Field(description="Tokens scored for this document, query and special tokens included.")
+    truncated: bool = Field(description="Some of the document (or query) was not scored.")
+    document_tokens: int | None = Field(
+        None, description="The document's own tokens, when truncated or chunked."
+    )
+    n_chunks: int | None = Field(
+        None, description="Windows scored (long_document=chunk); the score is their max."
+    )
+
+
+class Usage(BaseModel):
+    total_tokens: int
+    prompt_tokens: int
+
+
+class RerankResult(BaseModel):
+    index: int
+    relevance_score: float
+    document: DocumentText | None = None
+
+
+class RerankMeta(BaseModel):
+    results: list[ResultMeta]
+    truncated_documents: int
+    api_version: dict[str, str] | None = None
+    billed_units: dict[str, int] | None = None
+    tokens: dict[str, int] | None = None
+
+
+class RerankResponse(BaseModel):
+    id: str
+    model: str | None = None
+    results: list[RerankResult]
+    usage: Usage
+    meta: RerankMeta
+
+
+class TEIRankItem(BaseModel):
+    index: int
+    score: float
+    text: str | None = None
+
+
+class ScoreItem(BaseModel):
+    index: int
+    object: Literal["score"]
+    score: float
+
+
+class ScoreResponse(BaseModel):
+    id: str
+    object: Literal["list"]
+    created: int
+    model: str
+    data: list[ScoreItem]
+    usage: Usage
+    meta: RerankMeta
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    error_type: str
+    message: str
+    field: str | None
+
+
+# -- the boundary: client fields -> engine job ---------------------------------------------------
+@dataclass
+class RerankView:
+    """How to present a job's scores: what the response needs besides the scores."""
+
+    dialect: Dialect
+    documents: list[str]
+    top_n: int | None
+    return_documents: bool
+    activation: str | None
+
+
+def _documents(items: list[Any], field: str) -> list[str]:
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("text"), str):
+            out.append(item["text"])
+        elif isinstance(item, dict):
+            raise InvalidRequest(f'{field}[{i}] must have a string "text"', field=f"{field}[{i}].text")
+        else:
+            raise InvalidRequest(
+                f'{field}[{i}] must be a string or an object with a string "text", got {type(item).__name__}',
+                field=f"{field}[{i}]",
+            )
+    return out
+
+
+def _texts(value: Any, field: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return _documents(value, field)
+    raise InvalidRequest(
+        f"{field} must be a string or a list of strings, got {type(value).__name__}", field=field
+    )
+
+
+def _one_of(request: BaseModel, names: tuple[str, ...], required: bool = False) -> tuple[str | None, Any]:
+    given = [(n, getattr(request, n)) for n in names if getattr(request, n) is not None]
+    if len(given) > 1:
+        raise InvalidRequest(f"give only one of {', '.join(n for n, _ in given)}", field=given[1][0])
+    if not given:
+        if required:
+            raise InvalidRequest(f"field required: {names[0]} (or {', '.join(names[1:])})", field=names[0])
+        return None, None
+    return given[0]
+
+
+def _activation(raw_scores: bool | None, use_activation: bool | None) -> str | None:
+    if raw_scores is not None and use_activation is not None and raw_scores == use_activation:
+        raise InvalidRequest("raw_scores and use_activation contradict each other", field="use_activation")
+    raw = raw_scores if raw_scores is not None else (use_activation is False)
+    return None if raw else "sigmoid"
+
+
+def _pair_budget(truncate_prompt_tokens: int | None, scorer: Scorer) -> int | None:
+    if truncate_prompt_tokens in (None, -1):
+        return None
+    lowest = scorer.tokenizer.num_special_tokens + 2
+    if not lowest <= truncate_prompt_tokens <= scorer.max_length:
+        raise InvalidRequest(
+            f"truncate_prompt_tokens must be -1 or between {lowest} and the model's {scorer.max_length}, "
+            f"got {truncate_prompt_tokens}",
+            field="truncate_prompt_tokens",
+        )
+    return truncate_prompt_tokens
+
+
+def _side(request: BaseModel, names: tuple[str, ...]) -> str:
+    _, side = _one_of(request, names)
+    return (side or "right").lower()
+
+
+def _allow_truncation(request: RerankRequest) -> bool:
+    name, value = _one_of(request, ("truncate", "truncation"))
+    return True if value is None else bool(value)
+
+
+def _check_count(n: int, field: str, settings: ServerSettings) -> None:
+    if n == 0:
+        raise InvalidRequest(f"{field} must not be empty: give at least one document", field=field)
+    if n > settings.max_documents:
+        raise InvalidRequest(
+            f"{field} has {n} items; this server accepts at most {settings.max_documents} per request",
+            field=field,
+        )
+
+
+def to_rerank_job(
+    request: RerankRequest, dialect: Dialect, scorer: Scorer, settings: ServerSettings
+) -> tuple[PairsJob, RerankView]:
+    if not request.query.strip():
+        raise InvalidRequest("query must not be empty", field="query")
+    field, items = _one_of(request, ("documents", "texts", "input"), required=True)
+    documents = _documents(items, field)
+    _check_count(len(documents), field, settings)
+    _, top_n = _one_of(request, ("top_n", "top_k"))
+    _, echo = _one_of(request, ("return_documents", "return_text", "return_input"))
+    if echo is None:
+        echo = dialect == Dialect.JINA  # Jina and vLLM echo by default; Cohere v2 and TEI do not
+    truncation = TruncationOptions(
+        max_length=_pair_budget(request.truncate_prompt_tokens, scorer),
+        max_tokens_per_doc=request.max_tokens_per_doc,
+        max_tokens_per_query=request.max_tokens_per_query,
+        side=_side(request, ("truncation_direction", "truncation_side")),
+        allow=_allow_truncation(request),
+        long_document=request.long_document,
+    )
+    job = PairsJob([request.query] * len(documents), documents, truncation, documents_field=field)
+    view = RerankView(
+        dialect=dialect,
+        documents=documents,
+        top_n=top_n or None,
+        return_documents=echo,
+        activation=_activation(request.raw_scores, request.use_activation),
+    )
+    return job, view
+
+
+def to_score_job(
+    request: ScoreRequest, scorer: Scorer, settings: ServerSettings
+) -> tuple[PairsJob, str | None]:
+    left, right = _texts(request.text_1, "text_1"), _texts(request.text_2, "text_2")
+    if not left:
+        raise InvalidRequest("text_1 must not be empty", field="text_1")
+    _check_count(len(right), "text_2", settings)
+    if len(left) == 1:
+        left = left * len(right)
+    elif len(left) != len(right):
+        raise InvalidRequest(
+            f"text_1 has {len(left)} items and text_2 {len(right)}: give one text_1 or as many as text_2",
+            field="text_1",
+        )
+    for i, query in enumerate(left):
+        if not query.strip():
+            raise InvalidRequest(
+                "queries must not be empty", field="text_1" if len(set(left)) == 1 else f"text_1[{i}]"
+            )
+    truncation = TruncationOptions(
+        max_length=_pair_budget(request.truncate_prompt_tokens, scorer),
+        side=(request.truncation_side or "right").lower(),
+        long_document=request.long_document,
+    )
+    return PairsJob(left, right, truncation, documents_field="text_2"), _activation(
+        None, request.use_activation
+    )
+
+
+# -- responses -----------------------------------------------------------------------------------
+def _meta_results(scored: ScoredPairs, indices: list[int]) -> list[dict[str, Any]]:
+    prepared = scored.prepared
+    out = []
+    for index in indices:
+        item: dict[str, Any] = {
+            "index": index,
+            "tokens": int(prepared.tokens[index]),
+            "truncated": bool(prepared.truncated[index]),
+        }
+        if index in prepared.document_tokens:
+            item["document_tokens"] = prepared.document_tokens[index]
+        if prepared.chunked:
+            item["n_chunks"] = int(prepared.n_chunks[index])
+        out.append(item)
+    return out
+
+
+def _usage(scored: ScoredPairs) -> dict[str, int]:
+    total = int(scored.prepared.tokens.sum())
+    return {"total_tokens": total, "prompt_tokens": total}
+
+
+def timing_headers(scored: ScoredPairs) -> dict[str, str]:
+    """TEI's timing headers, on every scoring response."""
+
+    def ms(seconds: float) -> str:
+        return str(round(seconds * 1000.0, 3))
+
+    return {
+        "x-total-time": ms(scored.total_s),
+        "x-tokenization-time": ms(scored.tokenize_s),
+        "x-queue-time": ms(scored.queue_s),
+        "x-inference-time": ms(scored.inference_s),
+        "x-compute-tokens": str(int(scored.prepared.tokens.sum())),
+        "x-truncated-documents": str(int(scored.prepared.truncated.sum())),
+    }
+
+
+def render_rerank(view: RerankView, scored: ScoredPairs, model_name: str) -> Any:
+    scores = apply_activation(scored.scores, view.activation)
+    results = ranked_results(scores, view.documents if view.return_documents else None, view.top_n)
+    if view.dialect == Dialect.TEI:
+        items = []
+        for result in results:
+            item: dict[str, Any] = {"index": result["index"], "score": result["score"]}
+            if view.return_documents:
+                item["text"] = result["document"]
+            items.append(item)
+        return items
+    items = []
+    for result in results:
+        item = {"index": result["index"], "relevance_score": result["score"]}
+        if view.return_documents:
+            item["document"] = {"text": result["document"]}
+        items.append(item)
+    usage = _usage(scored)
+    meta: dict[str, Any] = {
+        "results": _meta_results(scored, [r["index"] for r in results]),
+        "truncated_documents": int(scored.prepared.truncated.sum()),
+    }
+    body: dict[str, Any] = {"id": str(uuid.uuid4()), "results": items, "usage": usage}
+    if view.dialect == Dialect.COHERE:
+        meta["api_version"] = {"version": "2"}
+        meta["billed_units"] = {"search_units": -(-len(view.documents) // 100)}
+        meta["tokens"] = {"input_tokens": usage["total_tokens"], "output_tokens": 0}
+    else:
+        body["id"] = f"rerank-{body['id']}"
+        body["model"] = model_name
+    body["meta"] = meta
+    return body
+
+
+def render_score(scored: ScoredPairs, activation: str | None, model_name: str) -> dict[str, Any]:
+    scores = apply_activation(scored.scores, activation)
+    n = len(scores)
+    return {
+        "id": f"score-{uuid.uuid4()}",
+        "object": "list",
+        "created": int(time.time()),
+        "model": model_name,
+        "data": [{"index": i, "object": "score", "score": float(scores[i])} for i in range(n)],
+        "usage": _usage(scored),
+        "meta": {
+            "results": _meta_results(scored, list(range(n))),
+            "truncated_documents": int(np.count_nonzero(scored.prepared.truncated)),
+        },
+    }

@@ -1,0 +1,147 @@
+"""The batcher and the engine: cross-request batches, splitting, backpressure, timeouts, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from ettin_rerank.server import FakeScorer, ServerSettings
+from ettin_rerank.server.engine import RerankEngine
+from ettin_rerank.server.errors import ClientDisconnected, EngineTimeout, Overloaded, Unavailable
+from ettin_rerank.server.metrics import ServerMetrics
+from ettin_rerank.server.prepare import PairsJob
+
+from .conftest import make_client
+
+
+def run(scorer, coroutine_fn, **settings):
+    async def main():
+        engine = RerankEngine(scorer, ServerSettings(warmup=False, **settings), ServerMetrics())
+        engine.start()
+        try:
+            return await coroutine_fn(engine)
+        finally:
+            await engine.close()
+
+    return asyncio.run(main())
+
+
+def job(query: str, n: int, tag: str = "") -> PairsJob:
+    docs = [
+        f"{tag} doc {i} " + ("cats purr " if i % 3 == 0 else "dogs bark ") + "x " * (i % 5) for i in range(n)
+    ]
+    return PairsJob([query] * n, docs)
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_scores():
+    scorer = FakeScorer(seconds_per_pair=0.001)
+    jobs = [job(f"cats purr {k}", 5 + k, tag=f"r{k}") for k in range(8)]
+
+    async def go(engine):
+        return await asyncio.gather(*(engine.score(j) for j in jobs))
+
+    results = run(scorer, go, max_wait_ms=50)
+    assert sum(scorer.batches) == sum(len(j) for j in jobs)  # nothing lost or duplicated
+    assert len(scorer.batches) < len(jobs) and max(scorer.batches) > max(len(j) for j in jobs)  # merged
+    for j, result in zip(jobs, results, strict=True):
+        expected = scorer.predict(list(zip(j.queries, j.documents, strict=True)))
+        np.testing.assert_array_equal(result.scores, expected)  # each request its own scores
+
+
+def test_a_large_request_is_split_into_token_budget_batches():
+    scorer = FakeScorer()
+    big = job("cats purr", 500)
+    result = run(scorer, lambda engine: engine.score(big), batch_tokens=64)
+    assert len(scorer.batches) > 10 and sum(scorer.batches) == 500
+    lengths = scorer.encode(list(zip(big.queries, big.documents, strict=True))).lengths
+    assert max(scorer.batches) <= 64 // lengths.min()
+    np.testing.assert_array_equal(
+        result.scores, scorer.predict(list(zip(big.queries, big.documents, strict=True)))
+    )
+
+
+def test_a_full_queue_refuses_with_429():
+    scorer = FakeScorer(seconds_per_pair=0.02)
+
+    async def go(engine):
+        first = asyncio.ensure_future(engine.score(job("q", 10)))
+        second = asyncio.ensure_future(engine.score(job("q", 10)))
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded) as refused:
+            await engine.score(job("q", 1))
+        assert refused.value.status_code == 429 and refused.value.headers["Retry-After"] == "1"
+        await asyncio.gather(first, second)
+        return await engine.score(job("q", 1))  # room again
+
+    assert run(scorer, go, queue_size=2).scores.shape == (1,)
+
+
+def test_a_slow_request_times_out_with_503_and_its_work_is_dropped():
+    scorer = FakeScorer(seconds_per_pair=0.05)
+
+    async def go(engine):
+        with pytest.raises(EngineTimeout) as timed_out:
+            await engine.score(job("q", 40))
+        assert timed_out.value.status_code == 503 and "Retry-After" in timed_out.value.headers
+        await asyncio.sleep(0.3)
+
+    run(scorer, go, timeout_s=0.3, batch_tokens=40)
+    assert sum(scorer.batches) < 40  # the rest of the request was never scored
+
+
+def test_a_disconnected_client_cancels_its_queued_work():
+    scorer = FakeScorer(seconds_per_pair=0.01)
+
+    async def go(engine):
+        busy = asyncio.ensure_future(engine.score(job("q", 30, "first")))
+        await asyncio.sleep(0.02)
+        with pytest.raises(ClientDisconnected):
+            await engine.score(job("q", 30, "second"), asyncio.sleep(0.05))  # the client leaves after 50 ms
+        await busy
+
+    run(scorer, go, batch_tokens=60)
+    assert sum(scorer.batches) < 60  # the second request's queued rows were skipped
+
+
+def test_shutdown_finishes_admitted_requests_and_refuses_new_ones():
+    scorer = FakeScorer(seconds_per_pair=0.005)
+
+    async def go(engine):
+        inflight = asyncio.ensure_future(engine.score(job("q", 40)))
+        await asyncio.sleep(0.02)
+        closing = asyncio.ensure_future(engine.close())
+        await asyncio.sleep(0)
+        assert engine.state == "shutting_down"
+        with pytest.raises(Unavailable):
+            await engine.score(job("q", 1))
+        result = await inflight
+        await closing
+        return result
+
+    assert run(scorer, go).scores.shape == (40,)
+
+
+def test_http_backpressure_and_timeout_answers():
+    scorer = FakeScorer(seconds_per_pair=0.05)
+    with make_client(scorer, queue_size=1, timeout_s=0.5) as client:
+        slow = {"query": "q", "documents": ["d"] * 20}  # 1 s of fake compute
+        answers = {}
+        thread = threading.Thread(
+            target=lambda: answers.setdefault("slow", client.post("/v2/rerank", json=slow))
+        )
+        thread.start()
+        for _ in range(100):  # until the slow request is admitted
+            if client.app.state.engine.inflight:
+                break
+            threading.Event().wait(0.01)
+        refused = client.post("/v2/rerank", json={"query": "q", "documents": ["d"]})
+        thread.join()
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        assert refused.json()["error_type"] == "overloaded"
+        assert answers["slow"].status_code == 503 and answers["slow"].headers["retry-after"] == "1"
+        assert answers["slow"].json()["error_type"] == "timeout"
+        metrics = client.get("/metrics").text
+        assert 'ettin_rerank_rejected_total{reason="queue_full"} 1.0' in metrics
