@@ -45,7 +45,11 @@ def register(subparsers) -> None:
         type=Path,
         help="the output of `mine` (or Parquet with query_id, query, doc_id, document)",
     )
-    score.add_argument("--teacher", required=True, help="teacher model directory or Hub id")
+    score.add_argument(
+        "--teacher",
+        required=True,
+        help="teacher model directory or Hub id, or hybrid:DATASET_DIR (bi-encoder cosine + BM25 over that corpus)",
+    )
     score.add_argument("-o", "--output", type=Path, required=True, help="scored directory to write")
     score.add_argument("--backend", choices=("local", "ray"), default="local")
     score.add_argument(

@@ -112,7 +112,7 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
     )
 
 
-def _load_into(module: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     if missing:
@@ -151,9 +151,9 @@ def _load_transformer_dir(directory: Path) -> tuple[nn.Module, nn.Module | None,
     # Strip the base-model prefix; keys the encoder does not own belong to the head.
     state = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state.items()}
     encoder_keys = set(encoder.state_dict())
-    _load_into(encoder, {k: v for k, v in state.items() if k in encoder_keys}, directory)
+    load_into(encoder, {k: v for k, v in state.items() if k in encoder_keys}, directory)
     if head is not None:
-        _load_into(head, {k: v for k, v in state.items() if k not in encoder_keys}, directory)
+        load_into(head, {k: v for k, v in state.items() if k not in encoder_keys}, directory)
     return encoder, head, config
 
 
@@ -243,12 +243,12 @@ def _load_modular(directory: Path) -> LoadedCheckpoint:
                 bias=bool(cfg.get("bias", True)),
                 activation=activation_from_import_path(cfg.get("activation_function")),
             )
-            _load_into(layer, read_weights(module_dir), module_dir)
+            load_into(layer, read_weights(module_dir), module_dir)
             layers.append(layer)
         elif kind == "LayerNorm":
             cfg = read_json(module_dir / "config.json")
             layer = SentenceTransformersLayerNorm(int(cfg["dimension"]))
-            _load_into(layer, read_weights(module_dir), module_dir)
+            load_into(layer, read_weights(module_dir), module_dir)
             layers.append(layer)
         else:
             raise CheckpointError(
@@ -361,3 +361,14 @@ def save_modular(
         },
     )
     return out
+
+
+def export_half_precision(source_dir: str | Path, output_dir: str | Path) -> Path:
+    """Re-save a modular reranker with fp16 encoder weights (half the bytes); the head stays fp32.
+
+    Loaders compute in fp32 by default: both this engine and transformers upcast the
+    stored fp16 weights, so only the rounding of the weights themselves changes scores.
+    """
+    checkpoint = load_checkpoint(source_dir)
+    checkpoint.model.encoder.half()
+    return save_modular(checkpoint.model, checkpoint.tokenizer_dir, output_dir, max_length=checkpoint.max_length)

@@ -131,6 +131,15 @@ class BM25Index:
         model = bm25s.BM25.load(str(directory), mmap=mmap, show_progress=False)
         return cls(model, list(meta["doc_ids"]), BM25Config(**meta["config"]))
 
+    def score_all(self, query: str) -> np.ndarray:
+        """BM25 score of `query` against every indexed document, in `doc_ids` order (zeros if no term matches)."""
+        tokens = [
+            t for t in _tokenize([query], self.config, show_progress=False)[0] if t in self._model.vocab_dict
+        ]
+        if not tokens:
+            return np.zeros(len(self.doc_ids), dtype=np.float32)
+        return np.asarray(self._model.get_scores(tokens), dtype=np.float32)
+
     def search(
         self,
         queries: Mapping[str, str] | Sequence[str],

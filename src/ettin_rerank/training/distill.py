@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm.auto import tqdm
 
 from ..inference.batching import pack, plan_batches
 from ..inference.tokenization import EncodedPairs, PairTokenizer
@@ -414,6 +415,9 @@ class Distiller:
             evaluate(0)
 
         started = time.perf_counter()
+        progress = tqdm(
+            total=total_steps, initial=start_step, desc="Distilling", unit="step", disable=not self.is_main
+        )
         for step in range(start_step, total_steps):
             indices = global_batch(data, step, batch_size, data_seed, cfg.loss)
             local = split_for_rank(indices, data.group, self.rank, self.world, cfg.loss)
@@ -429,6 +433,8 @@ class Distiller:
                 "elapsed_s": round(time.perf_counter() - started, 3),
             }
             log["history"].append(entry)
+            progress.update(1)
+            progress.set_postfix(loss=f"{entry['loss']:.4g}", lr=f"{entry['lr']:.2e}")
             done = step + 1
             if done % eval_interval == 0 or done == total_steps:
                 evaluate(done)
@@ -438,6 +444,7 @@ class Distiller:
                     )
                 self._barrier()
 
+        progress.close()
         result = {**info, "complete": True}
         if self.is_main:
             best = self._best_checkpoint(log)

@@ -16,7 +16,13 @@ import torch
 from ..family import SIZES, EttinSize, build_random_model, get_size
 from ..modeling.crossencoder import CrossEncoderModel
 from ..modeling.heads import ModularHead
-from ..modeling.loading import CheckpointError, build_encoder, load_checkpoint, read_json, read_weights
+from ..modeling.loading import (
+    build_encoder,
+    load_checkpoint,
+    load_into,
+    read_json,
+    read_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +74,7 @@ def encoder_from_checkpoint(directory: str | Path, keep_layers: int | None = Non
     state = read_weights(directory)
     for prefix in ENCODER_PREFIXES:
         state = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state.items()}
-    expected = encoder.state_dict()
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        raise CheckpointError(
-            f"{directory}: the encoder weights lack {len(missing)} tensors, e.g. {missing[:5]}"
-        )
-    for name, tensor in expected.items():
-        if state[name].shape != tensor.shape:
-            raise CheckpointError(
-                f"{directory}: tensor {name} has shape {tuple(state[name].shape)}, expected {tuple(tensor.shape)}"
-            )
-    encoder.load_state_dict({k: state[k] for k in expected}, strict=True)
+    load_into(encoder, state, directory)
     return encoder
 
 

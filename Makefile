@@ -1,0 +1,11 @@
+.PHONY: setup test default-model
+
+setup:
+	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e ".[dev]"
+
+test:
+	HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q
+
+# Rebuild the bundled reranker with the project's own distillation pipeline (see scripts/build_default_model.py).
+default-model:
+	HF_HUB_OFFLINE=1 .venv/bin/python scripts/build_default_model.py
