@@ -1,37 +1,63 @@
-"""Length-sorted token-budget batches over packed (unpadded) pairs."""
+"""Length-sorted token-budget batches over packed (unpadded) pairs, streamed.
+
+Everything here works per batch or per chunk of pairs, never per token in Python:
+lengths are numpy arrays, packing is one `np.concatenate`, and the sequence layout is
+built by `Packing.from_lengths` with vectorised torch ops.
+
+Two producers feed the model:
+- `iter_packed(encoded, batch_tokens)`: batches of already tokenized pairs (the server
+  path); packing runs in a background thread one batch ahead of the model.
+- `iter_pair_batches(pairs, tokenizer, batch_tokens)`: raw text pairs, tokenized chunk by
+  chunk in a background thread while the model scores the previous chunk. At most
+  `chunk_pairs` pairs are tokenized ahead and `prefetch` packed batches wait in a queue, so
+  memory stays bounded for any input size.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..modeling.attention import Packing
-from .tokenization import EncodedPairs
+from .tokenization import EncodedPairs, PairTokenizer
+
+# Pairs tokenized per chunk when streaming raw text; each chunk is length-sorted on its own.
+DEFAULT_CHUNK_PAIRS = 4096
+# ... and at most this many characters (about 1M tokens): the tokenizer's intermediate
+# encodings cost far more per token than the int64 ids kept, so long documents need small chunks.
+DEFAULT_CHUNK_CHARS = 4_000_000
+# Packed batches the background producer may hold ready ahead of the model.
+DEFAULT_PREFETCH = 2
 
 
 def plan_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
     """Group pair indices into batches of at most `batch_tokens` real tokens, longest first.
 
     A pair longer than the budget gets a batch of its own. Sorting by length keeps the
-    per-sequence work of a batch similar and makes the largest batch come first, so memory
-    peaks early rather than at the end of a long run.
+    per-sequence work of a batch similar (global attention groups need little padding) and
+    makes the largest batch come first, so memory peaks early rather than at the end.
     """
     if batch_tokens <= 0:
         raise ValueError(f"batch_tokens must be positive, got {batch_tokens}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if not len(lengths):
+        return []
     order = np.argsort(-lengths, kind="stable")
+    sorted_lengths = lengths[order]
     batches: list[np.ndarray] = []
-    start, used = 0, 0
-    for position, index in enumerate(order):
-        length = int(lengths[index])
-        if used and used + length > batch_tokens:
-            batches.append(order[start:position])
-            start, used = position, 0
-        used += length
-    if start < len(order):
-        batches.append(order[start:])
+    start = 0
+    total = len(order)
+    while start < total:
+        # Longest prefix of the remaining (sorted) pairs that fits the budget; at least one pair.
+        cumulative = np.cumsum(sorted_lengths[start : start + batch_tokens])
+        count = max(1, int(np.searchsorted(cumulative, batch_tokens, side="right")))
+        batches.append(order[start : start + count])
+        start += count
     return batches
 
 
@@ -47,13 +73,12 @@ class PackedInputs:
             token_type_ids=None
             if self.token_type_ids is None
             else self.token_type_ids.to(device, non_blocking=True),
-            packing=Packing(
-                cu_seqlens=self.packing.cu_seqlens.to(device, non_blocking=True),
-                seqlens=self.packing.seqlens,
-                max_seqlen=self.packing.max_seqlen,
-                position_ids=self.packing.position_ids.to(device, non_blocking=True),
-            ),
+            packing=self.packing.to(device),
         )
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.input_ids.shape[0])
 
 
 def pack(encoded: EncodedPairs, indices: np.ndarray) -> PackedInputs:
@@ -68,6 +93,104 @@ def pack(encoded: EncodedPairs, indices: np.ndarray) -> PackedInputs:
     return PackedInputs(input_ids, token_type_ids, Packing.from_lengths(lengths))
 
 
-def iter_packed(encoded: EncodedPairs, batch_tokens: int) -> Iterator[tuple[np.ndarray, PackedInputs]]:
+def _iter_packed_now(encoded: EncodedPairs, batch_tokens: int, offset: int = 0):
     for indices in plan_batches(encoded.lengths, batch_tokens):
-        yield indices, pack(encoded, indices)
+        yield indices + offset, pack(encoded, indices)
+
+
+_DONE = object()
+
+
+def background(items: Iterable, prefetch: int = DEFAULT_PREFETCH) -> Iterator:
+    """Run an iterator in a daemon thread, at most `prefetch` items ahead; errors re-raise here.
+
+    The consumer may stop early: the producer then exits at its next `put`.
+    """
+    if prefetch <= 0:
+        yield from items
+        return
+    buffer: queue.Queue = queue.Queue(maxsize=prefetch)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((None, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put((None, _DONE))
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            buffer.put((error, None))
+
+    thread = threading.Thread(target=produce, name="ettin-rerank-batches", daemon=True)
+    thread.start()
+    try:
+        while True:
+            error, item = buffer.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+def iter_packed(
+    encoded: EncodedPairs, batch_tokens: int, prefetch: int = DEFAULT_PREFETCH
+) -> Iterator[tuple[np.ndarray, PackedInputs]]:
+    """(indices into `encoded`, packed batch) pairs, longest first, packed one batch ahead."""
+    return background(_iter_packed_now(encoded, batch_tokens), prefetch)
+
+
+def iter_pair_batches(
+    pairs: Sequence[tuple[str, str]],
+    encode: Callable[[Sequence[tuple[str, str]]], EncodedPairs] | PairTokenizer,
+    batch_tokens: int,
+    chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
+    prefetch: int = DEFAULT_PREFETCH,
+    chunk_chars: int = DEFAULT_CHUNK_CHARS,
+) -> Iterator[tuple[np.ndarray, PackedInputs]]:
+    """Tokenize `pairs` chunk by chunk in the background and yield packed batches.
+
+    A chunk holds at most `chunk_pairs` pairs and about `chunk_chars` characters (at least
+    one pair). Indices refer to positions in `pairs`. Within a chunk, batches are length-sorted.
+    """
+    if chunk_pairs <= 0 or chunk_chars <= 0:
+        raise ValueError(f"chunk_pairs and chunk_chars must be positive, got {chunk_pairs}, {chunk_chars}")
+    encode_fn = encode.encode_pairs if isinstance(encode, PairTokenizer) else encode
+
+    def produce():
+        for start, end in chunk_bounds(pairs, chunk_pairs, chunk_chars):
+            encoded = encode_fn(pairs[start:end])
+            yield from _iter_packed_now(encoded, batch_tokens, start)
+
+    return background(produce(), prefetch)
+
+
+def chunk_bounds(
+    pairs: Sequence[tuple[str, str]], chunk_pairs: int, chunk_chars: int
+) -> Iterator[tuple[int, int]]:
+    """(start, end) of consecutive chunks of at most `chunk_pairs` pairs and ~`chunk_chars` characters."""
+    start, chars = 0, 0
+    for position, (query, document) in enumerate(pairs):
+        size = len(query) + len(document)
+        if position > start and (position - start >= chunk_pairs or chars + size > chunk_chars):
+            yield start, position
+            start, chars = position, 0
+        chars += size
+    if start < len(pairs):
+        yield start, len(pairs)
+
+
+def scatter_scores(batches: Iterable[tuple[np.ndarray, np.ndarray]], count: int) -> np.ndarray:
+    """Put per-batch scores back into input order: (indices, scores) pairs -> (count,) fp32."""
+    out = np.full(count, np.nan, dtype=np.float32)
+    for indices, scores in batches:
+        out[indices] = scores
+    return out

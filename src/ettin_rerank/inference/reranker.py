@@ -16,7 +16,7 @@ from ..modeling.activations import sigmoid_fp32
 from ..modeling.attention import default_backend
 from ..modeling.crossencoder import CrossEncoderModel
 from ..modeling.loading import LoadedCheckpoint, load_checkpoint
-from .batching import iter_packed
+from .batching import PackedInputs, iter_packed, iter_pair_batches
 from .tokenization import EncodedPairs, PairTokenizer
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,48 @@ ACTIVATIONS = (None, "sigmoid", "identity")
 HUB_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*/*.json", "*/*.safetensors"]
 # Real tokens per batch. Packed batches have no padding, so this bounds activation memory.
 DEFAULT_BATCH_TOKENS = {"cpu": 8192, "cuda": 131072}
+
+
+QUANTIZE_MODES = (None, "int8")
+
+
+def resolve_quantize(quantize: str | None, device: torch.device, dtype: torch.dtype) -> str | None:
+    if quantize is not None:
+        quantize = str(quantize).lower()
+    if quantize in ("none", ""):
+        quantize = None
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
+    if quantize == "int8" and (device.type != "cpu" or dtype != torch.float32):
+        raise ValueError(
+            "quantize='int8' is a CPU mode with float32 activations; use device='cpu' and dtype='float32' "
+            "(on CUDA use dtype='bfloat16' instead)"
+        )
+    return quantize
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN reports native bf16 support on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def quantize_linears_int8(module: torch.nn.Module) -> torch.nn.Module:
+    """Swap every nn.Linear inside `module` for a dynamically quantized int8 one (in place).
+
+    Weights are quantized per tensor once; activations are quantized per batch on the fly
+    and the outputs come back fp32 (torch.ao dynamic quantization, fbgemm on x86).
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notice; the kernels are what we want
+        from torch.ao.quantization import quantize_dynamic
+
+        quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    return module
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -102,9 +144,16 @@ class Reranker:
         dtype: str | torch.dtype = "float32",
         layout: str = "",
         architecture: str = "",
+        quantize: str | None = None,
+        num_threads: int | None = None,
     ):
         self.device = torch.device(device)
         self.dtype = resolve_dtype(dtype)
+        self.quantize = resolve_quantize(quantize, self.device, self.dtype)
+        if num_threads is not None:
+            if num_threads <= 0:
+                raise ValueError(f"num_threads must be positive, got {num_threads}")
+            torch.set_num_threads(num_threads)  # process-wide: torch has one intra-op pool
         self.tokenizer = tokenizer
         self.name_or_path = name_or_path
         self.layout = layout
@@ -112,6 +161,14 @@ class Reranker:
         model.encoder.to(device=self.device, dtype=self.dtype)
         model.head.to(device=self.device, dtype=torch.float32)  # the head always runs in fp32
         model.set_attention_backend(default_backend(self.device, self.dtype))
+        if self.quantize == "int8":
+            quantize_linears_int8(model.encoder)  # the head and every activation stay fp32
+        if self.device.type == "cpu" and self.dtype != torch.float32 and not cpu_has_fast_bf16():
+            logger.warning(
+                "dtype=%s on a CPU without native bf16 matmul (AVX512-BF16/AMX): expect it to be slower than "
+                "float32 here; quantize='int8' is the fast CPU mode on this machine",
+                self.dtype,
+            )
         self.model = model.eval()
 
     @classmethod
@@ -121,11 +178,26 @@ class Reranker:
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float32",
         max_length: int | None = None,
+        quantize: str | None = None,
+        num_threads: int | None = None,
     ) -> Reranker:
+        """Load a model directory or Hub id.
+
+        Speed modes (see docs/speed.md): `dtype="float32"` is exact; `dtype="bfloat16"` (or
+        float16 on CUDA) runs the encoder in half precision; `quantize="int8"` (CPU, fp32)
+        swaps the encoder's linear layers for dynamically quantized int8 ones. The scoring
+        head always runs in fp32. `num_threads` sets torch's (process-wide) CPU thread count.
+        """
         directory = resolve_model_path(name_or_path)
         checkpoint = load_checkpoint(directory)
         return cls.from_checkpoint(
-            checkpoint, str(name_or_path), device=device, dtype=dtype, max_length=max_length
+            checkpoint,
+            str(name_or_path),
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            quantize=quantize,
+            num_threads=num_threads,
         )
 
     @classmethod
@@ -136,6 +208,8 @@ class Reranker:
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float32",
         max_length: int | None = None,
+        quantize: str | None = None,
+        num_threads: int | None = None,
     ) -> Reranker:
         limit = checkpoint.max_position_embeddings
         if max_length is not None and not (0 < max_length <= limit):
@@ -154,6 +228,8 @@ class Reranker:
             dtype=dtype,
             layout=checkpoint.layout,
             architecture=checkpoint.architecture,
+            quantize=quantize,
+            num_threads=num_threads,
         )
 
     @property
@@ -183,9 +259,28 @@ class Reranker:
         show = show_progress_bar if show_progress_bar is not None else len(encoded) >= 10_000
         with tqdm(total=len(encoded), desc="Scoring pairs", unit="pair", disable=not show) as progress:
             for indices, batch in iter_packed(encoded, batch_tokens):
-                batch = batch.to(self.device)
-                logits = self.model(batch.input_ids, batch.packing, batch.token_type_ids)
-                scores[indices] = logits.float().cpu().numpy()
+                scores[indices] = self._score_batch(batch)
+                progress.update(len(indices))
+        return scores
+
+    def _score_batch(self, batch: PackedInputs) -> np.ndarray:
+        batch = batch.to(self.device)
+        logits = self.model(batch.input_ids, batch.packing, batch.token_type_ids)  # (batch,) fp32
+        return logits.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def _predict_streaming(
+        self, pairs: list[tuple[str, str]], batch_tokens: int | None, show_progress_bar: bool | None
+    ) -> np.ndarray:
+        """Tokenize chunk by chunk in a background thread while the model scores; input order kept."""
+        scores = np.empty(len(pairs), dtype=np.float32)
+        if not pairs:
+            return scores
+        batch_tokens = batch_tokens or self.default_batch_tokens()
+        show = show_progress_bar if show_progress_bar is not None else len(pairs) >= 10_000
+        with tqdm(total=len(pairs), desc="Scoring pairs", unit="pair", disable=not show) as progress:
+            for indices, batch in iter_pair_batches(pairs, self.tokenizer, batch_tokens):
+                scores[indices] = self._score_batch(batch)
                 progress.update(len(indices))
         return scores
 
@@ -199,9 +294,7 @@ class Reranker:
         """One fp32 score per (query, document) pair, in input order: raw logits unless `activation="sigmoid"`."""
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        scores = self.predict_encoded(
-            self.encode(pairs), batch_tokens=batch_tokens, show_progress_bar=show_progress_bar
-        )
+        scores = self._predict_streaming(validate_pairs(pairs), batch_tokens, show_progress_bar)
         return apply_activation(scores, activation)
 
     def rank(

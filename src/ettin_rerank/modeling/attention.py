@@ -5,6 +5,17 @@ Every backend takes `q, k, v` of shape `(total_tokens, heads, head_dim)` plus th
 half-width of a sliding window (a token attends to keys with |i - j| <= window), or
 None for full attention within each sequence. Sequence boundaries are always respected.
 
+Backends (a small registry; local vs global is decided per layer by `window`):
+
+- `varlen` (default on CPU, and on CUDA without a varlen kernel): vectorised over the
+  whole packed batch. Sliding-window layers are computed block-locally on the packed
+  token stream in O(tokens x 3 x window) with one SDPA call per layer; global layers
+  gather the length-sorted sequences into a few padded groups of similar length (at most
+  `GROUP_PADDING` padding) and run one key-masked SDPA call per group.
+- `varlen_loop`: the eager per-sequence reference loop (one SDPA call per sequence).
+- `flash`: the `flash-attn` package's `flash_attn_varlen_func` (CUDA, fp16/bf16).
+- `torch_varlen`: PyTorch's own `torch.nn.attention.varlen.varlen_attn` (CUDA, fp16/bf16).
+
 `reference_attention` is the padded eager path the tests compare everything against.
 """
 
@@ -12,10 +23,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+# A global-attention group is padded to its longest member; start a new group when the
+# padded size would exceed the real tokens by more than this fraction.
+GROUP_PADDING = 0.25
+# Query block of the sliding-window kernel: 32-token blocks see a 160-key slab for a 129-key window.
+LOCAL_BLOCK = 32
 
 
 @dataclass
@@ -26,6 +44,8 @@ class Packing:
     seqlens: list[int]  # python copy of the lengths, for per-sequence loops without device syncs
     max_seqlen: int
     position_ids: torch.Tensor  # (total_tokens,) int64, position of each token within its sequence
+    # Per-batch index tensors the attention backends build once and reuse in every layer.
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_lengths(cls, lengths: list[int], device: torch.device | str = "cpu") -> Packing:
@@ -47,6 +67,10 @@ class Packing:
         return len(self.seqlens)
 
     @property
+    def total_tokens(self) -> int:
+        return sum(self.seqlens)
+
+    @property
     def starts(self) -> list[int]:
         out, total = [], 0
         for length in self.seqlens:
@@ -54,8 +78,183 @@ class Packing:
             total += length
         return out
 
+    def to(self, device: torch.device | str) -> Packing:
+        """The same packing with its tensors on `device` (the cache is rebuilt lazily there)."""
+        return Packing(
+            cu_seqlens=self.cu_seqlens.to(device, non_blocking=True),
+            seqlens=self.seqlens,
+            max_seqlen=self.max_seqlen,
+            position_ids=self.position_ids.to(device, non_blocking=True),
+        )
+
+    def sequence_ids(self) -> torch.Tensor:
+        """(total_tokens,) int64: which sequence each token belongs to."""
+        if "sequence_ids" not in self.cache:
+            device = self.position_ids.device
+            lengths = torch.tensor(self.seqlens, dtype=torch.long)
+            ids = torch.repeat_interleave(torch.arange(len(self.seqlens)), lengths)
+            self.cache["sequence_ids"] = ids.to(device)
+        return self.cache["sequence_ids"]
+
 
 AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Packing, int | None, float], torch.Tensor]
+
+
+def _sdpa(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float
+) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+# ----------------------------------------------------------------------------------------
+# Sliding-window layers: block-local over the packed token stream.
+# ----------------------------------------------------------------------------------------
+
+
+def _local_plan(packing: Packing, window: int, device: torch.device) -> tuple[int, int, int, torch.Tensor]:
+    """Block size, blocks per side, number of blocks and the attention mask of a batch.
+
+    The packed stream is cut into blocks of `block` tokens; a query in block b can only see
+    keys in blocks b - side .. b + side (|i - j| <= window), so each block attends to a slab
+    of (2 * side + 1) blocks. A key is allowed when it lies inside the window and in the
+    query's own sequence; the padding around the stream belongs to sequence -1, which only
+    padding queries see (so no row is fully masked).
+    Mask: (n_blocks, 1, block, slab) bool.
+    """
+    key = ("local", window, str(device))
+    if key not in packing.cache:
+        total = packing.total_tokens
+        block = max(1, min(LOCAL_BLOCK, window))
+        side = math.ceil(window / block)
+        slab = (2 * side + 1) * block
+        n_blocks = math.ceil(total / block)
+        tail = n_blocks * block - total
+        seq = packing.sequence_ids().to(device)  # (total_tokens,)
+        seq_q = F.pad(seq, (0, tail), value=-1).view(n_blocks, block)  # (n_blocks, block)
+        seq_k = F.pad(seq, (side * block, side * block + tail), value=-1).unfold(
+            0, slab, block
+        )  # (n_blocks, slab)
+        rows = torch.arange(block, device=device)
+        cols = torch.arange(slab, device=device)
+        in_window = (cols[None, :] - side * block - rows[:, None]).abs() <= window  # (block, slab)
+        mask = (seq_q[:, :, None] == seq_k[:, None, :]) & in_window  # (n_blocks, block, slab)
+        packing.cache[key] = (block, side, n_blocks, mask.unsqueeze(1))
+    return packing.cache[key]
+
+
+def local_block_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, window: int, scale: float
+) -> torch.Tensor:
+    """Exact sliding-window attention for a whole packed batch in one SDPA call, O(tokens x window)."""
+    total, heads, head_dim = q.shape
+    block, side, n_blocks, mask = _local_plan(packing, window, q.device)
+    tail = n_blocks * block - total
+    slab = (2 * side + 1) * block
+    q_blocks = F.pad(q, (0, 0, 0, 0, 0, tail)).view(n_blocks, block, heads, head_dim).transpose(1, 2)
+    # q_blocks: (n_blocks, heads, block, head_dim)
+    pad = (0, 0, 0, 0, side * block, side * block + tail)
+    k_slabs = F.pad(k, pad).unfold(0, slab, block).permute(0, 1, 3, 2)
+    v_slabs = F.pad(v, pad).unfold(0, slab, block).permute(0, 1, 3, 2)
+    # k_slabs, v_slabs: (n_blocks, heads, slab, head_dim)
+    out = _sdpa(q_blocks, k_slabs, v_slabs, mask, scale)  # (n_blocks, heads, block, head_dim)
+    return out.transpose(1, 2).reshape(n_blocks * block, heads, head_dim)[:total]
+
+
+# ----------------------------------------------------------------------------------------
+# Global layers: sequences of similar length share one padded, key-masked SDPA call.
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Group:
+    gather: torch.Tensor  # (count * length,) int64: packed row of each padded slot (pads point at row 0)
+    valid: torch.Tensor  # (count * length,) bool: the slot holds a real token
+    key_mask: torch.Tensor | None  # (count, 1, 1, length) bool, None when nothing is padded
+    count: int
+    length: int
+
+
+def group_sequences(seqlens: list[int], max_padding: float = GROUP_PADDING) -> list[list[int]]:
+    """Sequence indices grouped by similar length (longest first): padding each group to its
+    longest member adds at most `max_padding` of the group's real tokens."""
+    order = sorted(range(len(seqlens)), key=lambda i: -seqlens[i])
+    groups: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for index in order:
+        length = seqlens[index]
+        if current:
+            longest = seqlens[current[0]]
+            if longest * (len(current) + 1) > (1 + max_padding) * (real + length):
+                groups.append(current)
+                current, real = [], 0
+        current.append(index)
+        real += length
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _global_plan(packing: Packing, device: torch.device) -> list[_Group]:
+    key = ("global", str(device))
+    if key not in packing.cache:
+        starts = packing.starts
+        groups = []
+        for members in group_sequences(packing.seqlens):
+            length = packing.seqlens[members[0]]
+            count = len(members)
+            lengths = torch.tensor([packing.seqlens[i] for i in members], dtype=torch.long)  # (count,)
+            first = torch.tensor([starts[i] for i in members], dtype=torch.long)  # (count,)
+            slot = torch.arange(length, dtype=torch.long)  # (length,)
+            valid = slot[None, :] < lengths[:, None]  # (count, length)
+            gather = torch.where(valid, first[:, None] + slot[None, :], 0)  # (count, length)
+            padded = bool((~valid).any())
+            groups.append(
+                _Group(
+                    gather=gather.reshape(-1).to(device),
+                    valid=valid.reshape(-1).to(device),
+                    key_mask=valid[:, None, None, :].to(device) if padded else None,
+                    count=count,
+                    length=length,
+                )
+            )
+        packing.cache[key] = groups
+    return packing.cache[key]
+
+
+def global_grouped_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, scale: float
+) -> torch.Tensor:
+    """Full attention within each sequence, one SDPA call per group of similar lengths."""
+    total, heads, head_dim = q.shape
+    if packing.batch_size == 1:
+        out = _sdpa(q[None].transpose(1, 2), k[None].transpose(1, 2), v[None].transpose(1, 2), None, scale)
+        return out[0].transpose(0, 1)  # (total_tokens, heads, head_dim)
+    out = torch.empty_like(q)
+    for group in _global_plan(packing, q.device):
+        shape = (group.count, group.length, heads, head_dim)
+        qg, kg, vg = (t.index_select(0, group.gather).view(shape).transpose(1, 2) for t in (q, k, v))
+        # qg, kg, vg: (count, heads, length, head_dim)
+        og = _sdpa(qg, kg, vg, group.key_mask, scale).transpose(1, 2).reshape(-1, heads, head_dim)
+        if group.key_mask is None:
+            out.index_copy_(0, group.gather, og)
+        else:
+            out.index_copy_(0, group.gather[group.valid], og[group.valid])
+    return out
+
+
+def cpu_varlen_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, window: int | None, scale: float
+) -> torch.Tensor:
+    """The fast device-agnostic backend: block-local sliding windows, grouped global attention."""
+    if window is None or packing.max_seqlen <= window + 1:
+        return global_grouped_attention(q, k, v, packing, scale)
+    return local_block_attention(q, k, v, packing, window, scale)
+
+
+# ----------------------------------------------------------------------------------------
+# The eager per-sequence reference loop.
+# ----------------------------------------------------------------------------------------
 
 
 def _sliding_window_blocks(
@@ -94,10 +293,10 @@ def _sliding_window_blocks(
     return out.reshape(heads, n_blocks * block, head_dim)[:, :length]  # (heads, length, head_dim)
 
 
-def cpu_varlen_attention(
+def loop_varlen_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, window: int | None, scale: float
 ) -> torch.Tensor:
-    """Per-sequence attention without padding; sliding windows computed block-locally."""
+    """Eager reference: one attention call per sequence, sliding windows block-locally."""
     out = torch.empty_like(q)
     for start, length in zip(packing.starts, packing.seqlens, strict=True):
         end = start + length
@@ -110,6 +309,11 @@ def cpu_varlen_attention(
             o = _sliding_window_blocks(qs, ks, vs, window, scale)
         out[start:end] = o.transpose(0, 1)  # (length, heads, head_dim)
     return out
+
+
+# ----------------------------------------------------------------------------------------
+# CUDA variable-length kernels.
+# ----------------------------------------------------------------------------------------
 
 
 def flash_varlen_attention(
@@ -132,6 +336,25 @@ def flash_varlen_attention(
     )
 
 
+def torch_varlen_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, window: int | None, scale: float
+) -> torch.Tensor:
+    """PyTorch's own variable-length flash kernel (CUDA, fp16/bf16), sliding window included."""
+    from torch.nn.attention.varlen import varlen_attn
+
+    return varlen_attn(
+        q,
+        k,
+        v,
+        packing.cu_seqlens,
+        packing.cu_seqlens,
+        packing.max_seqlen,
+        packing.max_seqlen,
+        scale=scale,
+        window_size=(window, window) if window is not None else (-1, -1),
+    )
+
+
 def flash_attn_available() -> bool:
     try:
         import flash_attn  # noqa: F401
@@ -140,15 +363,29 @@ def flash_attn_available() -> bool:
     return True
 
 
+def torch_varlen_available() -> bool:
+    try:
+        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 ATTENTION_BACKENDS: dict[str, AttentionFn] = {
     "varlen": cpu_varlen_attention,
+    "varlen_loop": loop_varlen_attention,
     "flash": flash_varlen_attention,
+    "torch_varlen": torch_varlen_attention,
 }
 
 
 def default_backend(device: torch.device, dtype: torch.dtype) -> str:
-    if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) and flash_attn_available():
-        return "flash"
+    """flash-attn, else PyTorch's varlen kernel on CUDA half precision; the vectorised `varlen` otherwise."""
+    if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16):
+        if flash_attn_available():
+            return "flash"
+        if torch_varlen_available():
+            return "torch_varlen"
     return "varlen"
 
 

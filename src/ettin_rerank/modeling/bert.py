@@ -6,7 +6,7 @@ transformers' `BertModel`, so checkpoints load without a mapping table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -48,13 +48,12 @@ class BertConfig:
         return cls(**{k: v for k, v in raw.items() if k in known and v is not None})
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return {
             **asdict(self),
             "model_type": "bert",
             "architectures": ["BertModel"],
             "position_embedding_type": "absolute",
+            "dtype": "float32",  # compute dtype; stored weights may be fp16
         }
 
 

@@ -371,4 +371,6 @@ def export_half_precision(source_dir: str | Path, output_dir: str | Path) -> Pat
     """
     checkpoint = load_checkpoint(source_dir)
     checkpoint.model.encoder.half()
-    return save_modular(checkpoint.model, checkpoint.tokenizer_dir, output_dir, max_length=checkpoint.max_length)
+    return save_modular(
+        checkpoint.model, checkpoint.tokenizer_dir, output_dir, max_length=checkpoint.max_length
+    )

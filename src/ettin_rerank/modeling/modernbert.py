@@ -96,6 +96,8 @@ class ModernBertConfig:
             bos_token_id=self.cls_token_id,
             eos_token_id=self.sep_token_id,
             classifier_pooling="cls",
+            # Weights may be stored in fp16; loaders should still compute in fp32 unless told otherwise.
+            dtype="float32",
             rope_parameters={
                 FULL_ATTENTION: {"rope_theta": self.global_rope_theta, "rope_type": "default"},
                 SLIDING_ATTENTION: {"rope_theta": self.local_rope_theta, "rope_type": "default"},
@@ -145,6 +147,28 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return (x32 * cos + rotate_half(x32) * sin).to(x.dtype)
 
 
+def rope_cos_signed_sin(
+    position_ids: torch.Tensor, theta: float, head_dim: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin for `apply_rope_rolled`: shape (tokens, 1, 1, head_dim), sin negated on its first half."""
+    cos, sin = rope_cos_sin(position_ids, theta, head_dim, dtype)  # (tokens, head_dim)
+    half = head_dim // 2
+    signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+    return cos.float()[:, None, None, :], signed_sin.float()[:, None, None, :]
+
+
+def apply_rope_rolled(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """`apply_rope` with rotate_half(x) * sin written as roll(x) * signed_sin: one pass fewer, same fp32 values.
+
+    x: (tokens, ..., head_dim); cos, signed_sin: (tokens, 1, 1, head_dim) fp32.
+    """
+    x32 = x.float()
+    rotated = torch.roll(x32, x.shape[-1] // 2, dims=-1)  # cat(x2, x1)
+    out = x32 * cos
+    out.add_(rotated.mul_(signed_sin))
+    return out.to(x.dtype)
+
+
 class ModernBertEmbeddings(nn.Module):
     def __init__(self, config: ModernBertConfig):
         super().__init__()
@@ -189,6 +213,15 @@ class ModernBertAttention(nn.Module):
         cos, sin = rope[self.rope_theta]
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
 
+    def _qkv_packed(self, hidden: torch.Tensor, rope: dict[float, tuple[torch.Tensor, torch.Tensor]]):
+        """`_qkv` for the packed path: q and k rotated together in one pass (same fp32 math)."""
+        qkv = self.Wqkv(hidden).unflatten(
+            -1, (3, self.num_heads, self.head_dim)
+        )  # (tokens, 3, heads, head_dim)
+        cos, signed_sin = rope[self.rope_theta]  # (tokens, 1, 1, head_dim) each
+        rotated = apply_rope_rolled(qkv[:, :2], cos, signed_sin)  # (tokens, 2, heads, head_dim)
+        return rotated[:, 0], rotated[:, 1], qkv[:, 2]
+
     def forward(
         self,
         hidden: torch.Tensor,
@@ -196,7 +229,7 @@ class ModernBertAttention(nn.Module):
         rope: dict[float, tuple[torch.Tensor, torch.Tensor]],
         backend: str,
     ) -> torch.Tensor:
-        q, k, v = self._qkv(hidden, rope)  # (total_tokens, heads, head_dim)
+        q, k, v = self._qkv_packed(hidden, rope)  # (total_tokens, heads, head_dim)
         out = ATTENTION_BACKENDS[backend](q, k, v, packing, self.window, self.scale)
         return self.Wo(out.flatten(-2))  # (total_tokens, hidden)
 
@@ -261,8 +294,12 @@ class ModernBertModel(nn.Module):
     ) -> torch.Tensor:
         """input_ids: (total_tokens,) -> hidden: (total_tokens, hidden)."""
         del token_type_ids  # ModernBERT has no segment embeddings
-        hidden = self.embeddings(input_ids)
-        rope = self._rope(packing.position_ids, hidden.dtype)
+        hidden = self.embeddings(input_ids)  # (total_tokens, hidden)
+        thetas = {self.config.global_rope_theta, self.config.local_rope_theta}
+        rope = {
+            theta: rope_cos_signed_sin(packing.position_ids, theta, self.config.head_dim, hidden.dtype)
+            for theta in thetas
+        }
         for layer in self.layers:
             hidden = layer(hidden, packing, rope, self.attention_backend)
         return self.final_norm(hidden)

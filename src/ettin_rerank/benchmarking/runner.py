@@ -1,0 +1,265 @@
+"""Run a benchmark: same model directory, same pairs, same machine, alternating repeats."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..inference.tokenization import PairTokenizer
+from ..modeling.loading import load_checkpoint
+from .engines import DEFAULT_ENGINES, OUR_MODES, load_engine
+from .measure import EncoderShape, PeakMemory, matmul_peak_gflops, timed, useful_flops
+from .workloads import SHORT_MAX_LENGTH, WORKLOADS, beir_short_pairs, long_pairs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchConfig:
+    model_dir: str
+    data_dir: str
+    workload: str = "beir-short"  # beir-short | long
+    engines: list[str] = field(default_factory=lambda: list(DEFAULT_ENGINES))
+    repeats: int = 3
+    device: str = "cpu"
+    threads: int | None = None  # torch intra-op threads for every engine (None: torch's default)
+    batch_tokens: int | None = None  # our token budget (None: the engine's default)
+    st_batch_size: int = 32
+    num_queries: int = 10  # beir-short: queries, each with docs_per_query documents
+    docs_per_query: int = 100
+    num_docs: int = 20  # long: documents of min_tokens..max_tokens
+    min_tokens: int = 2000
+    max_tokens: int = 8000
+    max_length: int | None = None  # None: 512 for beir-short, the model's limit for long
+    seed: int = 0
+
+
+def _machine(device: str) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+    }
+    try:
+        with open("/proc/cpuinfo") as handle:
+            text = handle.read()
+        info["cpu"] = next(
+            (line.split(":", 1)[1].strip() for line in text.splitlines() if "model name" in line), ""
+        )
+        flags = next(
+            (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
+        )
+        info["cpu_flags"] = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+    except OSError:
+        pass
+    try:
+        import sentence_transformers
+
+        info["sentence_transformers"] = sentence_transformers.__version__
+    except ImportError:
+        info["sentence_transformers"] = None
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _deviation(scores: np.ndarray, reference: np.ndarray, groups: list[np.ndarray]) -> dict[str, float]:
+    """max |difference|, Spearman correlation, and mean top-10 agreement per query group."""
+    from scipy.stats import spearmanr
+
+    diff = float(np.abs(scores.astype(np.float64) - reference).max())
+    rho = float(spearmanr(scores, reference).statistic) if len(scores) > 2 else 1.0
+    overlaps = []
+    for group in groups:
+        k = min(10, len(group))
+        top = set(group[np.argsort(-scores[group], kind="stable")[:k]].tolist())
+        top_ref = set(group[np.argsort(-reference[group], kind="stable")[:k]].tolist())
+        overlaps.append(len(top & top_ref) / k)
+    return {
+        "max_abs_diff": diff,
+        "reference_score_std": float(np.std(reference)),  # random-weight models have a tiny spread
+        "spearman": rho,
+        "top10_agreement": float(np.mean(overlaps)) if overlaps else 1.0,
+    }
+
+
+def run_bench(config: BenchConfig) -> dict[str, Any]:
+    if config.workload not in WORKLOADS:
+        raise ValueError(f"unknown workload {config.workload!r}; choose from {list(WORKLOADS)}")
+    if config.repeats < 1:
+        raise ValueError("repeats must be >= 1")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    checkpoint = load_checkpoint(Path(config.model_dir))
+    limit = min(
+        checkpoint.max_length or checkpoint.max_position_embeddings, checkpoint.max_position_embeddings
+    )
+    max_length = config.max_length or (SHORT_MAX_LENGTH if config.workload == "beir-short" else limit)
+    tokenizer = PairTokenizer.from_dir(checkpoint.tokenizer_dir, max_length, with_token_type_ids=False)
+    if config.workload == "beir-short":
+        pairs = beir_short_pairs(config.data_dir, config.num_queries, config.docs_per_query, config.seed)
+        groups = [
+            np.arange(i, min(i + config.docs_per_query, len(pairs)))
+            for i in range(0, len(pairs), config.docs_per_query)
+        ]
+    else:
+        pairs = long_pairs(
+            config.data_dir, tokenizer, config.num_docs, config.min_tokens, config.max_tokens, config.seed
+        )
+        groups = [np.arange(len(pairs))]
+    lengths = tokenizer.encode_pairs(pairs).lengths
+    flops = useful_flops(EncoderShape.from_config(checkpoint.model.config), lengths)
+    del checkpoint
+
+    engines = {}
+    for name in config.engines:
+        engines[name] = load_engine(
+            name, config.model_dir, config.device, max_length, config.batch_tokens, config.st_batch_size
+        )
+        engines[name].predict(pairs[: min(8, len(pairs))])  # warm-up: lazy init, allocator, kernels
+
+    seconds: dict[str, list[float]] = {name: [] for name in engines}
+    peaks: dict[str, int] = dict.fromkeys(engines, 0)
+    scores: dict[str, np.ndarray] = {}
+    for repeat in range(config.repeats):
+        order = list(engines) if repeat % 2 == 0 else list(reversed(engines))  # alternate, no order bias
+        for name in order:
+            with PeakMemory() as memory, timed() as clock:
+                scores[name] = engines[name].predict(pairs)
+            seconds[name].append(clock["seconds"])
+            peaks[name] = max(peaks[name], memory.cuda_peak or memory.peak_rss)
+            logger.info("%s repeat %d: %.1f pairs/s", name, repeat, len(pairs) / clock["seconds"])
+
+    reference_name = next((n for n in ("st-default", "ours-exact") if n in scores), None)
+    reference = scores[reference_name].astype(np.float64) if reference_name else None
+    results = {}
+    for name, times in seconds.items():
+        median = statistics.median(times)
+        entry = {
+            "description": engines[name].description,
+            "pairs_per_s": len(pairs) / median,
+            "seconds": times,
+            "median_seconds": median,
+            "gflops_per_s": flops / median / 1e9,
+            "peak_memory_mb": peaks[name] / 2**20,
+            "memory_kind": "cuda max allocated" if config.device.startswith("cuda") else "process peak RSS",
+        }
+        if reference is not None:
+            entry["deviation_vs"] = reference_name
+            entry["deviation"] = _deviation(scores[name], reference, groups)
+        results[name] = entry
+    for baseline in ("st-default", "st-bf16"):
+        if baseline in results:
+            for entry in results.values():
+                entry[f"ratio_vs_{baseline}"] = entry["pairs_per_s"] / results[baseline]["pairs_per_s"]
+    cpu_peak = matmul_peak_gflops(torch.float32) if config.device == "cpu" else None
+    return {
+        "config": asdict(config),
+        "machine": _machine(config.device),
+        "workload": {
+            "name": config.workload,
+            "pairs": len(pairs),
+            "max_length": max_length,
+            "mean_tokens": float(lengths.mean()),
+            "max_tokens": int(lengths.max()),
+            "useful_gflop": flops / 1e9,
+        },
+        "matmul_peak_gflops_fp32": cpu_peak,
+        "engines": results,
+        "our_modes": {name: OUR_MODES[name] for name in results if name in OUR_MODES},
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    peak = report.get("matmul_peak_gflops_fp32")
+    lines = [
+        f"workload {report['workload']['name']}: {report['workload']['pairs']} pairs, "
+        f"mean {report['workload']['mean_tokens']:.0f} tokens; fp32 matmul peak "
+        + (f"{peak:.1f} GFLOP/s" if peak else "n/a"),
+        f"{'engine':<12} {'pairs/s':>9} {'x st-def':>9} {'x st-bf16':>9} {'GFLOP/s':>8} {'peak MB':>8} "
+        f"{'max|diff|':>10} {'spearman':>8} {'top10':>6}",
+    ]
+    for name, e in report["engines"].items():
+        dev = e.get("deviation", {})
+        lines.append(
+            f"{name:<12} {e['pairs_per_s']:>9.2f} {e.get('ratio_vs_st-default', float('nan')):>9.2f} "
+            f"{e.get('ratio_vs_st-bf16', float('nan')):>9.2f} {e['gflops_per_s']:>8.1f} {e['peak_memory_mb']:>8.0f} "
+            f"{dev.get('max_abs_diff', float('nan')):>10.2e} {dev.get('spearman', float('nan')):>8.5f} "
+            f"{dev.get('top10_agreement', float('nan')):>6.3f}"
+        )
+    return "\n".join(lines)
+
+
+def write_json(report: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return path
+
+
+def write_chart(report: dict[str, Any], path: str | Path) -> Path:
+    """Bar chart of pairs/s per engine, ratios against st-default on the bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(report["engines"])
+    rates = [report["engines"][n]["pairs_per_s"] for n in names]
+    colors = ["tab:blue" if n.startswith("ours") else "tab:gray" for n in names]
+    fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 4))
+    bars = ax.bar(names, rates, color=colors)
+    for bar, name in zip(bars, names, strict=True):
+        ratio = report["engines"][name].get("ratio_vs_st-default")
+        label = f"{bar.get_height():.1f}" + (f"\n{ratio:.2f}x" if ratio is not None else "")
+        ax.annotate(
+            label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8
+        )
+    workload = report["workload"]
+    ax.set_ylabel("pairs / s (median)")
+    ax.set_title(
+        f"{Path(report['config']['model_dir']).name}: {workload['name']}, {workload['pairs']} pairs, "
+        f"{report['machine'].get('torch_threads')} threads",
+        fontsize=9,
+    )
+    ax.margins(y=0.2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def format_markdown(reports: list[dict[str, Any]]) -> str:
+    """One README-style table over several reports (one row per model x workload x engine)."""
+    lines = [
+        "| model | workload | engine | pairs/s | x st-default | x st-bf16 | GFLOP/s (fp32 peak) | peak MB | max abs diff | Spearman |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for report in reports:
+        model = Path(report["config"]["model_dir"]).name
+        workload = f"{report['workload']['name']} ({report['workload']['pairs']} pairs)"
+        peak = report.get("matmul_peak_gflops_fp32")
+        for name, e in report["engines"].items():
+            dev = e.get("deviation", {})
+            st_bf16 = e.get("ratio_vs_st-bf16")
+            lines.append(
+                f"| {model} | {workload} | {name} | {e['pairs_per_s']:.2f} | {e.get('ratio_vs_st-default', 1.0):.2f}x | "
+                + (f"{st_bf16:.2f}x" if st_bf16 is not None else "-")
+                + f" | {e['gflops_per_s']:.1f} ({peak:.0f}) | {e['peak_memory_mb']:.0f} | "
+                f"{dev.get('max_abs_diff', 0.0):.1e} | {dev.get('spearman', 1.0):.4f} |"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,61 @@
+"""`ettin-rerank bench` end to end on a tiny model and a tiny workload (a smoke test, not a speed test)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ettin_rerank.benchmarking.measure import EncoderShape, PeakMemory, useful_flops
+from ettin_rerank.benchmarking.workloads import long_pairs
+
+
+def test_bench_command_writes_json_and_chart(tiny_reranker_dir, scifact_dir, tmp_path, capsys):
+    pytest.importorskip("sentence_transformers")
+    from ettin_rerank.cli import main
+
+    out = tmp_path / "bench.json"
+    code = main(
+        [
+            "bench", "--model", str(tiny_reranker_dir), "--data", str(scifact_dir),
+            "--engines", "ours-exact,ours-int8,st-default", "--num-queries", "1", "--docs-per-query", "6",
+            "--repeats", "1", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert out.with_suffix(".png").stat().st_size > 0
+    engines = report["engines"]
+    assert set(engines) == {"ours-exact", "ours-int8", "st-default"}
+    assert engines["st-default"]["ratio_vs_st-default"] == pytest.approx(1.0)
+    assert engines["ours-exact"]["deviation"]["max_abs_diff"] <= 1e-4
+    assert all(
+        e["pairs_per_s"] > 0 and e["gflops_per_s"] > 0 and e["peak_memory_mb"] > 0 for e in engines.values()
+    )
+    assert report["matmul_peak_gflops_fp32"] > 0
+    assert "ours-exact" in capsys.readouterr().out
+
+
+def test_long_workload_documents_fall_in_the_token_range(scifact_dir, modernbert_tokenizer_dir):
+    from ettin_rerank.inference.tokenization import PairTokenizer
+
+    tokenizer = PairTokenizer.from_dir(modernbert_tokenizer_dir, 7999, with_token_type_ids=False)
+    pairs = long_pairs(scifact_dir, tokenizer, num_docs=3, min_tokens=500, max_tokens=900)
+    counts = tokenizer.count_tokens([d for _, d in pairs])
+    assert len(pairs) == 3 and np.all(counts >= 500) and np.all(counts <= 900 + 1500)
+
+
+def test_useful_flops_honours_windows():
+    shape = EncoderShape(num_layers=3, hidden=64, intermediate=96, global_layers=1, window=128)
+    short, long = useful_flops(shape, np.array([100])), useful_flops(shape, np.array([1000]))
+    linear_per_token = 2 * (4 * 64 * 64 + 3 * 96 * 64) * 3
+    assert long == pytest.approx(linear_per_token * 1000 + 4 * 64 * 1000**2 + 2 * 4 * 64 * 1000 * 129)
+    assert short < long
+
+
+def test_peak_memory_sees_an_allocation():
+    with PeakMemory() as memory:
+        block = np.ones(64 * 2**20 // 8)
+        block.sum()
+    assert memory.peak_rss - memory.start_rss >= 32 * 2**20
