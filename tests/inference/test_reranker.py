@@ -109,8 +109,10 @@ def test_unknown_architecture_lists_supported(tiny_reranker_dir, tmp_path):
 
 
 def test_hub_id_offline_fails_fast_with_advice():
-    with pytest.raises(FileNotFoundError, match=r"cross-encoder/ettin-reranker-17m-v1.*local path"):
-        Reranker.from_pretrained("cross-encoder/ettin-reranker-17m-v1")
+    # conftest sets HF_HUB_OFFLINE=1: nothing is downloaded, the id must fail at once with advice.
+    hub_id = "cross-encoder/ettin-reranker-17m-v1"
+    with pytest.raises(FileNotFoundError, match=rf"{hub_id}.*local path"):
+        Reranker.from_pretrained(hub_id)
 
 
 def test_missing_local_directory():
