@@ -77,14 +77,7 @@ def build_random_model(size: str, seed: int = 0, vocab_size: int = 50368) -> Cro
     generator = torch.Generator().manual_seed(seed)
     encoder = ModernBertModel(config)
     encoder.init_weights(generator)
-    head = ModularHead.ettin(config.hidden_size)
-    with torch.no_grad():
-        for layer in head.layers:
-            for name, param in layer.named_parameters():
-                if name.endswith("weight") and param.ndim == 2:
-                    torch.nn.init.trunc_normal_(param, std=0.02, a=-0.04, b=0.04, generator=generator)
-                elif name.endswith("bias"):
-                    param.zero_()
+    head = ModularHead.ettin(config.hidden_size, generator)
     return CrossEncoderModel(encoder, head).eval()
 
 

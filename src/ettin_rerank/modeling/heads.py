@@ -71,8 +71,9 @@ class ModularHead(nn.Module):
         return x.squeeze(-1)  # (batch,)
 
     @classmethod
-    def ettin(cls, hidden_size: int) -> ModularHead:
-        return cls(
+    def ettin(cls, hidden_size: int, generator: torch.Generator | None = None) -> ModularHead:
+        """The Ettin head; with a `generator`, Dense weights get a seeded truncated-normal init (std 0.02)."""
+        head = cls(
             "cls",
             [
                 SentenceTransformersDense(hidden_size, hidden_size, bias=False, activation=nn.GELU()),
@@ -80,6 +81,16 @@ class ModularHead(nn.Module):
                 SentenceTransformersDense(hidden_size, 1, bias=True, activation=nn.Identity()),
             ],
         )
+        if generator is not None:
+            with torch.no_grad():
+                for layer in head.layers:
+                    if isinstance(layer, SentenceTransformersDense):
+                        nn.init.trunc_normal_(
+                            layer.linear.weight, std=0.02, a=-0.04, b=0.04, generator=generator
+                        )
+                        if layer.linear.bias is not None:
+                            layer.linear.bias.zero_()
+        return head
 
 
 class ModernBertPredictionHead(nn.Module):

@@ -37,18 +37,6 @@ class Student:
     description: str
 
 
-def init_ettin_head(hidden_size: int, generator: torch.Generator) -> ModularHead:
-    head = ModularHead.ettin(hidden_size)
-    with torch.no_grad():
-        for layer in head.layers:
-            for name, param in layer.named_parameters():
-                if name.endswith("weight") and param.ndim == 2:
-                    torch.nn.init.trunc_normal_(param, std=0.02, a=-0.04, b=0.04, generator=generator)
-                elif name.endswith("bias"):
-                    param.zero_()
-    return head
-
-
 def nearest_size(num_parameters: int) -> EttinSize:
     published = [s for s in SIZES.values() if s.reranker_id]
     params = {"17m": 17.6e6, "32m": 32.8e6, "68m": 68.6e6, "150m": 150.9e6, "400m": 401.6e6, "1b": 1.0e9}
@@ -92,7 +80,7 @@ def build_student(
         encoder = encoder_from_checkpoint(init_encoder, keep_layers)
         tokenizer_dir = Path(tokenizer) if tokenizer else init_encoder
         _require_tokenizer(tokenizer_dir, "--init-encoder")
-        model = CrossEncoderModel(encoder, init_ettin_head(encoder.config.hidden_size, generator))
+        model = CrossEncoderModel(encoder, ModularHead.ettin(encoder.config.hidden_size, generator))
         size = (
             get_size(student)
             if student and student in SIZES
