@@ -82,6 +82,17 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def require_same_settings(directory: Path, settings: dict[str, Any], holds: str) -> dict[str, Any] | None:
+    """The manifest already in `directory`, refusing to resume a run made with other settings."""
+    existing = read_manifest(directory)
+    if existing is not None and existing.get("settings") != settings:
+        raise ValueError(
+            f"{directory} holds {holds} from a run with other settings ({existing.get('settings')}); "
+            "resume with the same arguments, or choose a new output directory"
+        )
+    return existing
+
+
 def parquet_files(path: str | Path) -> list[Path]:
     """The Parquet files of a step's output: a single file, or `*.parquet` in a directory (sorted)."""
     path = Path(path)

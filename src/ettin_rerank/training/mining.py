@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .io import MANIFEST, read_manifest, shard_path, utc_now, with_provenance, write_atomic, write_json_atomic
+from .io import (
+    MANIFEST,
+    require_same_settings,
+    shard_path,
+    utc_now,
+    with_provenance,
+    write_atomic,
+    write_json_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +106,7 @@ def mine_candidates(
         "seed": seed,
         "dense_model": dense_model,
     }
-    existing = read_manifest(output_dir)
-    if existing is not None and existing.get("settings") != settings:
-        raise ValueError(
-            f"{output_dir} already holds candidates mined with other settings ({existing.get('settings')}); "
-            "choose a new output directory or delete it"
-        )
+    require_same_settings(output_dir, settings, "candidates")
     num_shards = math.ceil(len(query_ids) / queries_per_shard)
     done = [i for i in range(num_shards) if shard_path(output_dir, i).is_file()]
     write_json_atomic(

@@ -33,7 +33,7 @@ from .io import (
     MANIFEST,
     check_columns,
     parquet_files,
-    read_manifest,
+    require_same_settings,
     shard_path,
     utc_now,
     with_provenance,
@@ -239,12 +239,7 @@ def score_teacher(
         "max_length": max_length,
         "dtype": dtype,
     }
-    existing = read_manifest(output_dir)
-    if existing is not None and existing.get("settings") != settings:
-        raise ValueError(
-            f"{output_dir} holds scores from a run with other settings ({existing.get('settings')}); "
-            "resume with the same arguments, or choose a new output directory"
-        )
+    require_same_settings(output_dir, settings, "scores")
     num_shards = math.ceil(rows.num_rows / shard_size)
     write_json_atomic(
         {"settings": settings, "num_shards": num_shards, "pairs": rows.num_rows, "complete": False},
