@@ -57,14 +57,17 @@ def main() -> int:
     parser.add_argument("--scifact", type=Path, default=REPO.parent / "shared" / "data" / "scifact")
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "default-model")
     parser.add_argument("--export", type=Path, default=REPO / "src" / "ettin_rerank" / "default_model")
-    parser.add_argument("--keep-layers", type=int, default=6)
+    parser.add_argument("--keep-layers", type=int, default=4)
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--per-query", type=int, default=32)
-    parser.add_argument("--max-steps", type=int, default=400)
+    parser.add_argument("--max-steps", type=int, default=150)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--dev-queries", type=int, default=100)
+    parser.add_argument("--dev-queries", type=int, default=100, help="train queries held out for selection")
+    parser.add_argument(
+        "--eval-queries", type=int, default=30, help="dev queries in each selection evaluation"
+    )
     parser.add_argument("--seed", type=int, default=12)
     args = parser.parse_args()
 
@@ -114,7 +117,10 @@ def main() -> int:
         "--eval-split",
         "dev",
         "--eval-queries",
-        str(args.dev_queries),
+        str(args.eval_queries),
+        "--eval-every",
+        "0.25",
+        "--no-eval-at-start",
         "-o",
         str(work / "student"),
         "--lr",
@@ -132,7 +138,7 @@ def main() -> int:
     from ettin_rerank.inference.reranker import Reranker  # noqa: F401  (fails early if the package is broken)
     from ettin_rerank.modeling.loading import export_half_precision
 
-    export_half_precision(work / "student", args.export)
+    export_half_precision(work / "student", args.export, max_length=args.max_length)
     log = (
         json.loads((work / "student" / "training_log.json").read_text())
         if (work / "student" / "training_log.json").is_file()

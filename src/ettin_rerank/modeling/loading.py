@@ -363,14 +363,17 @@ def save_modular(
     return out
 
 
-def export_half_precision(source_dir: str | Path, output_dir: str | Path) -> Path:
+def export_half_precision(
+    source_dir: str | Path, output_dir: str | Path, max_length: int | None = None
+) -> Path:
     """Re-save a modular reranker with fp16 encoder weights (half the bytes); the head stays fp32.
 
     Loaders compute in fp32 by default: both this engine and transformers upcast the
     stored fp16 weights, so only the rounding of the weights themselves changes scores.
+    `max_length` replaces the checkpoint's own limit (e.g. the length the model was trained at).
     """
     checkpoint = load_checkpoint(source_dir)
     checkpoint.model.encoder.half()
     return save_modular(
-        checkpoint.model, checkpoint.tokenizer_dir, output_dir, max_length=checkpoint.max_length
+        checkpoint.model, checkpoint.tokenizer_dir, output_dir, max_length=max_length or checkpoint.max_length
     )
