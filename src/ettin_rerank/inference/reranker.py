@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -247,40 +247,36 @@ class Reranker:
         """Tokenize validated pairs; each carries its truncation flag."""
         return self.tokenizer.encode_pairs(validate_pairs(pairs), max_length=max_length)
 
-    @torch.inference_mode()
     def predict_encoded(
         self, encoded: EncodedPairs, batch_tokens: int | None = None, show_progress_bar: bool | None = None
     ) -> np.ndarray:
         """Raw fp32 logits for already tokenized pairs, in their order."""
-        scores = np.empty(len(encoded), dtype=np.float32)
-        if not len(encoded):
-            return scores
         batch_tokens = batch_tokens or self.default_batch_tokens()
-        show = show_progress_bar if show_progress_bar is not None else len(encoded) >= 10_000
-        with tqdm(total=len(encoded), desc="Scoring pairs", unit="pair", disable=not show) as progress:
-            for indices, batch in iter_packed(encoded, batch_tokens):
-                scores[indices] = self._score_batch(batch)
-                progress.update(len(indices))
-        return scores
+        return self._score_batches(iter_packed(encoded, batch_tokens), len(encoded), show_progress_bar)
 
-    def _score_batch(self, batch: PackedInputs) -> np.ndarray:
-        batch = batch.to(self.device)
-        logits = self.model(batch.input_ids, batch.packing, batch.token_type_ids)  # (batch,) fp32
-        return logits.float().cpu().numpy()
-
-    @torch.inference_mode()
     def _predict_streaming(
         self, pairs: list[tuple[str, str]], batch_tokens: int | None, show_progress_bar: bool | None
     ) -> np.ndarray:
         """Tokenize chunk by chunk in a background thread while the model scores; input order kept."""
-        scores = np.empty(len(pairs), dtype=np.float32)
-        if not pairs:
-            return scores
         batch_tokens = batch_tokens or self.default_batch_tokens()
-        show = show_progress_bar if show_progress_bar is not None else len(pairs) >= 10_000
-        with tqdm(total=len(pairs), desc="Scoring pairs", unit="pair", disable=not show) as progress:
-            for indices, batch in iter_pair_batches(pairs, self.tokenizer, batch_tokens):
-                scores[indices] = self._score_batch(batch)
+        return self._score_batches(
+            iter_pair_batches(pairs, self.tokenizer, batch_tokens), len(pairs), show_progress_bar
+        )
+
+    @torch.inference_mode()
+    def _score_batches(
+        self, batches: Iterable[tuple[np.ndarray, PackedInputs]], total: int, show_progress_bar: bool | None
+    ) -> np.ndarray:
+        """Score (input indices, packed batch) items into one array in input order."""
+        scores = np.empty(total, dtype=np.float32)
+        if not total:
+            return scores
+        show = show_progress_bar if show_progress_bar is not None else total >= 10_000
+        with tqdm(total=total, desc="Scoring pairs", unit="pair", disable=not show) as progress:
+            for indices, batch in batches:
+                batch = batch.to(self.device)
+                logits = self.model(batch.input_ids, batch.packing, batch.token_type_ids)  # (batch,) fp32
+                scores[indices] = logits.float().cpu().numpy()
                 progress.update(len(indices))
         return scores
 
