@@ -93,19 +93,23 @@ def test_index_and_search_text_directory(tmp_path, capsys):
     assert main(["index", str(docs), "-o", str(index_dir)]) == 0
     assert "indexed 3 documents" in capsys.readouterr().out
 
-    assert main(["search", str(index_dir), "how do I descale a kettle", "-n", "2"]) == 0
+    assert main(["search", str(index_dir), "how do I descale a kettle", "-n", "2", "--no-rerank"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("  1. kettle.txt  (bm25 score ")
     assert "Descale the kettle with white vinegar" in out
 
-    assert main(["search", str(index_dir), "tomatoes", "--json"]) == 0
+    assert main(["search", str(index_dir), "tomatoes", "--json", "--no-rerank"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["reranked"] is False
     assert [r["doc_id"] for r in payload["results"]] == ["garden.md"]
     assert payload["results"][0]["title"] == "Garden"
 
     assert main(["search", str(tmp_path / "nowhere"), "x"]) == 2
-    assert "is not a search index" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
+
+    # A folder of documents searches directly (BM25 built in memory).
+    assert main(["search", str(docs), "how do I descale a kettle", "-n", "1", "--no-rerank"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("  1. kettle.txt  (bm25 score ")
 
 
 def test_search_with_a_random_tiny_reranker(tmp_path, capsys):
@@ -126,6 +130,11 @@ def test_search_with_a_random_tiny_reranker(tmp_path, capsys):
     assert payload["reranked"] is True
     scores = [r["score"] for r in payload["results"]]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    assert {r["first_stage_rank"] for r in payload["results"]} <= set(range(1, 6))
+
+    assert main(["search", str(tmp_path / "idx"), "tea", "--model", str(model_dir), "-n", "1"]) == 0
+    heading = capsys.readouterr().out.splitlines()[0]
+    assert "(rerank score " in heading and "; bm25 #" in heading
 
 
 def test_evaluate_random_tiny_reranker_on_nano_scifact(tmp_path, capsys):

@@ -76,6 +76,7 @@ def test_search_reranks_candidates(tmp_path):
     plain = [h.doc_id for h in index.search("tea", n=2)]
     reranked = index.search("tea", n=2, reranker=PreferLonger())
     assert [h.doc_id for h in reranked] == ["b.txt", "a.txt"]
+    assert [h.first_stage_rank for h in reranked] == [plain.index("b.txt") + 1, plain.index("a.txt") + 1]
     assert reranked[0].score == float(len("tea tea tea is tea and more tea for me"))
     assert set(plain) == {"a.txt", "b.txt"}
 

@@ -79,9 +79,15 @@ def register(subparsers) -> None:
     search = subparsers.add_parser(
         "search",
         help="search an index built by `index`, reranking the first stage's top-k",
-        description="Retrieve the top-k with the index's first stage, rerank with --model, print the best n.",
+        description="Retrieve the top-k with the index's first stage (or BM25 over a folder of documents), "
+        "rerank with --model (default: the bundled reranker), print the best n.",
     )
-    search.add_argument("index_dir", type=Path)
+    search.add_argument(
+        "index_dir",
+        type=Path,
+        metavar="INDEX_OR_DOCS",
+        help="an index from `ettin-rerank index`, or a folder of .txt/.md files / a corpus.jsonl (BM25 in memory)",
+    )
     search.add_argument("query")
     search.add_argument(
         "--model",
@@ -92,6 +98,9 @@ def register(subparsers) -> None:
         "--top-k", type=int, default=100, help="first-stage candidates to rerank (default 100)"
     )
     search.add_argument("-n", type=int, default=10, help="results to print (default 10)")
+    search.add_argument(
+        "--no-rerank", action="store_true", help="print the first stage's ranking, without a reranker"
+    )
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
     search.add_argument("--snippet-width", type=int, default=200)
     _add_model_options(search)
@@ -174,8 +183,8 @@ def run_search(args) -> int:
 
     _check_positive("--top-k", args.top_k)
     _check_positive("-n", args.n)
-    index = SearchIndex.load(args.index_dir, device=args.device)
-    reranker = _load_reranker(args)
+    index = SearchIndex.open(args.index_dir, device=args.device)
+    reranker = None if args.no_rerank else _load_reranker(args)
     hits = index.search(
         args.query, top_k=args.top_k, n=args.n, reranker=reranker, batch_tokens=args.batch_tokens
     )
@@ -190,9 +199,12 @@ def run_search(args) -> int:
     if not hits:
         print("no results (no document shares a term with the query)")
         return 0
-    label = "rerank score" if reranker is not None else f"{index.first_stage} score"
     for hit in hits:
-        heading = f"{hit.rank:>3}. {hit.doc_id}  ({label} {hit.score:.4f})"
+        if reranker is not None:
+            where = f"rerank score {hit.score:.4f}; {index.first_stage} #{hit.first_stage_rank}"
+        else:
+            where = f"{index.first_stage} score {hit.score:.4f}"
+        heading = f"{hit.rank:>3}. {hit.doc_id}  ({where})"
         print(heading)
         if hit.title:
             print(f"     {hit.title}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .beir import Document, load_corpus, write_corpus
 from .bm25 import BM25Config, BM25Index
+from .user_corpus import load_user_corpus
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ class SearchHit:
     doc_id: str
     score: float  # reranker logit when reranked, else the first-stage score
     first_stage_score: float
+    first_stage_rank: int  # 1-based position in the first stage's list
     title: str
     text: str
 
@@ -36,6 +38,7 @@ class SearchHit:
             "doc_id": self.doc_id,
             "score": self.score,
             "first_stage_score": self.first_stage_score,
+            "first_stage_rank": self.first_stage_rank,
             "title": self.title,
             "snippet": self.snippet(snippet_width),
         }
@@ -98,6 +101,21 @@ class SearchIndex:
         return directory
 
     @classmethod
+    def open(cls, path: str | Path, device: str | None = "cpu") -> SearchIndex:
+        """A saved index; or, for a folder of .txt/.md files or a corpus.jsonl, a BM25 index built in memory."""
+        path = Path(path)
+        if (path / _META_FILE).is_file():
+            return cls.load(path, device=device)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path} does not exist: pass an index directory (from `ettin-rerank index`), "
+                "a folder of .txt/.md files or a corpus.jsonl"
+            )
+        corpus = load_user_corpus(path)
+        logger.info("indexed %d documents from %s in memory (bm25)", len(corpus), path)
+        return cls.build(corpus, "bm25", show_progress=False)
+
+    @classmethod
     def load(cls, directory: str | Path, device: str | None = "cpu") -> SearchIndex:
         directory = Path(directory)
         meta_path = directory / _META_FILE
@@ -157,8 +175,20 @@ class SearchIndex:
                 batch_tokens=batch_tokens,
                 show_progress=False,
             )["q"]
+        by_score = sorted(candidates, key=lambda doc_id: -candidates[doc_id])  # stable: ties keep order
+        first_stage_rank = {doc_id: position for position, doc_id in enumerate(by_score, start=1)}
         hits = []
         for rank, (doc_id, score) in enumerate(list(final.items())[:n], start=1):
             doc = self.corpus[doc_id]
-            hits.append(SearchHit(rank, doc_id, float(score), float(candidates[doc_id]), doc.title, doc.text))
+            hits.append(
+                SearchHit(
+                    rank,
+                    doc_id,
+                    float(score),
+                    float(candidates[doc_id]),
+                    first_stage_rank[doc_id],
+                    doc.title,
+                    doc.text,
+                )
+            )
         return hits
