@@ -9,6 +9,7 @@ from ettin_rerank.modeling.attention import (
     ATTENTION_BACKENDS,
     Packing,
     default_backend,
+    first_token_attention,
     global_grouped_attention,
     group_sequences,
     local_block_attention,
@@ -50,6 +51,19 @@ def test_backend_matches_padded_reference(lengths, window, backend):
     packing = Packing.from_lengths(lengths)
     got = ATTENTION_BACKENDS[backend](q, k, v, packing, window, head_dim**-0.5)
     want = padded_reference(q, k, v, packing, window, head_dim**-0.5)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("lengths", LENGTHS, ids=lambda x: f"{len(x)}seqs")
+@pytest.mark.parametrize("window", [None, 64, 16])
+def test_first_token_attention_matches_the_reference_rows(lengths, window):
+    torch.manual_seed(3)
+    total, heads, head_dim = sum(lengths), 2, 16
+    q, k, v = (torch.randn(total, heads, head_dim) for _ in range(3))
+    packing = Packing.from_lengths(lengths)
+    first = packing.first_tokens()
+    got = first_token_attention(q[first], k, v, packing, window, head_dim**-0.5)
+    want = padded_reference(q, k, v, packing, window, head_dim**-0.5)[first]
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 

@@ -87,6 +87,12 @@ class Packing:
             position_ids=self.position_ids.to(device, non_blocking=True),
         )
 
+    def first_tokens(self) -> torch.Tensor:
+        """(batch,) int64: the packed row of each sequence's first token (CLS)."""
+        if "first_tokens" not in self.cache:
+            self.cache["first_tokens"] = self.cu_seqlens[:-1].long()
+        return self.cache["first_tokens"]
+
     def sequence_ids(self) -> torch.Tensor:
         """(total_tokens,) int64: which sequence each token belongs to."""
         if "sequence_ids" not in self.cache:
@@ -250,6 +256,44 @@ def cpu_varlen_attention(
     if window is None or packing.max_seqlen <= window + 1:
         return global_grouped_attention(q, k, v, packing, scale)
     return local_block_attention(q, k, v, packing, window, scale)
+
+
+# ----------------------------------------------------------------------------------------
+# The last layer under a CLS-pooling head: only the first token of each sequence is read.
+# ----------------------------------------------------------------------------------------
+
+
+def first_token_attention(
+    q_first: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    packing: Packing,
+    window: int | None,
+    scale: float,
+) -> torch.Tensor:
+    """Attention of each sequence's first token over its keys (all of them, or the first window + 1).
+
+    q_first: (batch, heads, head_dim); k, v: (total_tokens, heads, head_dim) packed
+    -> (batch, heads, head_dim). Any device and dtype: one masked SDPA call.
+    """
+    batch, heads, head_dim = q_first.shape
+    key = ("first_token", window, str(q_first.device))
+    if key not in packing.cache:
+        lengths = torch.tensor(packing.seqlens, dtype=torch.long)  # (batch,)
+        visible = lengths if window is None else lengths.clamp(max=window + 1)
+        width = int(visible.max())
+        slot = torch.arange(width, dtype=torch.long)  # (width,)
+        valid = slot[None, :] < visible[:, None]  # (batch, width)
+        starts = torch.tensor(packing.starts, dtype=torch.long)  # (batch,)
+        gather = torch.where(valid, starts[:, None] + slot[None, :], 0)  # (batch, width)
+        mask = None if bool(valid.all()) else valid[:, None, None, :].to(q_first.device)
+        packing.cache[key] = (gather.reshape(-1).to(q_first.device), mask, width)
+    gather, mask, width = packing.cache[key]
+    kg, vg = (
+        t.index_select(0, gather).view(batch, width, heads, head_dim).transpose(1, 2) for t in (k, v)
+    )  # (batch, heads, width, head_dim)
+    out = _sdpa(q_first[:, :, None, :], kg, vg, mask, scale)  # (batch, heads, 1, head_dim)
+    return out[:, :, 0]
 
 
 # ----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .activations import activation_from_config_name
-from .attention import ATTENTION_BACKENDS, Packing, reference_attention
+from .attention import ATTENTION_BACKENDS, Packing, first_token_attention, reference_attention
 
 
 @dataclass
@@ -117,6 +117,16 @@ class BertAttention(nn.Module):
         context = ATTENTION_BACKENDS[backend](q, k, v, packing, None, self.scale)
         return self.output(context.flatten(-2), hidden)  # (total_tokens, hidden)
 
+    def forward_first_tokens(self, hidden: torch.Tensor, packing: Packing) -> torch.Tensor:
+        """Attention block output for each sequence's first token only: (total_tokens, hidden) -> (batch, hidden)."""
+        first = hidden[packing.first_tokens()]  # (batch, hidden)
+        shape = (self.self.num_heads, self.self.head_dim)
+        q = self.self.query(first).unflatten(-1, shape)  # (batch, heads, head_dim)
+        k = self.self.key(hidden).unflatten(-1, shape)  # (total_tokens, heads, head_dim)
+        v = self.self.value(hidden).unflatten(-1, shape)
+        context = first_token_attention(q, k, v, packing, None, self.scale)  # (batch, heads, head_dim)
+        return self.output(context.flatten(-2), first)
+
     def forward_padded(self, hidden: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         q, k, v = (t.transpose(1, 2) for t in self.self.project(hidden))  # (batch, heads, length, head_dim)
         context = reference_attention(q, k, v, key_mask, None, self.scale)
@@ -154,6 +164,11 @@ class BertLayer(nn.Module):
         attended = self.attention(hidden, packing, backend)
         return self.output(self.intermediate(attended), attended)
 
+    def forward_first_tokens(self, hidden: torch.Tensor, packing: Packing) -> torch.Tensor:
+        """The layer's output rows of the first tokens only: (total_tokens, hidden) -> (batch, hidden)."""
+        attended = self.attention.forward_first_tokens(hidden, packing)
+        return self.output(self.intermediate(attended), attended)
+
     def forward_padded(self, hidden: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         attended = self.attention.forward_padded(hidden, key_mask)
         return self.output(self.intermediate(attended), attended)
@@ -183,15 +198,26 @@ class BertModel(nn.Module):
         return True
 
     def forward(
-        self, input_ids: torch.Tensor, packing: Packing, token_type_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        packing: Packing,
+        token_type_ids: torch.Tensor | None = None,
+        first_tokens_only: bool = False,
     ) -> torch.Tensor:
-        """input_ids, token_type_ids: (total_tokens,) -> hidden: (total_tokens, hidden)."""
+        """input_ids, token_type_ids: (total_tokens,) -> hidden: (total_tokens, hidden).
+
+        With `first_tokens_only` -> (batch, hidden): the rows a CLS-pooling head reads, the last
+        layer computed for those rows alone.
+        """
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         hidden = self.embeddings(input_ids, packing.position_ids, token_type_ids)
-        for layer in self.encoder.layer:
+        *body, last = self.encoder.layer
+        for layer in body:
             hidden = layer(hidden, packing, self.attention_backend)
-        return hidden
+        if first_tokens_only:
+            return last.forward_first_tokens(hidden, packing)  # (batch, hidden)
+        return last(hidden, packing, self.attention_backend)
 
     def forward_padded(
         self,

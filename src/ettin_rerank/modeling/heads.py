@@ -1,5 +1,8 @@
 """Scoring heads: pooled rows of a packed batch -> one fp32 logit per sequence.
 
+Every head has a `pooling_mode` and a `score(pooled)`; `forward(hidden, packing)` pools
+then scores. A "cls" head lets the encoder compute its last layer for first tokens only.
+
 Heads always run in fp32 whatever the encoder's dtype, so half-precision encoders
 never tie or saturate the final scores.
 """
@@ -18,7 +21,7 @@ POOLING_MODES = ("cls", "mean")
 def pool(hidden: torch.Tensor, packing: Packing, mode: str) -> torch.Tensor:
     """hidden: (total_tokens, hidden) -> (batch, hidden) in fp32."""
     if mode == "cls":
-        return hidden[packing.cu_seqlens[:-1].long()].float()  # (batch, hidden)
+        return hidden[packing.first_tokens()].float()  # (batch, hidden)
     if mode == "mean":
         lengths = torch.tensor(packing.seqlens, device=hidden.device)
         sequence_of_token = torch.repeat_interleave(torch.arange(len(lengths), device=hidden.device), lengths)
@@ -65,7 +68,11 @@ class ModularHead(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     def forward(self, hidden: torch.Tensor, packing: Packing) -> torch.Tensor:
-        x = pool(hidden, packing, self.pooling_mode)
+        return self.score(pool(hidden, packing, self.pooling_mode))
+
+    def score(self, pooled: torch.Tensor) -> torch.Tensor:
+        """pooled: (batch, hidden) fp32 -> (batch,) logits."""
+        x = pooled
         for layer in self.layers:
             x = layer(x)
         return x.squeeze(-1)  # (batch,)
@@ -125,7 +132,11 @@ class ModernBertClassificationHead(nn.Module):
         self.classifier = nn.Linear(hidden, num_labels(config))
 
     def forward(self, hidden: torch.Tensor, packing: Packing) -> torch.Tensor:
-        return self.classifier(self.head(pool(hidden, packing, self.pooling_mode))).squeeze(-1)  # (batch,)
+        return self.score(pool(hidden, packing, self.pooling_mode))
+
+    def score(self, pooled: torch.Tensor) -> torch.Tensor:
+        """pooled: (batch, hidden) fp32 -> (batch,) logits."""
+        return self.classifier(self.head(pooled)).squeeze(-1)
 
 
 class BertPooler(nn.Module):
@@ -144,11 +155,16 @@ class BertClassificationHead(nn.Module):
     def __init__(self, config: dict):
         super().__init__()
         hidden = int(config["hidden_size"])
+        self.pooling_mode = "cls"
         self.pooler = BertPooler(hidden)
         self.classifier = nn.Linear(hidden, num_labels(config))
 
     def forward(self, hidden: torch.Tensor, packing: Packing) -> torch.Tensor:
-        return self.classifier(self.pooler(pool(hidden, packing, "cls"))).squeeze(-1)  # (batch,)
+        return self.score(pool(hidden, packing, self.pooling_mode))
+
+    def score(self, pooled: torch.Tensor) -> torch.Tensor:
+        """pooled: (batch, hidden) fp32 -> (batch,) logits."""
+        return self.classifier(self.pooler(pooled)).squeeze(-1)
 
 
 def num_labels(config: dict) -> int:

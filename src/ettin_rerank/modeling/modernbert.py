@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .activations import activation_from_config_name
-from .attention import ATTENTION_BACKENDS, Packing, reference_attention
+from .attention import ATTENTION_BACKENDS, Packing, first_token_attention, reference_attention
 
 FULL_ATTENTION = "full_attention"
 SLIDING_ATTENTION = "sliding_attention"
@@ -233,6 +233,14 @@ class ModernBertAttention(nn.Module):
         out = ATTENTION_BACKENDS[backend](q, k, v, packing, self.window, self.scale)
         return self.Wo(out.flatten(-2))  # (total_tokens, hidden)
 
+    def forward_first_tokens(
+        self, hidden: torch.Tensor, packing: Packing, rope: dict[float, tuple[torch.Tensor, torch.Tensor]]
+    ) -> torch.Tensor:
+        """Attention output for each sequence's first token only: (total_tokens, hidden) -> (batch, hidden)."""
+        q, k, v = self._qkv_packed(hidden, rope)  # (total_tokens, heads, head_dim)
+        out = first_token_attention(q[packing.first_tokens()], k, v, packing, self.window, self.scale)
+        return self.Wo(out.flatten(-2))  # (batch, hidden)
+
     def forward_padded(
         self,
         hidden: torch.Tensor,
@@ -263,6 +271,12 @@ class ModernBertEncoderLayer(nn.Module):
         hidden = hidden + self.attn(self.attn_norm(hidden), packing, rope, backend)
         return hidden + self.mlp(self.mlp_norm(hidden))
 
+    def forward_first_tokens(self, hidden: torch.Tensor, packing: Packing, rope) -> torch.Tensor:
+        """The layer's output rows of the first tokens only: (total_tokens, hidden) -> (batch, hidden)."""
+        attended = self.attn.forward_first_tokens(self.attn_norm(hidden), packing, rope)
+        hidden = hidden[packing.first_tokens()] + attended  # (batch, hidden)
+        return hidden + self.mlp(self.mlp_norm(hidden))
+
     def forward_padded(self, hidden: torch.Tensor, key_mask: torch.Tensor, rope) -> torch.Tensor:
         hidden = hidden + self.attn.forward_padded(self.attn_norm(hidden), key_mask, rope)
         return hidden + self.mlp(self.mlp_norm(hidden))
@@ -290,9 +304,17 @@ class ModernBertModel(nn.Module):
         return {theta: rope_cos_sin(position_ids, theta, self.config.head_dim, dtype) for theta in thetas}
 
     def forward(
-        self, input_ids: torch.Tensor, packing: Packing, token_type_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        packing: Packing,
+        token_type_ids: torch.Tensor | None = None,
+        first_tokens_only: bool = False,
     ) -> torch.Tensor:
-        """input_ids: (total_tokens,) -> hidden: (total_tokens, hidden)."""
+        """input_ids: (total_tokens,) -> hidden: (total_tokens, hidden).
+
+        With `first_tokens_only` -> (batch, hidden): the rows a CLS-pooling head reads. The last
+        layer then runs its attention, output projection and MLP for those rows alone.
+        """
         del token_type_ids  # ModernBERT has no segment embeddings
         hidden = self.embeddings(input_ids)  # (total_tokens, hidden)
         thetas = {self.config.global_rope_theta, self.config.local_rope_theta}
@@ -300,8 +322,13 @@ class ModernBertModel(nn.Module):
             theta: rope_cos_signed_sin(packing.position_ids, theta, self.config.head_dim, hidden.dtype)
             for theta in thetas
         }
-        for layer in self.layers:
+        *body, last = self.layers
+        for layer in body:
             hidden = layer(hidden, packing, rope, self.attention_backend)
+        if first_tokens_only:
+            hidden = last.forward_first_tokens(hidden, packing, rope)  # (batch, hidden)
+        else:
+            hidden = last(hidden, packing, rope, self.attention_backend)
         return self.final_norm(hidden)
 
     def forward_padded(
