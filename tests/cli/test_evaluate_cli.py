@@ -51,7 +51,11 @@ def test_evaluate_no_rerank_writes_json_markdown_png(tmp_path, capsys):
     assert "| ndcg@10 |" in capsys.readouterr().out
 
 
-def test_evaluate_without_model_falls_back_to_first_stage(tmp_path, capsys):
+def test_evaluate_without_any_model_falls_back_to_first_stage(tmp_path, capsys, monkeypatch):
+    from ettin_rerank import models
+
+    monkeypatch.delenv(models.ENV_VAR, raising=False)
+    monkeypatch.setattr(models, "BUNDLED_MODEL_DIR", tmp_path / "no-bundled-model")
     dataset = write_beir(tmp_path / "ds")
     assert main(["evaluate", str(dataset), "-o", str(tmp_path / "r.json")]) == 0
     assert "evaluating the first stage only" in capsys.readouterr().err
