@@ -186,11 +186,3 @@ def chunk_bounds(
         chars += size
     if start < len(pairs):
         yield start, len(pairs)
-
-
-def scatter_scores(batches: Iterable[tuple[np.ndarray, np.ndarray]], count: int) -> np.ndarray:
-    """Put per-batch scores back into input order: (indices, scores) pairs -> (count,) fp32."""
-    out = np.full(count, np.nan, dtype=np.float32)
-    for indices, scores in batches:
-        out[indices] = scores
-    return out

@@ -201,6 +201,18 @@ def group_sequences(seqlens: list[int], max_padding: float = GROUP_PADDING) -> l
     return groups
 
 
+def _padded_rows(
+    starts: torch.Tensor, lengths: torch.Tensor, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Packed row of each slot when sequences are padded to `width`, and which slots are real.
+
+    starts, lengths: (count,) int64 -> gather (count, width) int64 (pads point at row 0), valid (count, width) bool.
+    """
+    slot = torch.arange(width, dtype=torch.long)  # (width,)
+    valid = slot[None, :] < lengths[:, None]  # (count, width)
+    return torch.where(valid, starts[:, None] + slot[None, :], 0), valid
+
+
 def _global_plan(packing: Packing, device: torch.device) -> list[_Group]:
     key = ("global", str(device))
     if key not in packing.cache:
@@ -211,9 +223,7 @@ def _global_plan(packing: Packing, device: torch.device) -> list[_Group]:
             count = len(members)
             lengths = torch.tensor([packing.seqlens[i] for i in members], dtype=torch.long)  # (count,)
             first = torch.tensor([starts[i] for i in members], dtype=torch.long)  # (count,)
-            slot = torch.arange(length, dtype=torch.long)  # (length,)
-            valid = slot[None, :] < lengths[:, None]  # (count, length)
-            gather = torch.where(valid, first[:, None] + slot[None, :], 0)  # (count, length)
+            gather, valid = _padded_rows(first, lengths, length)  # (count, length) each
             padded = bool((~valid).any())
             groups.append(
                 _Group(
@@ -282,10 +292,8 @@ def first_token_attention(
         lengths = torch.tensor(packing.seqlens, dtype=torch.long)  # (batch,)
         visible = lengths if window is None else lengths.clamp(max=window + 1)
         width = int(visible.max())
-        slot = torch.arange(width, dtype=torch.long)  # (width,)
-        valid = slot[None, :] < visible[:, None]  # (batch, width)
         starts = torch.tensor(packing.starts, dtype=torch.long)  # (batch,)
-        gather = torch.where(valid, starts[:, None] + slot[None, :], 0)  # (batch, width)
+        gather, valid = _padded_rows(starts, visible, width)  # (batch, width) each
         mask = None if bool(valid.all()) else valid[:, None, None, :].to(q_first.device)
         packing.cache[key] = (gather.reshape(-1).to(q_first.device), mask, width)
     gather, mask, width = packing.cache[key]

@@ -299,9 +299,10 @@ class ModernBertModel(nn.Module):
     def uses_token_type_ids(self) -> bool:
         return False
 
-    def _rope(self, position_ids: torch.Tensor, dtype: torch.dtype):
+    def _rope(self, position_ids: torch.Tensor, dtype: torch.dtype, tables=rope_cos_sin):
+        """{rope theta: tables(position_ids, theta, ...)} for the global and local thetas."""
         thetas = {self.config.global_rope_theta, self.config.local_rope_theta}
-        return {theta: rope_cos_sin(position_ids, theta, self.config.head_dim, dtype) for theta in thetas}
+        return {theta: tables(position_ids, theta, self.config.head_dim, dtype) for theta in thetas}
 
     def forward(
         self,
@@ -317,11 +318,7 @@ class ModernBertModel(nn.Module):
         """
         del token_type_ids  # ModernBERT has no segment embeddings
         hidden = self.embeddings(input_ids)  # (total_tokens, hidden)
-        thetas = {self.config.global_rope_theta, self.config.local_rope_theta}
-        rope = {
-            theta: rope_cos_signed_sin(packing.position_ids, theta, self.config.head_dim, hidden.dtype)
-            for theta in thetas
-        }
+        rope = self._rope(packing.position_ids, hidden.dtype, tables=rope_cos_signed_sin)
         *body, last = self.layers
         for layer in body:
             hidden = layer(hidden, packing, rope, self.attention_backend)
