@@ -89,3 +89,43 @@ def test_info(model_dir):
 def test_missing_model_is_a_clear_error(tmp_path):
     result = run_cli("info", str(tmp_path / "nope"))
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_flag_defaults_are_the_library_defaults(monkeypatch):
+    """Each default is written once, in the library: parsing no flags rebuilds exactly the defaults."""
+    from ettin_rerank.benchmarking.runner import BenchConfig
+    from ettin_rerank.cli import bench, build_parser, serve, train
+    from ettin_rerank.server.settings import ServerSettings
+    from ettin_rerank.training.distill import DistillConfig
+
+    monkeypatch.delenv(serve.API_KEY_ENV, raising=False)
+    parse = build_parser().parse_args
+    assert serve.settings_from_args(parse(["serve"])) == ServerSettings()
+    assert train.distill_config(parse(["distill", "--train", "t", "-o", "out"])) == DistillConfig(
+        train="t", output_dir="out"
+    )
+    assert bench.bench_config(parse(["bench", "--model", "m", "--data", "d"])) == BenchConfig("m", "d")
+
+
+def test_loading_flags_reach_from_pretrained_and_threads_only_when_asked(monkeypatch):
+    from ettin_rerank.cli import build_parser, options
+    from ettin_rerank.models import ModelChoice
+
+    calls = []
+    monkeypatch.setattr(
+        options.Reranker, "from_pretrained", lambda name, **kwargs: calls.append((name, kwargs))
+    )
+    choice = ModelChoice("some/model", "argument")
+    options.load_reranker(choice, build_parser().parse_args(["rank", "-q", "x"]))
+    options.load_reranker(
+        choice,
+        build_parser().parse_args(
+            ["rank", "-q", "x", "--threads", "3", "--quantize", "int8", "--batch-tokens", "64"]
+        ),
+    )
+    options.load_reranker(choice)  # `info`: the library's defaults
+    assert calls == [
+        ("some/model", {"device": "cpu", "dtype": "float32", "max_length": None, "quantize": None, "num_threads": None, "batch_tokens": None}),
+        ("some/model", {"device": "cpu", "dtype": "float32", "max_length": None, "quantize": "int8", "num_threads": 3, "batch_tokens": 64}),
+        ("some/model", {}),
+    ]  # fmt: skip

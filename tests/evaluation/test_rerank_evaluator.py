@@ -16,12 +16,12 @@ SHARED = REPO_ROOT / ".." / "shared"
 class OverlapScorer:
     """A deterministic stand-in reranker: score = number of shared words (so ties happen)."""
 
-    name_or_path = "overlap"
+    name = "overlap"
 
     def __init__(self):
         self.calls = []
 
-    def predict(self, pairs, batch_tokens=None, show_progress_bar=None):
+    def score_pairs(self, pairs):
         self.calls.append(len(pairs))
         words = lambda s: set(re.findall(r"\w+", s.lower()))  # noqa: E731
         return np.array([len(words(q) & words(d)) for q, d in pairs], dtype=np.float32)
@@ -57,11 +57,15 @@ def test_rerank_groups_queries_into_calls():
 
 def test_rerank_rejects_bad_scorers_and_inputs():
     class Short:
-        def predict(self, pairs, **kwargs):
+        name = "short"
+
+        def score_pairs(self, pairs):
             return np.zeros(len(pairs) - 1)
 
     class NaN:
-        def predict(self, pairs, **kwargs):
+        name = "nan"
+
+        def score_pairs(self, pairs):
             return np.full(len(pairs), np.nan)
 
     queries, corpus, run = {"q": "x"}, {"a": "x", "b": "y"}, {"q": {"a": 1.0, "b": 0.5}}

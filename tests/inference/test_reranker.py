@@ -133,3 +133,73 @@ def test_random_reranker_loads_identically_in_sentence_transformers(tiny_reranke
     ours = Reranker.from_pretrained(tiny_reranker_dir).predict(pairs)
     theirs = CrossEncoder(str(tiny_reranker_dir), activation_fn=torch.nn.Identity()).predict(pairs)
     np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)
+
+
+def test_a_lent_model_is_used_as_given(tiny_reranker_dir):
+    """The constructor never moves, casts or quantizes the caller's model, nor sets threads."""
+    import torch
+
+    from ettin_rerank.modeling.loading import load_checkpoint
+
+    checkpoint = load_checkpoint(tiny_reranker_dir)
+    model = checkpoint.model.eval()
+    before = {name: (p.dtype, p.device, p.data_ptr()) for name, p in model.named_parameters()}
+    threads = torch.get_num_threads()
+    loaded = Reranker.from_pretrained(tiny_reranker_dir)
+    lent = Reranker(model, loaded.tokenizer, attention="eager")
+    assert {name: (p.dtype, p.device, p.data_ptr()) for name, p in model.named_parameters()} == before
+    assert torch.get_num_threads() == threads
+    assert (lent.device.type, lent.dtype, lent.attention, lent.quantize) == (
+        "cpu",
+        torch.float32,
+        "eager",
+        None,
+    )
+    pairs = [("q", "alpha beta"), ("another query", "gamma")]
+    np.testing.assert_allclose(lent.predict(pairs), loaded.predict(pairs), atol=1e-5)
+
+
+def test_a_half_precision_head_is_refused_with_advice(tiny_reranker_dir):
+    import torch
+
+    from ettin_rerank.modeling.loading import load_checkpoint
+
+    checkpoint = load_checkpoint(tiny_reranker_dir)
+    checkpoint.model.head.to(torch.bfloat16)
+    tokenizer = Reranker.from_pretrained(tiny_reranker_dir).tokenizer
+    with pytest.raises(ValueError, match="prepare_model"):
+        Reranker(checkpoint.model, tokenizer)
+    with pytest.raises(ValueError, match="attention backend"):
+        Reranker.from_pretrained(tiny_reranker_dir, attention="no-such-kernel")
+
+
+def test_score_encoded_scores_one_given_batch_like_predict(reranker):
+    pairs = [("q", "alpha"), ("q", "beta gamma " * 50), ("another query", "alpha")]
+    np.testing.assert_allclose(
+        reranker.score_encoded(reranker.encode(pairs)), reranker.predict(pairs), atol=1e-5, rtol=0
+    )
+    np.testing.assert_allclose(reranker.score_pairs(pairs), reranker.predict(pairs), atol=0, rtol=0)
+    assert reranker.score_encoded(reranker.encode([])).shape == (0,)
+
+
+def test_tokenizer_calls_do_not_share_truncation_state(reranker):
+    """Texts alone are never truncated, pairs always are, whatever ran before and on any thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tokenizer = reranker.tokenizer
+    long_text = "word " * (tokenizer.max_length + 100)
+    pairs = [("query", long_text)]
+    alone = tokenizer.count_tokens([long_text])[0]
+    assert alone > tokenizer.max_length
+    short = tokenizer.encode_pairs(pairs, max_length=32)
+    assert len(short.input_ids[0]) == 32 and short.truncated[0]
+    assert len(tokenizer.tokenize_texts([long_text])[0]) == alone
+
+    def work(i: int) -> tuple[int, int]:
+        if i % 2:
+            return len(tokenizer.encode_pairs(pairs).input_ids[0]), tokenizer.max_length
+        return int(tokenizer.count_tokens([long_text])[0]), int(alone)
+
+    with ThreadPoolExecutor(4) as pool:
+        for got, want in pool.map(work, range(64)):
+            assert got == want

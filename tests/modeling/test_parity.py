@@ -94,14 +94,7 @@ def test_truncation_matches_reference_and_is_reported(modernbert_tokenizer_dir, 
 def test_padded_reference_path_equals_unpadded(tiny_reranker_dir):
     reranker = Reranker.from_pretrained(tiny_reranker_dir)
     encoded = reranker.encode(mixed_pairs())
-    lengths = encoded.lengths
-    input_ids = torch.full((len(encoded), int(lengths.max())), 50283)
-    mask = torch.zeros_like(input_ids)
-    for row, ids in enumerate(encoded.input_ids):
-        input_ids[row, : len(ids)] = torch.from_numpy(ids)
-        mask[row, : len(ids)] = 1
-    with torch.no_grad():
-        padded = reranker.model.forward_padded(input_ids, mask).numpy()
+    padded = Reranker.from_pretrained(tiny_reranker_dir, attention="eager").predict_encoded(encoded)
     np.testing.assert_allclose(reranker.predict_encoded(encoded), padded, atol=TOLERANCE, rtol=0)
 
 

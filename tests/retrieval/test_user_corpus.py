@@ -66,7 +66,9 @@ def test_search_reranks_candidates(tmp_path):
     import numpy as np
 
     class PreferLonger:
-        def predict(self, pairs, **kwargs):
+        name = "prefer-longer"
+
+        def score_pairs(self, pairs):
             return np.array([len(d) for _, d in pairs], dtype=np.float32)
 
     corpus = load_user_corpus(

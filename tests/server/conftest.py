@@ -15,7 +15,9 @@ pytest.importorskip("fastapi", reason="the server extra is not installed")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from ettin_rerank.server import FakeScorer, ServerSettings, create_app  # noqa: E402
+from ettin_rerank.server import ServerSettings, create_app  # noqa: E402
+
+from .fake_scorer import FakeScorer  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKENIZER_DIR = REPO_ROOT / ".." / "shared" / "tokenizers" / "modernbert"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ettin_rerank.server import FakeScorer
-
 from .conftest import make_client
+from .fake_scorer import FakeScorer
 
 BODY = {"query": "q", "documents": ["d"]}
 

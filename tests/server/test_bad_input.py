@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from ettin_rerank.server import FakeScorer
-
 from .conftest import make_client
+from .fake_scorer import FakeScorer
 
 GOOD = {"query": "q", "documents": ["d"]}
 CASES = [

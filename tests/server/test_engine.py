@@ -8,13 +8,14 @@ import threading
 import numpy as np
 import pytest
 
-from ettin_rerank.server import FakeScorer, ServerSettings
+from ettin_rerank.server import ServerSettings
 from ettin_rerank.server.engine import RerankEngine
 from ettin_rerank.server.errors import ClientDisconnected, EngineTimeout, Overloaded, Unavailable
 from ettin_rerank.server.metrics import ServerMetrics
 from ettin_rerank.server.prepare import PairsJob
 
 from .conftest import make_client
+from .fake_scorer import FakeScorer
 
 
 def run(scorer, coroutine_fn, **settings):
@@ -47,7 +48,7 @@ def test_concurrent_requests_share_batches_and_get_their_own_scores():
     assert sum(scorer.batches) == sum(len(j) for j in jobs)  # nothing lost or duplicated
     assert len(scorer.batches) < len(jobs) and max(scorer.batches) > max(len(j) for j in jobs)  # merged
     for j, result in zip(jobs, results, strict=True):
-        expected = scorer.predict(list(zip(j.queries, j.documents, strict=True)))
+        expected = scorer.score_pairs(list(zip(j.queries, j.documents, strict=True)))
         np.testing.assert_array_equal(result.scores, expected)  # each request its own scores
 
 
@@ -59,7 +60,7 @@ def test_a_large_request_is_split_into_token_budget_batches():
     lengths = scorer.encode(list(zip(big.queries, big.documents, strict=True))).lengths
     assert max(scorer.batches) <= 64 // lengths.min()
     np.testing.assert_array_equal(
-        result.scores, scorer.predict(list(zip(big.queries, big.documents, strict=True)))
+        result.scores, scorer.score_pairs(list(zip(big.queries, big.documents, strict=True)))
     )
 
 
@@ -145,3 +146,41 @@ def test_http_backpressure_and_timeout_answers():
         assert answers["slow"].json()["error_type"] == "timeout"
         metrics = client.get("/metrics").text
         assert 'ettin_rerank_rejected_total{reason="queue_full"} 1.0' in metrics
+
+
+class RecordingScorer:
+    """A real reranker that records each `score_encoded` call: its thread, rows and tokens."""
+
+    def __init__(self, reranker):
+        self.reranker = reranker
+        self.calls: list[tuple[str, int, int]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.reranker, name)
+
+    def score_encoded(self, encoded):
+        self.calls.append((threading.current_thread().name, len(encoded), int(encoded.lengths.sum())))
+        return self.reranker.score_encoded(encoded)
+
+
+def test_each_batch_is_one_forward_in_the_runner_thread(tiny_reranker):
+    """The scheduler is the one batcher: the scorer gets exactly its batches and runs each as one forward."""
+    scorer = RecordingScorer(tiny_reranker)
+    forwards = []
+    hook = tiny_reranker.model.register_forward_hook(lambda *_: forwards.append(1))
+    jobs = [job(f"cats purr {k}", 20 + k, tag=f"r{k}") for k in range(3)]
+
+    async def go(engine):
+        return await asyncio.gather(*(engine.score(j) for j in jobs))
+
+    try:
+        results = run(scorer, go, batch_tokens=256, max_wait_ms=20)
+    finally:
+        hook.remove()
+    assert len(scorer.calls) > 1 and len(forwards) == len(scorer.calls)
+    assert {thread for thread, _, _ in scorer.calls} == {"ettin-engine"}
+    assert all(tokens <= 256 for _, _, tokens in scorer.calls)
+    assert sum(rows for _, rows, _ in scorer.calls) == sum(len(j) for j in jobs)
+    for j, result in zip(jobs, results, strict=True):
+        expected = tiny_reranker.predict(list(zip(j.queries, j.documents, strict=True)))
+        np.testing.assert_allclose(result.scores, expected, rtol=1e-4, atol=1e-5)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ettin_rerank.server import FakeScorer
-from ettin_rerank.server.scorer import chunk_overlap, chunk_windows, tokenize_alone
+from ettin_rerank.inference.tokenization import chunk_overlap, chunk_windows
 
 from .conftest import TINY_MAX_LENGTH, make_client
+from .fake_scorer import FakeScorer
 
 FILLER = " ".join(f"filler{i}" for i in range(60))
 
@@ -31,10 +31,12 @@ def test_default_truncation_is_reported_and_matches_predict(client, scorer):
     ).json()
     meta = {m["index"]: m for m in body["meta"]["results"]}
     assert meta[1]["truncated"] is True and meta[1]["tokens"] == scorer.max_length
-    assert meta[1]["document_tokens"] == len(tokenize_alone(scorer, [long_doc])[0]) > scorer.max_length
+    assert (
+        meta[1]["document_tokens"] == len(scorer.tokenizer.tokenize_texts([long_doc])[0]) > scorer.max_length
+    )
     assert meta[0]["truncated"] is False and "document_tokens" not in meta[0]
     assert body["meta"]["truncated_documents"] == 1
-    expected = scorer.predict([("why do cats purr", d) for d in docs], activation=None)
+    expected = scorer.score_pairs([("why do cats purr", d) for d in docs])
     got = {r["index"]: r["relevance_score"] for r in body["results"]}
     np.testing.assert_allclose([got[0], got[1]], expected, rtol=1e-5, atol=1e-6)
 
@@ -52,7 +54,7 @@ def test_max_tokens_per_doc_cuts_each_document(fake_client):
                 "raw_scores": True,
             },
         ).json()
-        expected = FakeScorer().predict([("a e h", kept)])[0]
+        expected = FakeScorer().score_pairs([("a e h", kept)])[0]
         assert body["results"][0]["relevance_score"] == pytest.approx(float(expected))
         assert body["meta"]["results"][0] == {
             "index": 0,
@@ -69,9 +71,9 @@ def test_max_tokens_per_doc_with_the_real_tokenizer(tiny_reranker):
             "/v2/rerank", json={"query": "fox", "documents": [doc], "max_tokens_per_doc": 4}
         ).json()
         meta = body["meta"]["results"][0]
-        query_tokens = len(tokenize_alone(tiny_reranker, ["fox"])[0])
+        query_tokens = len(tiny_reranker.tokenizer.tokenize_texts(["fox"])[0])
         assert meta["truncated"] is True and meta["document_tokens"] == len(
-            tokenize_alone(tiny_reranker, [doc])[0]
+            tiny_reranker.tokenizer.tokenize_texts([doc])[0]
         )
         assert meta["tokens"] == tiny_reranker.tokenizer.num_special_tokens + query_tokens + 4
 
@@ -125,8 +127,8 @@ def test_chunking_with_the_real_model_is_the_max_over_windows(tiny_reranker):
         body = client.post(
             "/score", json={"text_1": query, "text_2": [doc, "short"], "use_activation": False}
         ).json()
-    tokens = tokenize_alone(tiny_reranker, [doc])[0]
-    query_tokens = len(tokenize_alone(tiny_reranker, [query])[0])
+    tokens = tiny_reranker.tokenizer.tokenize_texts([doc])[0]
+    query_tokens = len(tiny_reranker.tokenizer.tokenize_texts([query])[0])
     window = TINY_MAX_LENGTH - tiny_reranker.tokenizer.num_special_tokens - query_tokens - 4
     windows = [tokens.span(a, b) for a, b in chunk_windows(len(tokens), window)]
     expected = tiny_reranker.predict([(query, w) for w in windows], activation=None).max()

@@ -21,6 +21,8 @@ import pytest
 
 from .conftest import TINY_MAX_LENGTH
 
+FAKE_SERVER = Path(__file__).with_name("serve_fake.py")
+
 API_KEY = "loopback-key"
 WORDS = [
     "cats",
@@ -46,14 +48,21 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    *args: str, env: dict[str, str] | None = None, ready_timeout: float = 120.0
+    *args: str,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 120.0,
+    fake_seconds_per_pair: float | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`ettin-rerank serve ARGS` on a free port; with `fake_seconds_per_pair`, the same command
+    serving the test fake scorer (tests/server/serve_fake.py) instead of a model."""
     port = free_port()
+    if fake_seconds_per_pair is None:
+        program = ["-m", "ettin_rerank", "serve"]
+    else:
+        program = [str(FAKE_SERVER), str(fake_seconds_per_pair)]
     command = [
         sys.executable,
-        "-m",
-        "ettin_rerank",
-        "serve",
+        *program,
         "--host",
         "127.0.0.1",
         "--port",
@@ -148,7 +157,7 @@ def test_concurrent_clients_get_exactly_their_own_scores(tiny_model_dir: Path, t
 
 
 def test_graceful_shutdown_finishes_in_flight_requests():
-    with serve("--fake", "--fake-seconds-per-pair", "0.02") as (url, process):
+    with serve(fake_seconds_per_pair=0.02) as (url, process):
         wait_ready(url)
         answer = {}
 
@@ -174,7 +183,7 @@ def test_graceful_shutdown_finishes_in_flight_requests():
 
 
 def test_a_client_disconnect_cancels_its_queued_work():
-    with serve("--fake", "--fake-seconds-per-pair", "0.01", "--batch-tokens", "64") as (url, _):
+    with serve("--batch-tokens", "64", fake_seconds_per_pair=0.01) as (url, _):
         wait_ready(url)
         body = {
             "query": "cats purr",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ettin_rerank.server import Scorer
+from ettin_rerank.inference.reranker import apply_activation
+from ettin_rerank.scoring import TokenizedPairScorer
 
 QUERY = "why do cats purr"
 DOCS = [
@@ -18,7 +19,7 @@ DOCS = [
 
 
 def expected_scores(scorer, query, docs, activation="sigmoid") -> np.ndarray:
-    return scorer.predict([(query, d) for d in docs], activation=activation)
+    return apply_activation(scorer.score_pairs([(query, d) for d in docs]), activation)
 
 
 def assert_ranked(results, score_key: str, expected: np.ndarray, n_docs: int, top_n: int | None = None):
@@ -36,7 +37,7 @@ def assert_ranked(results, score_key: str, expected: np.ndarray, n_docs: int, to
 
 
 def test_reranker_and_fake_satisfy_the_scorer_protocol(scorer):
-    assert isinstance(scorer, Scorer)
+    assert isinstance(scorer, TokenizedPairScorer)
 
 
 def test_ties_broken_by_index(fake_client):
@@ -80,7 +81,7 @@ def test_jina_vllm(client, scorer, path):
     response = client.post(path, json={"model": "jina-reranker-v2", "query": QUERY, "documents": documents})
     assert response.status_code == 200
     body = response.json()
-    assert body["model"] == scorer.name_or_path and body["id"].startswith("rerank-")
+    assert body["model"] == scorer.name and body["id"].startswith("rerank-")
     assert body["usage"]["total_tokens"] > 0
     for result in body["results"]:  # echoed by default in this dialect
         assert set(result) == {"index", "relevance_score", "document"}
@@ -128,9 +129,7 @@ def test_vllm_score_one_to_n(client, scorer, path):
     response = client.post(path, json={"model": "m", "text_1": QUERY, "text_2": DOCS})
     assert response.status_code == 200
     body = response.json()
-    assert (
-        body["object"] == "list" and isinstance(body["created"], int) and body["model"] == scorer.name_or_path
-    )
+    assert body["object"] == "list" and isinstance(body["created"], int) and body["model"] == scorer.name
     assert [d["index"] for d in body["data"]] == list(range(len(DOCS)))  # input order, not ranked
     assert all(d["object"] == "score" for d in body["data"])
     np.testing.assert_allclose(
@@ -142,7 +141,7 @@ def test_vllm_score_one_to_n(client, scorer, path):
 def test_vllm_score_n_to_n(client, scorer):
     queries = ["cats", "dogs", "sunlight"]
     body = client.post("/score", json={"text_1": queries, "text_2": DOCS[:3], "use_activation": False}).json()
-    expected = scorer.predict(list(zip(queries, DOCS[:3], strict=True)), activation=None)
+    expected = scorer.score_pairs(list(zip(queries, DOCS[:3], strict=True)))
     np.testing.assert_allclose([d["score"] for d in body["data"]], expected, rtol=1e-5, atol=1e-6)
 
 
@@ -162,7 +161,7 @@ def test_operations_endpoints(client, scorer):
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").status_code == 200
     models = client.get("/v1/models").json()
-    assert models["object"] == "list" and models["data"][0]["id"] == scorer.name_or_path
+    assert models["object"] == "list" and models["data"][0]["id"] == scorer.name
     assert models["data"][0]["max_model_len"] == scorer.max_length
     client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
     metrics = client.get("/metrics")

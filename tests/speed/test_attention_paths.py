@@ -43,7 +43,7 @@ def padded_reference(q, k, v, packing: Packing, window, scale):
 
 @pytest.mark.parametrize("lengths", LENGTHS, ids=lambda x: f"{len(x)}seqs")
 @pytest.mark.parametrize("window", [None, 64, 16])
-@pytest.mark.parametrize("backend", ["varlen", "varlen_loop"])
+@pytest.mark.parametrize("backend", ["varlen", "eager"])
 def test_backend_matches_padded_reference(lengths, window, backend):
     torch.manual_seed(0)
     total, heads, head_dim = sum(lengths), 2, 16
@@ -62,9 +62,12 @@ def test_first_token_attention_matches_the_reference_rows(lengths, window):
     q, k, v = (torch.randn(total, heads, head_dim) for _ in range(3))
     packing = Packing.from_lengths(lengths)
     first = packing.first_tokens()
-    got = first_token_attention(q[first], k, v, packing, window, head_dim**-0.5)
     want = padded_reference(q, k, v, packing, window, head_dim**-0.5)[first]
+    got = first_token_attention(q[first], k, v, packing, window, head_dim**-0.5)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    for backend in ("varlen", "eager"):
+        got = ATTENTION_BACKENDS[backend](q[first], k, v, packing, window, head_dim**-0.5, True)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
 def test_block_local_equals_masked_full_attention_on_one_long_sequence():

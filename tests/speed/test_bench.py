@@ -59,3 +59,17 @@ def test_peak_memory_sees_an_allocation():
         block = np.ones(64 * 2**20 // 8)
         block.sum()
     assert memory.peak_rss - memory.start_rss >= 32 * 2**20
+
+
+def test_our_engines_are_pair_scorers_that_describe_their_mode(tiny_reranker_dir):
+    from ettin_rerank.benchmarking.engines import load_engine
+    from ettin_rerank.scoring import PairScorer
+
+    engine = load_engine("ours-int8", str(tiny_reranker_dir), batch_tokens=64)
+    assert isinstance(engine, PairScorer) and engine.name == "ours-int8"
+    assert engine.description.startswith("ettin-rerank int8, attention ")
+    assert engine.description.endswith(engine.reranker.attention)
+    pairs = [("a query", "a document"), ("another query", "a longer document " * 8)]
+    scores = engine.score_pairs(pairs)
+    assert scores.dtype == np.float32 and scores.shape == (2,)
+    np.testing.assert_array_equal(scores, engine.reranker.predict(pairs, batch_tokens=64))

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from ettin_rerank.scoring import PairScorer
 from ettin_rerank.training.teacher import HybridTeacher, load_teacher
 
 DOCS = {
@@ -33,12 +34,12 @@ def test_scores_are_the_documented_combination(tiny_dataset):
     from ettin_rerank.retrieval.dense import DenseIndex
 
     teacher = load_teacher(f"hybrid:{tiny_dataset}")
-    assert isinstance(teacher, HybridTeacher)
+    assert isinstance(teacher, HybridTeacher) and isinstance(teacher, PairScorer)
     corpus = load_corpus(tiny_dataset / "corpus.jsonl")
     texts = [doc.text_for_scoring for doc in corpus.values()]
     queries = ["what is an ettin reranker", "what is an ettin reranker", "how to cook beans", "giants"]
     documents = [texts[0], texts[2], texts[1], texts[3]]
-    scores = teacher.score(queries, documents)
+    scores = teacher.score_pairs(list(zip(queries, documents, strict=True)))
 
     bm25 = BM25Index.build(corpus, show_progress=False)
     dense = DenseIndex.build(corpus, show_progress=False)
@@ -56,4 +57,4 @@ def test_scores_are_the_documented_combination(tiny_dataset):
 def test_unknown_document_is_refused(tiny_dataset):
     teacher = HybridTeacher(tiny_dataset)
     with pytest.raises(ValueError, match="not in the teacher's corpus"):
-        teacher.score(["q"], ["a document that is not in the corpus"])
+        teacher.score_pairs([("q", "a document that is not in the corpus")])

@@ -133,3 +133,17 @@ def test_candidates_with_missing_columns_fail_before_loading_the_teacher(tmp_pat
     )
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['document'\]"):
         score_teacher(tmp_path / "cand", tmp_path / "no-such-teacher", tmp_path / "out")
+
+
+def test_engine_teacher_is_the_reranker_and_batch_tokens_keeps_its_scores(teacher_dir, candidates):
+    from ettin_rerank.inference.reranker import Reranker
+    from ettin_rerank.scoring import PairScorer
+    from ettin_rerank.training.teacher import load_teacher
+
+    source = pq.read_table(candidates).slice(0, 40)
+    pairs = list(zip(source.column("query").to_pylist(), source.column("document").to_pylist(), strict=True))
+    engine, budgeted = load_teacher(teacher_dir), load_teacher(teacher_dir, batch_tokens=64)
+    assert isinstance(engine, Reranker) and isinstance(budgeted, PairScorer)
+    assert engine.name == budgeted.name == str(teacher_dir)  # the provenance column
+    # Smaller forwards, same pairs: only fp32 rounding differs.
+    np.testing.assert_allclose(budgeted.score_pairs(pairs), engine.score_pairs(pairs), rtol=1e-4, atol=1e-3)

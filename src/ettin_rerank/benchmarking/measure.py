@@ -7,7 +7,6 @@ import resource
 import statistics
 import threading
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -120,6 +119,3 @@ def timed():
 
 def median_rate(count: int, seconds: list[float]) -> float:
     return count / statistics.median(seconds)
-
-
-Predict = Callable[[list[tuple[str, str]]], np.ndarray]

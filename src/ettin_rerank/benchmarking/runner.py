@@ -16,7 +16,7 @@ import torch
 
 from ..inference.tokenization import PairTokenizer
 from ..modeling.loading import load_checkpoint
-from .engines import DEFAULT_ENGINES, OUR_MODES, load_engine
+from .engines import DEFAULT_ENGINES, OUR_MODES, BenchEngine, load_engine
 from .measure import EncoderShape, PeakMemory, matmul_peak_gflops, timed, useful_flops
 from .workloads import SHORT_MAX_LENGTH, WORKLOADS, beir_short_pairs, long_pairs
 
@@ -123,12 +123,12 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     flops = useful_flops(EncoderShape.from_config(checkpoint.model.config), lengths)
     del checkpoint
 
-    engines = {}
+    engines: dict[str, BenchEngine] = {}
     for name in config.engines:
         engines[name] = load_engine(
             name, config.model_dir, config.device, max_length, config.batch_tokens, config.st_batch_size
         )
-        engines[name].predict(pairs[: min(8, len(pairs))])  # warm-up: lazy init, allocator, kernels
+        engines[name].score_pairs(pairs[: min(8, len(pairs))])  # warm-up: lazy init, allocator, kernels
 
     seconds: dict[str, list[float]] = {name: [] for name in engines}
     peaks: dict[str, int] = dict.fromkeys(engines, 0)
@@ -137,7 +137,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         order = list(engines) if repeat % 2 == 0 else list(reversed(engines))  # alternate, no order bias
         for name in order:
             with PeakMemory() as memory, timed() as clock:
-                scores[name] = engines[name].predict(pairs)
+                scores[name] = engines[name].score_pairs(pairs)
             seconds[name].append(clock["seconds"])
             peaks[name] = max(peaks[name], memory.cuda_peak or memory.peak_rss)
             logger.info("%s repeat %d: %.1f pairs/s", name, repeat, len(pairs) / clock["seconds"])

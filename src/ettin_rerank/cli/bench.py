@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..benchmarking.engines import ENGINES
+from ..benchmarking.runner import BenchConfig, format_table, run_bench, write_chart, write_json
+from ..benchmarking.workloads import SHORT_MAX_LENGTH, WORKLOADS
+from .options import add_flag, call_with_flags, defaults_of
+
+BENCH = defaults_of(BenchConfig)
+
 
 def register(subparsers) -> None:
-    from ..benchmarking.engines import DEFAULT_ENGINES, ENGINES
-    from ..benchmarking.workloads import WORKLOADS
-
     bench = subparsers.add_parser(
         "bench",
         help="measure pairs/s of our engine (each mode) and sentence-transformers' CrossEncoder",
@@ -20,59 +24,62 @@ def register(subparsers) -> None:
         ),
     )
     bench.add_argument(
-        "--model", required=True, type=Path, metavar="DIR", help="model directory (e.g. from `init`)"
+        "--model",
+        dest="model_dir",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="model directory (e.g. from `init`)",
     )
     bench.add_argument(
-        "--data", required=True, type=Path, metavar="DIR", help="BEIR-format dataset directory"
+        "--data",
+        dest="data_dir",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="BEIR-format dataset directory",
     )
-    bench.add_argument("--workload", choices=WORKLOADS, default="beir-short")
+    add_flag(bench, BENCH, "--workload", choices=WORKLOADS)
     bench.add_argument(
         "--engines",
-        default=",".join(DEFAULT_ENGINES),
+        default=",".join(BENCH.engines),
         help=f"comma-separated, from {', '.join(ENGINES)} (default: %(default)s)",
     )
-    bench.add_argument("--repeats", type=int, default=3, help="timed passes per engine, alternating (median)")
-    bench.add_argument("--device", default="cpu")
-    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads for every engine")
-    bench.add_argument("--batch-tokens", type=int, default=None, help="our token budget per batch")
-    bench.add_argument("--st-batch-size", type=int, default=32, help="CrossEncoder.predict batch size")
-    bench.add_argument("--num-queries", type=int, default=10, help="beir-short: queries (100 documents each)")
-    bench.add_argument("--docs-per-query", type=int, default=100)
-    bench.add_argument("--num-docs", type=int, default=20, help="long: number of documents")
-    bench.add_argument("--min-tokens", type=int, default=2000)
-    bench.add_argument("--max-tokens", type=int, default=8000)
-    bench.add_argument(
-        "--max-length", type=int, default=None, help="default: 512 (beir-short), the model's (long)"
+    add_flag(bench, BENCH, "--repeats", "timed passes per engine, alternating (median)")
+    add_flag(bench, BENCH, "--device")
+    add_flag(bench, BENCH, "--threads", "torch CPU threads for every engine", type=int)
+    add_flag(bench, BENCH, "--batch-tokens", "our token budget per batch", type=int)
+    add_flag(bench, BENCH, "--st-batch-size", "CrossEncoder.predict batch size")
+    add_flag(bench, BENCH, "--num-queries", "beir-short: queries, --docs-per-query documents each")
+    add_flag(bench, BENCH, "--docs-per-query")
+    add_flag(bench, BENCH, "--num-docs", "long: number of documents")
+    add_flag(bench, BENCH, "--min-tokens")
+    add_flag(bench, BENCH, "--max-tokens")
+    add_flag(
+        bench,
+        BENCH,
+        "--max-length",
+        f"default: {SHORT_MAX_LENGTH} (beir-short), the model's (long)",
+        type=int,
     )
-    bench.add_argument("--seed", type=int, default=0)
+    add_flag(bench, BENCH, "--seed")
     bench.add_argument("--out", type=Path, default=Path("bench-results/bench.json"), help="JSON report path")
     bench.add_argument("--chart", type=Path, default=None, help="PNG chart path (default: next to --out)")
     bench.set_defaults(handler=run_bench_command)
 
 
-def run_bench_command(args: argparse.Namespace) -> int:
-    from ..benchmarking.runner import BenchConfig, format_table, run_bench, write_chart, write_json
-
-    engines = [name.strip() for name in args.engines.split(",") if name.strip()]
-    config = BenchConfig(
-        model_dir=str(args.model),
-        data_dir=str(args.data),
-        workload=args.workload,
-        engines=engines,
-        repeats=args.repeats,
-        device=args.device,
-        threads=args.threads,
-        batch_tokens=args.batch_tokens,
-        st_batch_size=args.st_batch_size,
-        num_queries=args.num_queries,
-        docs_per_query=args.docs_per_query,
-        num_docs=args.num_docs,
-        min_tokens=args.min_tokens,
-        max_tokens=args.max_tokens,
-        max_length=args.max_length,
-        seed=args.seed,
+def bench_config(args: argparse.Namespace) -> BenchConfig:
+    return call_with_flags(
+        BenchConfig,
+        args,
+        model_dir=str(args.model_dir),
+        data_dir=str(args.data_dir),
+        engines=[name.strip() for name in args.engines.split(",") if name.strip()],
     )
-    report = run_bench(config)
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    report = run_bench(bench_config(args))
     print(format_table(report))
     json_path = write_json(report, args.out)
     chart_path = write_chart(report, args.chart or json_path.with_suffix(".png"))

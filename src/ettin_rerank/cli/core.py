@@ -6,10 +6,11 @@ import json
 import sys
 from pathlib import Path
 
-from ..family import ETTIN_MAX_LENGTH, SIZES
-from ..models import ENV_VAR, require_model
+from ..family import SIZES, create_random_reranker
+from ..models import require_model
+from .options import add_flag, add_loading_options, add_model_argument, defaults_of, load_reranker
 
-MODEL_HELP = f"model directory or Hub id (default: ${ENV_VAR}, else the bundled model)"
+INIT = defaults_of(create_random_reranker)
 
 
 def register(subparsers) -> None:
@@ -19,8 +20,8 @@ def register(subparsers) -> None:
     init.add_argument(
         "--tokenizer", required=True, type=Path, metavar="DIR", help="directory with tokenizer.json"
     )
-    init.add_argument("--seed", type=int, default=0)
-    init.add_argument("--max-length", type=int, default=ETTIN_MAX_LENGTH)
+    add_flag(init, INIT, "--seed")
+    add_flag(init, INIT, "--max-length")
     init.set_defaults(handler=run_init)
 
     rank = subparsers.add_parser("rank", help="rank documents for one query")
@@ -31,29 +32,25 @@ def register(subparsers) -> None:
         metavar="DOCS_FILE|-",
         help='JSONL ({"text": ...} or strings) or one document per line; - reads stdin (default)',
     )
-    rank.add_argument("--model", default=None, help=MODEL_HELP)
+    add_model_argument(rank, "--model", "-m")
     rank.add_argument("--query", "-q", required=True)
     rank.add_argument("--top-k", type=int, default=None)
     rank.add_argument(
         "--activation", choices=["sigmoid"], default=None, help="map raw logits through a sigmoid"
     )
-    rank.add_argument("--max-length", type=int, default=None)
-    rank.add_argument("--device", default="cpu")
-    rank.add_argument("--dtype", default="float32")
+    add_loading_options(rank)
     rank.add_argument("--json", action="store_true", help="machine-readable output")
     rank.set_defaults(handler=run_rank)
 
     info = subparsers.add_parser(
         "info", help="describe a model: architecture, parameters, max length, layout"
     )
-    info.add_argument("model", nargs="?", default=None, help=MODEL_HELP)
+    add_model_argument(info, "model", nargs="?")
     info.add_argument("--json", action="store_true")
     info.set_defaults(handler=run_info)
 
 
 def run_init(args) -> int:
-    from ..family import create_random_reranker
-
     out = create_random_reranker(
         args.size, args.tokenizer, args.output_dir, seed=args.seed, max_length=args.max_length
     )
@@ -92,27 +89,20 @@ def read_documents(source: str) -> list[str]:
 
 
 def run_rank(args) -> int:
-    from .. import Reranker
-
     documents = read_documents(args.documents)
-    model = require_model(args.model)
-    reranker = Reranker.from_pretrained(
-        model.name_or_path, device=args.device, dtype=args.dtype, max_length=args.max_length
-    )
+    reranker = load_reranker(require_model(args.model), args)
     results = reranker.rank(
         args.query, documents, top_k=args.top_k, return_documents=True, activation=args.activation
     )
     if args.json:
         print(
-            json.dumps(
-                {"model": model.name_or_path, "query": args.query, "results": results}, ensure_ascii=False
-            )
+            json.dumps({"model": reranker.name, "query": args.query, "results": results}, ensure_ascii=False)
         )
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{args.query!r}: {len(documents)} documents, {reranker.name_or_path}")
+    table = Table(title=f"{args.query!r}: {len(documents)} documents, {reranker.name}")
     table.add_column("rank", justify="right")
     table.add_column("index", justify="right")
     table.add_column("score", justify="right")
@@ -130,10 +120,8 @@ def run_rank(args) -> int:
 
 
 def describe_model(model: str | None) -> dict:
-    from .. import Reranker
-
     choice = require_model(model)
-    reranker = Reranker.from_pretrained(choice.name_or_path)
+    reranker = load_reranker(choice)
     config = reranker.model.config
     return {
         "model": choice.name_or_path,

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+from typing import TYPE_CHECKING
 
-logger = logging.getLogger(__name__)
+from ..models import require_model
+from .options import (
+    add_flag,
+    add_loading_options,
+    add_model_argument,
+    call_with_flags,
+    defaults_of,
+    extra_needed,
+    load_reranker,
+)
+
+if TYPE_CHECKING:
+    from ..inference.reranker import Reranker
+    from ..server.settings import ServerSettings
 
 API_KEY_ENV = "ETTIN_RERANK_API_KEY"
+MIB = 1024 * 1024
 
 
 def register(subparsers) -> None:
@@ -17,91 +31,85 @@ def register(subparsers) -> None:
         help="serve a reranker over HTTP (Cohere, Jina, vLLM and TEI rerank dialects)",
         description="Serve a reranker over HTTP: POST /v2/rerank, /v1/rerank, /rerank, /score; "
         "GET /health, /ready, /metrics, /v1/models, /docs.",
+        add_arguments=add_arguments,
+        needs_extra="server",
     )
-    parser.add_argument(
-        "--model",
-        help="model directory or Hugging Face Hub id (default: $ETTIN_RERANK_MODEL, then the bundled model)",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8080, help="port to bind (default: %(default)s)")
-    parser.add_argument(
-        "--api-key",
-        default=None,
-        help=f"require `Authorization: Bearer KEY` (default: ${API_KEY_ENV} if set)",
-    )
-    parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
-    parser.add_argument("--dtype", default="float32", help="encoder dtype: float32, bfloat16, float16")
-    parser.add_argument(
-        "--max-length", type=int, default=None, help="pair token budget (default: the model's)"
-    )
-    parser.add_argument(
-        "--max-documents", type=int, default=10_000, help="documents per request (default: 10000)"
-    )
-    parser.add_argument(
-        "--max-body-mb", type=float, default=50.0, help="request body limit in MiB (default: 50)"
-    )
-    parser.add_argument("--batch-tokens", type=int, default=None, help="real tokens per engine batch")
-    parser.add_argument(
-        "--max-wait-ms", type=float, default=5.0, help="batching window while idle (default: 5)"
-    )
-    parser.add_argument(
-        "--queue-size", type=int, default=256, help="admitted requests before 429 (default: 256)"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=60.0, help="per-request timeout in seconds (default: 60)"
-    )
-    parser.add_argument(
-        "--long-document",
-        choices=("truncate", "chunk"),
-        default="truncate",
-        help="default for long documents",
-    )
-    parser.add_argument("--model-name", default=None, help="the model id reported to clients")
-    parser.add_argument(
-        "--fake", action="store_true", help="serve the deterministic fake scorer (demos, tests)"
-    )
-    parser.add_argument("--fake-seconds-per-pair", type=float, default=0.0, help=argparse.SUPPRESS)
-    parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.set_defaults(handler=run_serve)
 
 
-def load_scorer(args: argparse.Namespace):
-    """The one place the served model is resolved."""
-    if args.fake:
-        from ..server.fake import FakeScorer
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The service's flags; each `ServerSettings` one is named after its field (`--timeout`: timeout_s)."""
+    # every default of the service is a ServerSettings field; its package needs the `server` extra
+    from ..server.settings import LONG_DOCUMENT_MODES, ServerSettings
 
-        return FakeScorer(max_length=args.max_length or 512, seconds_per_pair=args.fake_seconds_per_pair)
-    from ..inference.reranker import Reranker
-    from ..models import require_model
-
-    choice = require_model(args.model)  # --model, then $ETTIN_RERANK_MODEL, then the bundled model
-    logger.info("serving %s", choice.describe())
-    return Reranker.from_pretrained(
-        choice.name_or_path, device=args.device, dtype=args.dtype, max_length=args.max_length
+    defaults = defaults_of(ServerSettings)
+    add_model_argument(parser, "--model", "-m")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8080, help="port to bind (default: %(default)s)")
+    add_flag(
+        parser, defaults, "--api-key", f"require `Authorization: Bearer KEY` (default: ${API_KEY_ENV} if set)"
     )
+    add_loading_options(parser, batch_tokens=False)
+    add_flag(parser, defaults, "--max-documents", "documents per request (default: %(default)s)")
+    parser.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=defaults.max_body_bytes / MIB,
+        help="request body limit in MiB (default: %(default)g)",
+    )
+    add_flag(
+        parser,
+        defaults,
+        "--batch-tokens",
+        "real tokens per engine batch (default: the reranker's for its device)",
+        type=int,
+    )
+    add_flag(parser, defaults, "--max-wait-ms", "batching window while idle (default: %(default)g)")
+    add_flag(parser, defaults, "--queue-size", "admitted requests before 429 (default: %(default)s)")
+    add_flag(
+        parser,
+        defaults,
+        "--timeout",
+        "per-request timeout in seconds (default: %(default)g)",
+        dest="timeout_s",
+        metavar="TIMEOUT",
+    )
+    add_flag(
+        parser,
+        defaults,
+        "--long-document",
+        "default for long documents (default: %(default)s)",
+        choices=LONG_DOCUMENT_MODES,
+    )
+    add_flag(parser, defaults, "--model-name", "the model id reported to clients")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    from ..server.settings import ServerSettings  # the server package needs the `server` extra
+
+    return call_with_flags(
+        ServerSettings,
+        args,
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        max_body_bytes=int(args.max_body_mb * MIB),
+    )
+
+
+def load_scorer(args: argparse.Namespace) -> Reranker:
+    """The served model (tests/server/serve_fake.py puts its fake scorer here)."""
+    return load_reranker(require_model(args.model), args)
 
 
 def run_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from ..server import ServerSettings, create_app
+        from ..server import create_app
     except ImportError as error:
-        raise RuntimeError(
-            f"serving needs the server extra: pip install 'ettin-rerank[server]' ({error})"
-        ) from error
+        raise RuntimeError(extra_needed("server", error)) from error
 
-    settings = ServerSettings(
-        model_name=args.model_name,
-        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
-        max_documents=args.max_documents,
-        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-        batch_tokens=args.batch_tokens,
-        max_wait_ms=args.max_wait_ms,
-        queue_size=args.queue_size,
-        timeout_s=args.timeout,
-        long_document=args.long_document,
-    )
+    settings = settings_from_args(args)
     scorer = load_scorer(args)
     app = create_app(scorer, settings)
     config = uvicorn.Config(

@@ -1,4 +1,9 @@
-"""`mine`, `score-teacher`, `select`, `distill`: the Ettin distillation recipe, four resumable steps."""
+"""`mine`, `score-teacher`, `select`, `distill`: the Ettin distillation recipe, four resumable steps.
+
+The steps' code needs the `train` extra (pyarrow, ray), and their flags' defaults are the steps' own
+(`mine_candidates`, `score_teacher`, `select_training_pairs`, `DistillConfig`): each command imports
+its step, and adds its flags, only when it runs (see `CommandParser`).
+"""
 
 from __future__ import annotations
 
@@ -6,42 +11,91 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-FIRST_STAGES = ("bm25", "dense", "hybrid")
+from ..retrieval.first_stage import FIRST_STAGES
+from .options import (
+    add_dataset_argument,
+    add_dense_model_argument,
+    add_flag,
+    call_with_flags,
+    defaults_of,
+)
+
+if TYPE_CHECKING:
+    from ..training.distill import DistillConfig
 
 
 def register(subparsers) -> None:
-    mine = subparsers.add_parser(
+    subparsers.add_parser(
         "mine",
         help="distillation step 1: first-stage candidates (plus judged positives) per query",
         description="Retrieve the top --depth candidates per judged query of --split (bounded by the corpus size) "
         "and add every judged positive the first stage missed. Writes Parquet shards; reruns resume.",
-    )
-    mine.add_argument(
-        "dataset_dir",
-        type=Path,
-        help="BEIR dataset directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)",
-    )
-    mine.add_argument("--split", default="train", help="qrels split whose queries are mined (default train)")
-    mine.add_argument("--first-stage", choices=FIRST_STAGES, default="bm25")
-    mine.add_argument("--depth", type=int, default=2048, help="candidates per query (default 2048)")
-    mine.add_argument("--max-queries", type=int, help="a seeded random subset of this many queries")
-    mine.add_argument("--queries-per-shard", type=int, default=1000)
-    mine.add_argument("--seed", type=int, default=0)
-    mine.add_argument("--dense-model", help="bi-encoder for dense/hybrid (default all-MiniLM-L6-v2)")
-    mine.add_argument("--device", default="cpu")
-    mine.add_argument("-o", "--output", type=Path, required=True, help="candidates directory to write")
-    mine.set_defaults(handler=run_mine)
-
-    score = subparsers.add_parser(
+        add_arguments=add_mine_arguments,
+        needs_extra="train",
+    ).set_defaults(handler=run_mine)
+    subparsers.add_parser(
         "score-teacher",
         help="distillation step 2: the teacher's raw logit for every candidate pair (sharded, resumable)",
         description="Score candidates with a teacher: any model `Reranker` loads, or a sentence-transformers "
         "CrossEncoder directory (identity activation). A killed run restarted with the same arguments "
         "continues where it stopped; every pair ends up scored exactly once.",
+        add_arguments=add_score_teacher_arguments,
+        needs_extra="train",
+    ).set_defaults(handler=run_score_teacher)
+    subparsers.add_parser(
+        "select",
+        help="distillation step 3: the recipe's subsampling by teacher rank",
+        description="Per query: all positives + the top --top-hard + a quantile-stratified sample up to --keep; "
+        "then --per-query pairs, half from the top of the teacher ranking, half from a medium band. "
+        "Deterministic by --seed. Writes OUTPUT/train/ (and OUTPUT/heldout/ with --heldout-queries).",
+        add_arguments=add_select_arguments,
+        needs_extra="train",
+    ).set_defaults(handler=run_select)
+    subparsers.add_parser(
+        "distill",
+        help="distillation step 4: train a student on the teacher's logits (resumable; torchrun for DDP)",
+        description="Train a student (an Ettin size from random init, a reranker directory, or --init-encoder) "
+        "on teacher logits with pointwise MSE. Evaluates every --eval-every of training on a NanoBEIR-style "
+        "subset of --eval-dataset (BM25 top-100, NDCG@10), keeps the best checkpoints and saves the best to "
+        "OUTPUT in the Ettin layout. Rerun the same command to resume. Multi-process: "
+        "`torchrun --nproc_per_node N -m ettin_rerank distill ...`.",
+        add_arguments=add_distill_arguments,
+        needs_extra="train",
+    ).set_defaults(handler=run_distill)
+
+
+def add_output_argument(parser: argparse.ArgumentParser, help: str, as_path: bool = True) -> None:
+    kind = Path if as_path else str
+    parser.add_argument(
+        "-o", "--output", dest="output_dir", metavar="OUTPUT", required=True, type=kind, help=help
     )
+
+
+def add_mine_arguments(mine: argparse.ArgumentParser) -> None:
+    from ..training.mining import mine_candidates  # the train extra (pyarrow)
+
+    defaults = defaults_of(mine_candidates)
+    add_dataset_argument(mine)
+    add_flag(mine, defaults, "--split", "qrels split whose queries are mined (default %(default)s)")
+    mine.add_argument("--first-stage", choices=FIRST_STAGES, default=defaults.first_stage)
+    add_flag(mine, defaults, "--depth", "candidates per query (default %(default)s)")
+    add_flag(mine, defaults, "--max-queries", "a seeded random subset of this many queries", type=int)
+    add_flag(mine, defaults, "--queries-per-shard")
+    add_flag(mine, defaults, "--seed")
+    add_dense_model_argument(mine)
+    add_flag(mine, defaults, "--device")
+    add_output_argument(mine, "candidates directory to write")
+
+
+def add_score_teacher_arguments(score: argparse.ArgumentParser) -> None:
+    from ..training.scoring import BACKENDS, score_teacher  # the train extra (pyarrow, ray)
+
+    defaults = defaults_of(score_teacher)
     score.add_argument(
-        "candidates",
+        "candidates_dir",
+        metavar="candidates",
         type=Path,
         help="the output of `mine` (or Parquet with query_id, query, doc_id, document)",
     )
@@ -50,147 +104,131 @@ def register(subparsers) -> None:
         required=True,
         help="teacher model directory or Hub id, or hybrid:DATASET_DIR (bi-encoder cosine + BM25 over that corpus)",
     )
-    score.add_argument("-o", "--output", type=Path, required=True, help="scored directory to write")
-    score.add_argument("--backend", choices=("local", "ray"), default="local")
-    score.add_argument(
-        "--workers", type=int, default=1, help="processes (local) or Ray actors, one teacher each"
+    add_output_argument(score, "scored directory to write")
+    add_flag(score, defaults, "--backend", choices=BACKENDS)
+    add_flag(score, defaults, "--workers", "processes (local) or Ray actors, one teacher each")
+    add_flag(score, defaults, "--shard-size", "pairs per output shard (the unit of resuming)")
+    add_flag(score, defaults, "--batch-pairs", "pairs per length-sorted scoring batch")
+    add_flag(score, defaults, "--device")
+    add_flag(score, defaults, "--dtype", "float32, bfloat16 or float16 (scores come back fp32)")
+    add_flag(score, defaults, "--max-length", "tokens per pair (default: the teacher's own limit)", type=int)
+    add_flag(score, defaults, "--batch-tokens", "real tokens per forward pass", type=int)
+    add_flag(
+        score, defaults, "--ray-address", "Ray cluster address (default: RAY_ADDRESS or a local instance)"
     )
-    score.add_argument(
-        "--shard-size", type=int, default=50_000, help="pairs per output shard (the unit of resuming)"
-    )
-    score.add_argument("--batch-pairs", type=int, default=1024, help="pairs per length-sorted scoring batch")
-    score.add_argument("--device", default="cpu")
-    score.add_argument(
-        "--dtype", default="float32", help="float32, bfloat16 or float16 (scores come back fp32)"
-    )
-    score.add_argument("--max-length", type=int, help="tokens per pair (default: the teacher's own limit)")
-    score.add_argument("--batch-tokens", type=int, help="real tokens per forward pass")
-    score.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS or a local instance)")
-    score.set_defaults(handler=run_score_teacher)
 
-    select = subparsers.add_parser(
-        "select",
-        help="distillation step 3: the recipe's subsampling by teacher rank",
-        description="Per query: all positives + the top --top-hard + a quantile-stratified sample up to --keep; "
-        "then --per-query pairs, half from the top of the teacher ranking, half from a medium band. "
-        "Deterministic by --seed. Writes OUTPUT/train/ (and OUTPUT/heldout/ with --heldout-queries).",
-    )
-    select.add_argument("scored", type=Path, help="the output of `score-teacher`")
-    select.add_argument("-o", "--output", type=Path, required=True)
-    select.add_argument("--keep", type=int, default=256)
-    select.add_argument("--per-query", type=int, default=64)
-    select.add_argument("--top-hard", type=int, default=16)
-    select.add_argument(
-        "--medium-band", default="0.25,0.75", help="rank quantiles of the kept list (default 0.25,0.75)"
-    )
-    select.add_argument(
-        "--heldout-queries", type=int, default=0, help="queries set aside for the held-out loss"
-    )
-    select.add_argument("--seed", type=int, default=12)
-    select.set_defaults(handler=run_select)
 
-    distill = subparsers.add_parser(
-        "distill",
-        help="distillation step 4: train a student on the teacher's logits (resumable; torchrun for DDP)",
-        description="Train a student (an Ettin size from random init, a reranker directory, or --init-encoder) "
-        "on teacher logits with pointwise MSE. Evaluates every --eval-every of training on a NanoBEIR-style "
-        "subset of --eval-dataset (BM25 top-100, NDCG@10), keeps the best checkpoints and saves the best to "
-        "OUTPUT in the Ettin layout. Rerun the same command to resume. Multi-process: "
-        "`torchrun --nproc_per_node N -m ettin_rerank distill ...`.",
+def add_select_arguments(select: argparse.ArgumentParser) -> None:
+    from ..training.selection import select_training_pairs  # the train extra (pyarrow)
+
+    defaults = defaults_of(select_training_pairs)
+    select.add_argument("scored_dir", metavar="scored", type=Path, help="the output of `score-teacher`")
+    add_output_argument(select, "selected directory to write")
+    add_flag(select, defaults, "--keep")
+    add_flag(select, defaults, "--per-query")
+    add_flag(select, defaults, "--top-hard")
+    select.add_argument(
+        "--medium-band",
+        default=",".join(map(str, defaults.medium_band)),
+        help="rank quantiles of the kept list (default %(default)s)",
     )
-    distill.add_argument(
-        "--student", help="an Ettin size (tiny, 17m, 32m, 68m, 150m, 400m, 1b) or a reranker directory"
+    add_flag(select, defaults, "--heldout-queries", "queries set aside for the held-out loss")
+    add_flag(select, defaults, "--seed")
+
+
+def add_distill_arguments(distill: argparse.ArgumentParser) -> None:
+    """Each flag is named after the `DistillConfig` field it sets (`--lr`: learning_rate)."""
+    from ..training.distill import PRECISIONS, DistillConfig  # the train extra (pyarrow)
+    from ..training.losses import LOSSES
+
+    defaults = defaults_of(DistillConfig)
+    add_flag(
+        distill,
+        defaults,
+        "--student",
+        "an Ettin size (tiny, 17m, 32m, 68m, 150m, 400m, 1b) or a reranker directory",
     )
-    distill.add_argument(
-        "--init-encoder", help="start from a ModernBERT or BERT encoder directory (fresh Ettin head)"
+    add_flag(
+        distill,
+        defaults,
+        "--init-encoder",
+        "start from a ModernBERT or BERT encoder directory (fresh Ettin head)",
     )
-    distill.add_argument("--keep-layers", type=int, help="keep only the first N layers of --init-encoder")
-    distill.add_argument("--tokenizer", help="tokenizer directory for a random --student SIZE")
+    add_flag(distill, defaults, "--keep-layers", "keep only the first N layers of --init-encoder", type=int)
+    add_flag(distill, defaults, "--tokenizer", "tokenizer directory for a random --student SIZE")
     distill.add_argument(
         "--train", required=True, help="the output of `select` (or Parquet with teacher_score)"
     )
-    distill.add_argument("--heldout", help="held-out pairs (default: TRAIN/heldout when present)")
-    distill.add_argument("--eval-dataset", help="BEIR directory for the NDCG@10 checkpoint selection")
-    distill.add_argument("--eval-split", default="test")
-    distill.add_argument(
-        "--eval-queries", type=int, default=50, help="queries of the NanoBEIR-style subset (default 50)"
+    add_flag(distill, defaults, "--heldout", "held-out pairs (default: TRAIN/heldout when present)")
+    add_flag(distill, defaults, "--eval-dataset", "BEIR directory for the NDCG@10 checkpoint selection")
+    add_flag(distill, defaults, "--eval-split")
+    add_flag(
+        distill, defaults, "--eval-queries", "queries of the NanoBEIR-style subset (default %(default)s)"
     )
-    distill.add_argument("--eval-max-corpus", type=int, default=5000)
-    distill.add_argument("-o", "--output", required=True, help="output directory (also the resume point)")
-    distill.add_argument("--loss", choices=("mse", "margin-mse"), default="mse")
-    distill.add_argument("--lr", type=float, help="learning rate (default: the published value for the size)")
-    distill.add_argument(
-        "--batch-size", type=int, help="global pairs per step (default: the published value)"
+    add_flag(distill, defaults, "--eval-max-corpus")
+    # DistillConfig.output_dir is a string (the config is saved as JSON)
+    add_output_argument(distill, "output directory (also the resume point)", as_path=False)
+    add_flag(distill, defaults, "--loss", choices=LOSSES)
+    add_flag(
+        distill,
+        defaults,
+        "--lr",
+        "learning rate (default: the published value for the size)",
+        dest="learning_rate",
+        metavar="LR",
+        type=float,
+    )
+    add_flag(
+        distill, defaults, "--batch-size", "global pairs per step (default: the published value)", type=int
     )
     steps = distill.add_mutually_exclusive_group()
-    steps.add_argument("--max-steps", type=int)
-    steps.add_argument("--epochs", type=float, default=1.0)
-    distill.add_argument("--warmup-ratio", type=float, default=0.03)
-    distill.add_argument("--weight-decay", type=float, default=0.0)
-    distill.add_argument("--max-length", type=int, default=512, help="tokens per pair (default 512)")
-    distill.add_argument(
-        "--micro-batch-tokens", type=int, help="real tokens per forward (accumulates below the batch)"
+    add_flag(steps, defaults, "--max-steps", type=int)
+    add_flag(steps, defaults, "--epochs")
+    add_flag(distill, defaults, "--warmup-ratio")
+    add_flag(distill, defaults, "--weight-decay")
+    add_flag(distill, defaults, "--max-length", "tokens per pair (default %(default)s)")
+    add_flag(
+        distill,
+        defaults,
+        "--micro-batch-tokens",
+        "real tokens per forward (accumulates below the batch)",
+        type=int,
     )
-    distill.add_argument(
-        "--eval-every", type=float, default=0.05, help="fraction of training between evaluations"
+    add_flag(distill, defaults, "--eval-every", "fraction of training between evaluations")
+    add_flag(distill, defaults, "--keep-best", "best checkpoints kept (default %(default)s)")
+    add_flag(
+        distill,
+        defaults,
+        "--no-eval-at-start",
+        "skip measuring the untrained student",
+        dest="eval_at_start",
+        action="store_false",
     )
-    distill.add_argument("--keep-best", type=int, default=2, help="best checkpoints kept (default 2)")
-    distill.add_argument(
-        "--no-eval-at-start", action="store_true", help="skip measuring the untrained student"
-    )
-    distill.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
-    distill.add_argument("--device", help="default: cuda when available, else cpu")
-    distill.add_argument("--seed", type=int, default=12)
-    distill.set_defaults(handler=run_distill)
+    add_flag(distill, defaults, "--precision", choices=PRECISIONS)
+    add_flag(distill, defaults, "--device", "default: cuda when available, else cpu")
+    add_flag(distill, defaults, "--seed")
 
 
 def run_mine(args: argparse.Namespace) -> int:
+    from ..training.io import count_rows  # the train extra (pyarrow)
     from ..training.mining import mine_candidates
 
-    out = mine_candidates(
-        args.dataset_dir,
-        args.output,
-        split=args.split,
-        first_stage=args.first_stage,
-        depth=args.depth,
-        max_queries=args.max_queries,
-        queries_per_shard=args.queries_per_shard,
-        seed=args.seed,
-        dense_model=args.dense_model,
-        device=args.device,
-        show_progress=sys.stderr.isatty(),
-    )
-    from ..training.io import count_rows
-
+    out = call_with_flags(mine_candidates, args, show_progress=sys.stderr.isatty())
     print(f"candidates: {count_rows(out)} pairs in {out}")
     return 0
 
 
 def run_score_teacher(args: argparse.Namespace) -> int:
+    from ..training.io import count_rows  # the train extra (pyarrow, ray)
     from ..training.scoring import score_teacher
 
-    out = score_teacher(
-        args.candidates,
-        args.teacher,
-        args.output,
-        backend=args.backend,
-        workers=args.workers,
-        shard_size=args.shard_size,
-        batch_pairs=args.batch_pairs,
-        device=args.device,
-        dtype=args.dtype,
-        max_length=args.max_length,
-        batch_tokens=args.batch_tokens,
-        ray_address=args.ray_address,
-    )
-    from ..training.io import count_rows
-
+    out = call_with_flags(score_teacher, args)
     print(f"scored: {count_rows(out)} pairs in {out}")
     return 0
 
 
 def run_select(args: argparse.Namespace) -> int:
-    from ..training.selection import select_training_pairs
+    from ..training.selection import select_training_pairs  # the train extra (pyarrow)
 
     try:
         low, high = (float(x) for x in args.medium_band.split(","))
@@ -198,54 +236,23 @@ def run_select(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--medium-band must be two fractions like 0.25,0.75, got {args.medium_band!r}"
         ) from None
-    out = select_training_pairs(
-        args.scored,
-        args.output,
-        keep=args.keep,
-        per_query=args.per_query,
-        top_hard=args.top_hard,
-        medium_band=(low, high),
-        heldout_queries=args.heldout_queries,
-        seed=args.seed,
-    )
+    out = call_with_flags(select_training_pairs, args, medium_band=(low, high))
     manifest = json.loads((out / "_manifest.json").read_text(encoding="utf-8"))
     print(f"selected: {manifest['rows']} pairs in {out}")
     return 0
 
 
-def run_distill(args: argparse.Namespace) -> int:
-    from ..training.distill import DistillConfig, distill
+def distill_config(args: argparse.Namespace) -> DistillConfig:
+    from ..training.distill import DistillConfig  # the train extra (pyarrow)
 
-    config = DistillConfig(
-        train=args.train,
-        output_dir=args.output,
-        student=args.student,
-        init_encoder=args.init_encoder,
-        keep_layers=args.keep_layers,
-        tokenizer=args.tokenizer,
-        eval_dataset=args.eval_dataset,
-        eval_split=args.eval_split,
-        eval_queries=args.eval_queries,
-        eval_max_corpus=args.eval_max_corpus,
-        heldout=args.heldout,
-        loss=args.loss,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        max_steps=args.max_steps,
-        epochs=args.epochs,
-        warmup_ratio=args.warmup_ratio,
-        weight_decay=args.weight_decay,
-        max_length=args.max_length,
-        micro_batch_tokens=args.micro_batch_tokens,
-        eval_every=args.eval_every,
-        keep_best=args.keep_best,
-        eval_at_start=not args.no_eval_at_start,
-        precision=args.precision,
-        device=args.device,
-        seed=args.seed,
-    )
-    result = distill(config)
+    return call_with_flags(DistillConfig, args)
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    from ..training.distill import distill  # the train extra (pyarrow)
+
+    result = distill(distill_config(args))
     if result.get("best_checkpoint"):
         evals = [e for e in result["evals"] if e["step"] == result["best_step"]]
-        print(f"student: {args.output} (best step {result['best_step']}: {evals[0] if evals else {}})")
+        print(f"student: {args.output_dir} (best step {result['best_step']}: {evals[0] if evals else {}})")
     return 0

@@ -1,7 +1,9 @@
 """Retrieve-then-rerank evaluation on BEIR-format data.
 
 The pieces compose: `first_stage_run` -> `rerank_run` -> `evaluate_run`; `evaluate`
-runs them all on one dataset and returns an `EvaluationReport`.
+runs them all on one dataset and returns an `EvaluationReport`. The first stages
+(`retrieval.first_stage`) and the reranking of a run (`retrieval.rerank`) live in
+`retrieval`, shared with `search` and mining; this module times and measures them.
 """
 
 from __future__ import annotations
@@ -9,108 +11,29 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-from tqdm.auto import tqdm
-
-from ..retrieval.beir import BeirDataset, Document, Run, load_beir
+from ..retrieval.beir import BeirDataset, Run, load_beir
 from ..retrieval.bm25 import BM25Config
+from ..retrieval.first_stage import (
+    DEFAULT_FIRST_STAGE,
+    FirstStageSettings,
+    build_first_stage,
+    first_stage_class,
+)
+from ..retrieval.rerank import rerank_run
+from ..scoring import PairScorer
 from .metrics import DEFAULT_METRICS, evaluate_run
 
 logger = logging.getLogger(__name__)
 
-FIRST_STAGES = ("bm25", "dense", "hybrid")
-
-
-class PairScorer(Protocol):
-    """What `rerank_run` needs from a reranker (`ettin_rerank.Reranker` fits)."""
-
-    def predict(self, pairs: list[tuple[str, str]], **kwargs: Any) -> np.ndarray: ...
-
-
-def _doc_text(doc: Document | str) -> str:
-    return doc.text_for_scoring if isinstance(doc, Document) else str(doc)
-
-
-def rerank_run(
-    reranker: PairScorer,
-    queries: Mapping[str, str],
-    corpus: Mapping[str, Document | str],
-    run: Mapping[str, Mapping[str, float]],
-    top_k: int = 100,
-    batch_tokens: int | None = None,
-    pairs_per_call: int = 4096,
-    show_progress: bool = True,
-) -> Run:
-    """Rescore each query's first `top_k` documents of `run` with `reranker`.
-
-    The result holds, per query, those `top_k` documents ordered by reranker score
-    (raw logits, descending); equal scores keep first-stage order. Documents below
-    `top_k` are dropped, and relevant documents the first stage missed are not added.
-    Queries are scored in groups of about `pairs_per_call` pairs so the engine can
-    batch across queries.
-    """
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}")
-    missing_queries = [q for q in run if q not in queries]
-    if missing_queries:
-        raise ValueError(f"{len(missing_queries)} run quer(y/ies) have no text, e.g. {missing_queries[0]!r}")
-    candidates = {q: list(run[q])[:top_k] for q in run}
-    for query_id, doc_ids in candidates.items():
-        unknown = [d for d in doc_ids if d not in corpus]
-        if unknown:
-            raise ValueError(f"query {query_id!r}: document {unknown[0]!r} from the run is not in the corpus")
-    kwargs: dict[str, Any] = {"show_progress_bar": False}
-    if batch_tokens is not None:
-        kwargs["batch_tokens"] = batch_tokens
-    reranked: Run = {}
-    total = sum(len(d) for d in candidates.values())
-    group: list[str] = []
-    group_pairs = 0
-
-    def flush() -> None:
-        pairs = [(queries[q], _doc_text(corpus[d])) for q in group for d in candidates[q]]
-        scores = (
-            np.asarray(reranker.predict(pairs, **kwargs), dtype=np.float32).reshape(-1)
-            if pairs
-            else np.zeros(0)
-        )
-        if scores.shape[0] != len(pairs):
-            raise RuntimeError(f"the reranker returned {scores.shape[0]} scores for {len(pairs)} pairs")
-        if not np.all(np.isfinite(scores)):
-            raise RuntimeError(
-                "the reranker returned non-finite scores (NaN or inf); check the model and dtype"
-            )
-        offset = 0
-        for query_id in group:
-            doc_ids = candidates[query_id]
-            query_scores = scores[offset : offset + len(doc_ids)]
-            offset += len(doc_ids)
-            order = sorted(
-                range(len(doc_ids)), key=lambda i: -float(query_scores[i])
-            )  # stable: ties keep first-stage order
-            reranked[query_id] = {doc_ids[i]: float(query_scores[i]) for i in order}
-        bar.update(len(pairs))
-
-    with tqdm(total=total, desc="reranking", unit="pair", disable=not show_progress) as bar:
-        for query_id in candidates:
-            group.append(query_id)
-            group_pairs += len(candidates[query_id])
-            if group_pairs >= pairs_per_call:
-                flush()
-                group, group_pairs = [], 0
-        if group:
-            flush()
-    return {q: reranked[q] for q in candidates}
-
 
 def first_stage_run(
     dataset: BeirDataset,
-    first_stage: str = "bm25",
+    first_stage: str = DEFAULT_FIRST_STAGE,
     k: int = 100,
     bm25_config: BM25Config | None = None,
     dense_model: str | None = None,
@@ -119,31 +42,14 @@ def first_stage_run(
     show_progress: bool = True,
 ) -> tuple[Run, dict[str, float]]:
     """Index `dataset.corpus` and retrieve `k` documents per query; returns (run, timings in seconds)."""
-    if first_stage not in FIRST_STAGES:
-        raise ValueError(f"unknown first stage {first_stage!r}; choose one of {', '.join(FIRST_STAGES)}")
-    timings: dict[str, float] = {}
-    bm25 = dense = None
+    settings = FirstStageSettings(
+        bm25=bm25_config, dense_model=dense_model, device=device, cache_dir=cache_dir
+    )
     start = time.perf_counter()
-    if first_stage in ("bm25", "hybrid"):
-        from ..retrieval.bm25 import BM25Index
-
-        bm25 = BM25Index.build(dataset.corpus, bm25_config, show_progress=show_progress)
-    if first_stage in ("dense", "hybrid"):
-        from ..retrieval.dense import DenseIndex
-
-        dense = DenseIndex.build(
-            dataset.corpus, model=dense_model, device=device, cache_dir=cache_dir, show_progress=show_progress
-        )
-    timings["index_s"] = time.perf_counter() - start
+    stage = build_first_stage(first_stage, dataset.corpus, settings, show_progress=show_progress)
+    timings = {"index_s": time.perf_counter() - start}
     start = time.perf_counter()
-    if first_stage == "bm25":
-        run = bm25.search(dataset.queries, k=k, show_progress=show_progress)
-    elif first_stage == "dense":
-        run = dense.search(dataset.queries, k=k, show_progress=show_progress)
-    else:
-        from ..retrieval.hybrid import hybrid_search
-
-        run = hybrid_search(dataset.queries, bm25, dense, k=k, show_progress=show_progress)
+    run = stage.search(dataset.queries, k=k, show_progress=show_progress)
     timings["retrieve_s"] = time.perf_counter() - start
     return run, timings
 
@@ -166,7 +72,7 @@ class EvaluationReport:
 def evaluate(
     dataset: BeirDataset | str | Path,
     reranker: PairScorer | None = None,
-    first_stage: str = "bm25",
+    first_stage: str = DEFAULT_FIRST_STAGE,
     top_k: int = 100,
     split: str = "test",
     metrics: Sequence[str] = DEFAULT_METRICS,
@@ -177,7 +83,6 @@ def evaluate(
     dense_model: str | None = None,
     device: str | None = "cpu",
     cache_dir: str | Path | None = None,
-    batch_tokens: int | None = None,
     run: Run | None = None,
     show_progress: bool = True,
 ) -> EvaluationReport:
@@ -190,6 +95,7 @@ def evaluate(
     """
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
+    stage_class = first_stage_class(first_stage)  # an unknown name fails before any loading
     if not isinstance(dataset, BeirDataset):
         dataset = load_beir(dataset, split)
     if nano is not None:
@@ -237,7 +143,6 @@ def evaluate(
             dataset.corpus,
             run,
             top_k=top_k,
-            batch_tokens=batch_tokens,
             show_progress=show_progress,
         )
         timings["rerank_s"] = time.perf_counter() - start
@@ -249,17 +154,12 @@ def evaluate(
         "first_stage": first_stage,
         "top_k": top_k,
         "retrieval_depth": depth,
-        "reranker": _reranker_name(reranker),
+        "reranker": reranker.name if reranker is not None else None,
         "nano": nano,
         "seed": seed if nano is not None else None,
         "metrics": list(metrics),
     }
-    if first_stage in ("bm25", "hybrid"):
-        settings["bm25"] = asdict(bm25_config or BM25Config())
-    if first_stage in ("dense", "hybrid"):
-        from ..retrieval.dense import DEFAULT_DENSE_MODEL
-
-        settings["dense_model"] = dense_model or DEFAULT_DENSE_MODEL
+    settings.update(stage_class.describe(FirstStageSettings(bm25=bm25_config, dense_model=dense_model)))
     counts = {
         "documents": len(dataset.corpus),
         "queries_judged": len(dataset.qrels),
@@ -276,13 +176,3 @@ def evaluate(
         timings=timings,
         counts=counts,
     )
-
-
-def _reranker_name(reranker: object | None) -> str | None:
-    if reranker is None:
-        return None
-    for attribute in ("name_or_path", "model_name_or_path", "name"):
-        value = getattr(reranker, attribute, None)
-        if isinstance(value, str | Path):
-            return str(value)
-    return type(reranker).__name__

@@ -13,10 +13,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..modeling.activations import sigmoid_fp32
-from ..modeling.attention import default_backend
+from ..modeling.attention import check_backend, default_backend
 from ..modeling.crossencoder import CrossEncoderModel
-from ..modeling.loading import LoadedCheckpoint, load_checkpoint
-from .batching import PackedInputs, iter_packed, iter_pair_batches
+from ..modeling.loading import load_checkpoint
+from .batching import PackedInputs, iter_packed, iter_pair_batches, pack
 from .tokenization import EncodedPairs, PairTokenizer
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,31 @@ def cpu_has_fast_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def prepare_model(
+    model: CrossEncoderModel,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = "float32",
+    quantize: str | None = None,
+) -> CrossEncoderModel:
+    """Put a model the caller owns into an inference mode, in place: the encoder on `device` in
+    `dtype` (optionally with int8 linears on CPU), the head in fp32, eval mode.
+
+    `Reranker.from_pretrained` does this to the model it loads; a caller lending its own model
+    to `Reranker(...)` does it first (on a copy, if the original must stay as it is).
+    """
+    device, dtype = torch.device(device), resolve_dtype(dtype)
+    quantize = resolve_quantize(quantize, device, dtype)
+    model.encoder.to(device=device, dtype=dtype)
+    model.head.to(device=device, dtype=torch.float32)  # the head always runs in fp32
+    if quantize == "int8":
+        quantize_linears_int8(model.encoder)  # the head and every activation stay fp32
+    return model.eval()
+
+
+def is_int8_quantized(model: torch.nn.Module) -> bool:
+    return any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules())
 
 
 def quantize_linears_int8(module: torch.nn.Module) -> torch.nn.Module:
@@ -128,10 +153,15 @@ def validate_pairs(pairs: Any) -> list[tuple[str, str]]:
 
 
 class Reranker:
-    """A cross-encoder reranker running our unpadded encoder.
+    """A cross-encoder reranker running our unpadded encoder; a `scoring.PairScorer`.
 
     >>> reranker = Reranker.from_pretrained("path/to/ettin-reranker-17m")
     >>> reranker.rank("what is ettin?", ["a giant", "a reranker family"])
+
+    The constructor uses the model as it is given: it never moves, casts or quantizes it, and
+    never changes torch's thread count. Its device and dtype are read from the model;
+    `from_pretrained` (or `prepare_model`) decides them. `attention` names a backend of
+    `modeling.attention.ATTENTION_BACKENDS`; by default the fastest one for the device and dtype.
     """
 
     def __init__(
@@ -140,36 +170,36 @@ class Reranker:
         tokenizer: PairTokenizer,
         *,
         name_or_path: str = "<in memory>",
-        device: str | torch.device = "cpu",
-        dtype: str | torch.dtype = "float32",
+        attention: str | None = None,
+        batch_tokens: int | None = None,
         layout: str = "",
         architecture: str = "",
-        quantize: str | None = None,
-        num_threads: int | None = None,
     ):
-        self.device = torch.device(device)
-        self.dtype = resolve_dtype(dtype)
-        self.quantize = resolve_quantize(quantize, self.device, self.dtype)
-        if num_threads is not None:
-            if num_threads <= 0:
-                raise ValueError(f"num_threads must be positive, got {num_threads}")
-            torch.set_num_threads(num_threads)  # process-wide: torch has one intra-op pool
+        if batch_tokens is not None and batch_tokens <= 0:
+            raise ValueError(f"batch_tokens must be positive, got {batch_tokens}")
+        if any(p.dtype != torch.float32 for p in model.head.parameters()):
+            raise ValueError(
+                "the scoring head must be float32 (scores are computed in fp32); "
+                "call ettin_rerank.inference.reranker.prepare_model(model, device, dtype) first"
+            )
+        self.model = model
         self.tokenizer = tokenizer
         self.name_or_path = name_or_path
         self.layout = layout
         self.architecture = architecture
-        model.encoder.to(device=self.device, dtype=self.dtype)
-        model.head.to(device=self.device, dtype=torch.float32)  # the head always runs in fp32
-        model.set_attention_backend(default_backend(self.device, self.dtype))
-        if self.quantize == "int8":
-            quantize_linears_int8(model.encoder)  # the head and every activation stay fp32
+        self.device = next(model.head.parameters()).device
+        self.dtype = model.encoder_dtype
+        self.quantize = "int8" if is_int8_quantized(model.encoder) else None
+        self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(
+            self.device.type, DEFAULT_BATCH_TOKENS["cpu"]
+        )
+        self.attention = check_backend(attention or default_backend(self.device, self.dtype))
         if self.device.type == "cpu" and self.dtype != torch.float32 and not cpu_has_fast_bf16():
             logger.warning(
                 "dtype=%s on a CPU without native bf16 matmul (AVX512-BF16/AMX): expect it to be slower than "
                 "float32 here; quantize='int8' is the fast CPU mode on this machine",
                 self.dtype,
             )
-        self.model = model.eval()
 
     @classmethod
     def from_pretrained(
@@ -180,37 +210,25 @@ class Reranker:
         max_length: int | None = None,
         quantize: str | None = None,
         num_threads: int | None = None,
+        attention: str | None = None,
+        batch_tokens: int | None = None,
     ) -> Reranker:
         """Load a model directory or Hub id.
 
         Speed modes (see docs/speed.md): `dtype="float32"` is exact; `dtype="bfloat16"` (or
         float16 on CUDA) runs the encoder in half precision; `quantize="int8"` (CPU, fp32)
         swaps the encoder's linear layers for dynamically quantized int8 ones. The scoring
-        head always runs in fp32. `num_threads` sets torch's (process-wide) CPU thread count.
+        head always runs in fp32. `num_threads`, when given, sets torch's (process-wide) CPU
+        thread count. `attention` overrides the attention backend (e.g. "eager", the reference);
+        `batch_tokens` the real tokens per batch (by default 8,192 on CPU, 131,072 on CUDA).
         """
+        if num_threads is not None:
+            if num_threads <= 0:
+                raise ValueError(f"num_threads must be positive, got {num_threads}")
+            torch.set_num_threads(num_threads)  # process-wide: torch has one intra-op pool
+        resolve_quantize(quantize, torch.device(device), resolve_dtype(dtype))  # fail before loading
         directory = resolve_model_path(name_or_path)
         checkpoint = load_checkpoint(directory)
-        return cls.from_checkpoint(
-            checkpoint,
-            str(name_or_path),
-            device=device,
-            dtype=dtype,
-            max_length=max_length,
-            quantize=quantize,
-            num_threads=num_threads,
-        )
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        checkpoint: LoadedCheckpoint,
-        name_or_path: str,
-        device: str | torch.device = "cpu",
-        dtype: str | torch.dtype = "float32",
-        max_length: int | None = None,
-        quantize: str | None = None,
-        num_threads: int | None = None,
-    ) -> Reranker:
         limit = checkpoint.max_position_embeddings
         if max_length is not None and not (0 < max_length <= limit):
             raise ValueError(
@@ -221,16 +239,18 @@ class Reranker:
             checkpoint.tokenizer_dir, resolved, with_token_type_ids=checkpoint.model.uses_token_type_ids
         )
         return cls(
-            checkpoint.model,
+            prepare_model(checkpoint.model, device, dtype, quantize),
             tokenizer,
-            name_or_path=name_or_path,
-            device=device,
-            dtype=dtype,
+            name_or_path=str(name_or_path),
+            attention=attention,
+            batch_tokens=batch_tokens,
             layout=checkpoint.layout,
             architecture=checkpoint.architecture,
-            quantize=quantize,
-            num_threads=num_threads,
         )
+
+    @property
+    def name(self) -> str:
+        return self.name_or_path
 
     @property
     def max_length(self) -> int:
@@ -241,11 +261,25 @@ class Reranker:
         return sum(p.numel() for p in self.model.parameters())
 
     def default_batch_tokens(self) -> int:
-        return DEFAULT_BATCH_TOKENS.get(self.device.type, DEFAULT_BATCH_TOKENS["cpu"])
+        """Real tokens per batch when a call names no budget."""
+        return self.batch_tokens
 
     def encode(self, pairs: Sequence[tuple[str, str]], max_length: int | None = None) -> EncodedPairs:
         """Tokenize validated pairs; each carries its truncation flag."""
         return self.tokenizer.encode_pairs(validate_pairs(pairs), max_length=max_length)
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """`scoring.PairScorer`: raw fp32 logits in input order, no progress bar."""
+        return self.predict(pairs, show_progress_bar=False)
+
+    @torch.inference_mode()
+    def score_encoded(self, encoded: EncodedPairs) -> np.ndarray:
+        """`scoring.TokenizedPairScorer`: these rows as one packed batch, in this thread, as given."""
+        if not len(encoded):
+            return np.empty(0, dtype=np.float32)
+        batch = pack(encoded, np.arange(len(encoded))).to(self.device)
+        logits = self.model(batch.input_ids, batch.packing, batch.token_type_ids, attention=self.attention)
+        return logits.float().cpu().numpy()
 
     def predict_encoded(
         self, encoded: EncodedPairs, batch_tokens: int | None = None, show_progress_bar: bool | None = None
@@ -275,7 +309,9 @@ class Reranker:
         with tqdm(total=total, desc="Scoring pairs", unit="pair", disable=not show) as progress:
             for indices, batch in batches:
                 batch = batch.to(self.device)
-                logits = self.model(batch.input_ids, batch.packing, batch.token_type_ids)  # (batch,) fp32
+                logits = self.model(
+                    batch.input_ids, batch.packing, batch.token_type_ids, attention=self.attention
+                )  # (batch,) fp32
                 scores[indices] = logits.float().cpu().numpy()
                 progress.update(len(indices))
         return scores
@@ -320,7 +356,8 @@ class Reranker:
     def __repr__(self) -> str:
         return (
             f"Reranker({self.name_or_path!r}, architecture={self.architecture!r}, device={self.device}, "
-            f"dtype={self.dtype}, max_length={self.max_length})"
+            f"dtype={self.dtype}, quantize={self.quantize}, attention={self.attention!r}, "
+            f"max_length={self.max_length})"
         )
 
 

@@ -8,6 +8,7 @@ longer text (the document, in reranking) first.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,16 +50,24 @@ class EncodedPairs:
 
 
 class PairTokenizer:
-    """Wraps a `tokenizers.Tokenizer`; truncation is configured per call, padding never."""
+    """The one owner of a checkpoint's `tokenizers.Tokenizer`; padding never.
+
+    Truncation is state inside a Rust tokenizer, so it is never toggled on a shared one:
+    each setting gets its own backend, configured once when first needed (one per pair
+    `max_length`, one without truncation for texts alone). Every method is then safe to
+    call from any thread.
+    """
 
     def __init__(self, backend: Tokenizer, max_length: int, with_token_type_ids: bool):
-        self.backend = backend
+        self._template = backend.to_str()
         self.max_length = max_length
         self.with_token_type_ids = with_token_type_ids
-        self.backend.no_padding()
         self.num_special_tokens = (
             backend.post_processor.num_special_tokens_to_add(True) if backend.post_processor else 0
         )
+        self._pair_backends: dict[int, Tokenizer] = {}
+        self._lock = threading.Lock()
+        self._texts_backend = self._new_backend()  # no truncation: texts alone, offsets kept
 
     @classmethod
     def from_dir(cls, directory: str | Path, max_length: int, with_token_type_ids: bool) -> PairTokenizer:
@@ -69,14 +78,31 @@ class PairTokenizer:
             raise ValueError(f"cannot read tokenizer {path}: {error}") from error
         return cls(backend, max_length, with_token_type_ids)
 
+    def _new_backend(self, truncate_to: int | None = None) -> Tokenizer:
+        backend = Tokenizer.from_str(self._template)
+        backend.no_padding()
+        if truncate_to is None:
+            backend.no_truncation()
+        else:
+            backend.enable_truncation(truncate_to, strategy="longest_first", direction="right")
+        return backend
+
+    def _pair_backend(self, max_length: int) -> Tokenizer:
+        backend = self._pair_backends.get(max_length)
+        if backend is None:
+            with self._lock:
+                backend = self._pair_backends.setdefault(max_length, self._new_backend(max_length))
+        return backend
+
     def encode_pairs(self, pairs: Sequence[tuple[str, str]], max_length: int | None = None) -> EncodedPairs:
+        """The pair template with `longest_first` truncation to `max_length` (the document is cut first)."""
         max_length = max_length or self.max_length
         if max_length <= self.num_special_tokens:
             raise ValueError(
                 f"max_length {max_length} leaves no room for text after {self.num_special_tokens} special tokens"
             )
-        self.backend.enable_truncation(max_length, strategy="longest_first", direction="right")
-        encodings = self.backend.encode_batch(list(pairs), add_special_tokens=True) if pairs else []
+        backend = self._pair_backend(max_length)
+        encodings = backend.encode_batch(list(pairs), add_special_tokens=True) if pairs else []
         return EncodedPairs(
             input_ids=[np.asarray(e.ids, dtype=np.int64) for e in encodings],
             token_type_ids=[np.asarray(e.type_ids, dtype=np.int64) for e in encodings]
@@ -85,8 +111,70 @@ class PairTokenizer:
             truncated=np.fromiter((bool(e.overflowing) for e in encodings), dtype=bool, count=len(encodings)),
         )
 
+    def tokenize_texts(self, texts: Sequence[str]) -> list[TextTokens]:
+        """Each text on its own: token offsets, without special tokens or truncation."""
+        if not texts:
+            return []
+        encodings = self._texts_backend.encode_batch(list(texts), add_special_tokens=False)
+        return [
+            TextTokens(text, [tuple(o) for o in e.offsets]) for text, e in zip(texts, encodings, strict=True)
+        ]
+
     def count_tokens(self, texts: Sequence[str]) -> np.ndarray:
         """Tokens of each text alone, without special tokens or truncation."""
-        self.backend.no_truncation()
-        encodings = self.backend.encode_batch(list(texts), add_special_tokens=False) if texts else []
+        encodings = self._texts_backend.encode_batch(list(texts), add_special_tokens=False) if texts else []
         return np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+
+
+@dataclass
+class TextTokens:
+    """One text tokenized alone (no special tokens, no truncation).
+
+    Cutting and chunking work on these offsets: the character span of the first/last N tokens
+    or of a window is a substring that then goes through `encode_pairs` like any document.
+    Re-tokenizing a substring can differ from the original tokens by about one token at a cut
+    (a word that lost its leading space), never more.
+    """
+
+    text: str
+    offsets: list[tuple[int, int]]  # character span of each token
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def head(self, n: int) -> str:
+        """The text of the first `n` tokens."""
+        if n >= len(self.offsets):
+            return self.text
+        return "" if n <= 0 else self.text[: self.offsets[n - 1][1]]
+
+    def tail(self, n: int) -> str:
+        """The text of the last `n` tokens."""
+        if n >= len(self.offsets):
+            return self.text
+        return "" if n <= 0 else self.text[self.offsets[len(self.offsets) - n][0] :]
+
+    def span(self, start: int, stop: int) -> str:
+        """The text of tokens `start:stop`."""
+        return self.text[self.offsets[start][0] : self.offsets[stop - 1][1]]
+
+    def cut(self, n: int, side: str) -> str:
+        return self.tail(n) if side == "left" else self.head(n)
+
+
+def chunk_windows(n_tokens: int, window: int) -> list[tuple[int, int]]:
+    """Overlapping token windows covering `n_tokens`: `window` tokens each, consecutive windows
+    sharing `chunk_overlap(window)` tokens, the last one aligned to the end of the text."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if n_tokens <= window:
+        return [(0, n_tokens)]
+    stride = window - chunk_overlap(window)
+    starts = list(range(0, n_tokens - window, stride))
+    starts.append(n_tokens - window)
+    return [(s, s + window) for s in starts]
+
+
+def chunk_overlap(window: int) -> int:
+    """Tokens shared by consecutive windows: a quarter of the window, at most 128."""
+    return min(window // 4, 128)

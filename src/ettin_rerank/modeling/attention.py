@@ -5,18 +5,24 @@ Every backend takes `q, k, v` of shape `(total_tokens, heads, head_dim)` plus th
 half-width of a sliding window (a token attends to keys with |i - j| <= window), or
 None for full attention within each sequence. Sequence boundaries are always respected.
 
+With `first_tokens_only`, `q` holds only each sequence's first-token rows,
+`(batch, heads, head_dim)`, and so does the output: the last layer under a CLS-pooling head.
+
 Backends (a small registry; local vs global is decided per layer by `window`):
 
+- `eager`: the reference. Pads every sequence, computes a dense fp32 softmax(q k^T) with
+  key-padding and window masks, unpads. Slow and memory-hungry; tests hold every fast path
+  to it.
 - `varlen` (default on CPU, and on CUDA without a varlen kernel): vectorised over the
   whole packed batch. Sliding-window layers are computed block-locally on the packed
   token stream in O(tokens x 3 x window) with one SDPA call per layer; global layers
   gather the length-sorted sequences into a few padded groups of similar length (at most
   `GROUP_PADDING` padding) and run one key-masked SDPA call per group.
-- `varlen_loop`: the eager per-sequence reference loop (one SDPA call per sequence).
 - `flash`: the `flash-attn` package's `flash_attn_varlen_func` (CUDA, fp16/bf16).
 - `torch_varlen`: PyTorch's own `torch.nn.attention.varlen.varlen_attn` (CUDA, fp16/bf16).
 
-`reference_attention` is the padded eager path the tests compare everything against.
+The fast backends share one first-token kernel (`first_token_attention`, a masked SDPA
+over each sequence's visible keys, any device).
 """
 
 from __future__ import annotations
@@ -103,7 +109,9 @@ class Packing:
         return self.cache["sequence_ids"]
 
 
-AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Packing, int | None, float], torch.Tensor]
+AttentionFn = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, Packing, int | None, float, bool], torch.Tensor
+]
 
 
 def _sdpa(
@@ -305,65 +313,6 @@ def first_token_attention(
 
 
 # ----------------------------------------------------------------------------------------
-# The eager per-sequence reference loop.
-# ----------------------------------------------------------------------------------------
-
-
-def _sliding_window_blocks(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, scale: float
-) -> torch.Tensor:
-    """Exact sliding-window attention for one sequence in O(length x 3 x window).
-
-    q, k, v: (heads, length, head_dim). Queries are cut into blocks of `window` tokens;
-    block b only needs keys from blocks b-1, b and b+1, so each block attends to a
-    (3 * window)-key slab instead of the whole sequence.
-    """
-    heads, length, head_dim = q.shape
-    block = window
-    n_blocks = math.ceil(length / block)
-    tail = n_blocks * block - length
-    q_blocks = F.pad(q, (0, 0, 0, tail)).view(
-        heads, n_blocks, block, head_dim
-    )  # (heads, n_blocks, block, head_dim)
-    # One block of zeros before and after so every query block has three key blocks.
-    k_padded = F.pad(k, (0, 0, block, block + tail))  # (heads, (n_blocks + 2) * block, head_dim)
-    v_padded = F.pad(v, (0, 0, block, block + tail))
-    k_slabs = k_padded.unfold(1, 3 * block, block).transpose(-1, -2)  # (heads, n_blocks, 3 * block, head_dim)
-    v_slabs = v_padded.unfold(1, 3 * block, block).transpose(-1, -2)
-
-    rows = torch.arange(block, device=q.device)
-    cols = torch.arange(3 * block, device=q.device)
-    # key offset relative to the query: (cols - block) - rows; inside the window iff |offset| <= window
-    in_window = (cols[None, :] - block - rows[:, None]).abs() <= window  # (block, 3 * block)
-    key_pos = (
-        torch.arange(n_blocks, device=q.device)[:, None] * block - block + cols[None, :]
-    )  # (n_blocks, 3 * block)
-    in_sequence = (key_pos >= 0) & (key_pos < length)
-    mask = in_window[None, :, :] & in_sequence[:, None, :]  # (n_blocks, block, 3 * block)
-
-    out = F.scaled_dot_product_attention(q_blocks, k_slabs, v_slabs, attn_mask=mask, scale=scale)
-    return out.reshape(heads, n_blocks * block, head_dim)[:, :length]  # (heads, length, head_dim)
-
-
-def loop_varlen_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, window: int | None, scale: float
-) -> torch.Tensor:
-    """Eager reference: one attention call per sequence, sliding windows block-locally."""
-    out = torch.empty_like(q)
-    for start, length in zip(packing.starts, packing.seqlens, strict=True):
-        end = start + length
-        qs = q[start:end].transpose(0, 1)  # (heads, length, head_dim)
-        ks = k[start:end].transpose(0, 1)
-        vs = v[start:end].transpose(0, 1)
-        if window is None or length <= window + 1:
-            o = F.scaled_dot_product_attention(qs, ks, vs, scale=scale)
-        else:
-            o = _sliding_window_blocks(qs, ks, vs, window, scale)
-        out[start:end] = o.transpose(0, 1)  # (length, heads, head_dim)
-    return out
-
-
-# ----------------------------------------------------------------------------------------
 # CUDA variable-length kernels.
 # ----------------------------------------------------------------------------------------
 
@@ -423,11 +372,83 @@ def torch_varlen_available() -> bool:
     return True
 
 
+# ----------------------------------------------------------------------------------------
+# The eager reference: padded, dense, fp32.
+# ----------------------------------------------------------------------------------------
+
+
+def reference_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_mask: torch.Tensor,
+    window: int | None,
+    scale: float,
+    query_positions: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Padded dense attention in fp32: q (batch, heads, queries, head_dim); k, v (batch, heads, length,
+    head_dim); key_mask (batch, length) bool; query_positions (queries,), by default 0 .. length - 1."""
+    length = k.shape[-2]
+    key_positions = torch.arange(length, device=q.device)
+    if query_positions is None:
+        query_positions = key_positions
+    allowed = key_mask[:, None, None, :]  # (batch, 1, 1, length)
+    if window is not None:
+        in_window = (query_positions[:, None] - key_positions[None, :]).abs() <= window  # (queries, length)
+        allowed = allowed & in_window[None, None]  # (batch, 1, queries, length)
+    scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
+    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1)
+    return torch.matmul(probs, v.float()).to(q.dtype)  # (batch, heads, queries, head_dim)
+
+
+def eager_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    packing: Packing,
+    window: int | None,
+    scale: float,
+    first_tokens_only: bool = False,
+) -> torch.Tensor:
+    """The reference backend: pad each sequence, `reference_attention`, unpad."""
+    starts = torch.tensor(packing.starts, dtype=torch.long)
+    lengths = torch.tensor(packing.seqlens, dtype=torch.long)
+    gather, valid = _padded_rows(starts, lengths, packing.max_seqlen)  # (batch, length) each
+    gather, valid = gather.to(k.device), valid.to(k.device)
+    k_padded, v_padded = (t[gather].transpose(1, 2) for t in (k, v))  # (batch, heads, length, head_dim)
+    if first_tokens_only:
+        q_padded = q[:, :, None, :]  # (batch, heads, 1, head_dim): position 0 of each sequence
+        positions = torch.zeros(1, dtype=torch.long, device=q.device)
+        return reference_attention(q_padded, k_padded, v_padded, valid, window, scale, positions)[:, :, 0]
+    q_padded = q[gather].transpose(1, 2)  # (batch, heads, length, head_dim)
+    out = reference_attention(q_padded, k_padded, v_padded, valid, window, scale)
+    return out.transpose(1, 2)[valid]  # (total_tokens, heads, head_dim): row-major keeps packed order
+
+
+# ----------------------------------------------------------------------------------------
+# The registry.
+# ----------------------------------------------------------------------------------------
+
+
+def _first_tokens_by_kernel(packed: Callable[..., torch.Tensor]) -> AttentionFn:
+    """A packed kernel as a backend: first-token rows go to the shared `first_token_attention`."""
+
+    def backend(q, k, v, packing, window, scale, first_tokens_only=False):
+        if first_tokens_only:
+            return first_token_attention(q, k, v, packing, window, scale)
+        return packed(q, k, v, packing, window, scale)
+
+    backend.__name__ = backend.__qualname__ = packed.__name__
+    backend.__doc__ = packed.__doc__
+    return backend
+
+
 ATTENTION_BACKENDS: dict[str, AttentionFn] = {
-    "varlen": cpu_varlen_attention,
-    "varlen_loop": loop_varlen_attention,
-    "flash": flash_varlen_attention,
-    "torch_varlen": torch_varlen_attention,
+    "eager": eager_attention,
+    "varlen": _first_tokens_by_kernel(cpu_varlen_attention),
+    "flash": _first_tokens_by_kernel(flash_varlen_attention),
+    "torch_varlen": _first_tokens_by_kernel(torch_varlen_attention),
 }
 
 
@@ -441,23 +462,8 @@ def default_backend(device: torch.device, dtype: torch.dtype) -> str:
     return "varlen"
 
 
-def reference_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    key_mask: torch.Tensor,
-    window: int | None,
-    scale: float,
-) -> torch.Tensor:
-    """Padded eager attention: q, k, v (batch, heads, length, head_dim); key_mask (batch, length) bool."""
-    length = q.shape[-2]
-    allowed = key_mask[:, None, None, :]  # (batch, 1, 1, length)
-    if window is not None:
-        pos = torch.arange(length, device=q.device)
-        allowed = (
-            allowed & ((pos[:, None] - pos[None, :]).abs() <= window)[None, None]
-        )  # (batch, 1, length, length)
-    scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
-    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores, dim=-1)
-    return torch.matmul(probs, v.float()).to(q.dtype)  # (batch, heads, length, head_dim)
+def check_backend(name: str) -> str:
+    """`name` if it is a registered backend; otherwise a ValueError listing them."""
+    if name not in ATTENTION_BACKENDS:
+        raise ValueError(f"unknown attention backend {name!r}; choose one of {sorted(ATTENTION_BACKENDS)}")
+    return name

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .activations import activation_from_config_name
-from .attention import ATTENTION_BACKENDS, Packing, first_token_attention, reference_attention
+from .attention import ATTENTION_BACKENDS, Packing
 
 
 @dataclass
@@ -85,52 +85,41 @@ class BertSelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def project(self, hidden: torch.Tensor):
-        shape = (self.num_heads, self.head_dim)
-        # each (..., tokens, heads, head_dim)
-        return (
-            self.query(hidden).unflatten(-1, shape),
-            self.key(hidden).unflatten(-1, shape),
-            self.value(hidden).unflatten(-1, shape),
-        )
+    def split_heads(self, projected: torch.Tensor) -> torch.Tensor:
+        return projected.unflatten(-1, (self.num_heads, self.head_dim))  # (rows, heads, head_dim)
 
 
-class BertSelfOutput(nn.Module):
-    def __init__(self, config: BertConfig):
+class BertResidualOutput(nn.Module):
+    """dense, then LayerNorm over the sum with the residual: BERT's attention output (`*.attention.output`,
+    from hidden_size) and its feed-forward output (`*.output`, from intermediate_size)."""
+
+    def __init__(self, in_features: int, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, context: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dense(context) + residual)
+    def forward(self, projected: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dense(projected) + residual)
 
 
 class BertAttention(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.self = BertSelfAttention(config)
-        self.output = BertSelfOutput(config)
+        self.output = BertResidualOutput(config.hidden_size, config)
         self.scale = config.head_dim**-0.5
 
-    def forward(self, hidden: torch.Tensor, packing: Packing, backend: str) -> torch.Tensor:
-        q, k, v = self.self.project(hidden)  # (total_tokens, heads, head_dim)
-        context = ATTENTION_BACKENDS[backend](q, k, v, packing, None, self.scale)
-        return self.output(context.flatten(-2), hidden)  # (total_tokens, hidden)
-
-    def forward_first_tokens(self, hidden: torch.Tensor, packing: Packing) -> torch.Tensor:
-        """Attention block output for each sequence's first token only: (total_tokens, hidden) -> (batch, hidden)."""
-        first = hidden[packing.first_tokens()]  # (batch, hidden)
-        shape = (self.self.num_heads, self.self.head_dim)
-        q = self.self.query(first).unflatten(-1, shape)  # (batch, heads, head_dim)
-        k = self.self.key(hidden).unflatten(-1, shape)  # (total_tokens, heads, head_dim)
-        v = self.self.value(hidden).unflatten(-1, shape)
-        context = first_token_attention(q, k, v, packing, None, self.scale)  # (batch, heads, head_dim)
-        return self.output(context.flatten(-2), first)
-
-    def forward_padded(self, hidden: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        q, k, v = (t.transpose(1, 2) for t in self.self.project(hidden))  # (batch, heads, length, head_dim)
-        context = reference_attention(q, k, v, key_mask, None, self.scale)
-        return self.output(context.transpose(1, 2).flatten(-2), hidden)  # (batch, length, hidden)
+    def forward(
+        self, hidden: torch.Tensor, packing: Packing, attention: str, first_tokens_only: bool = False
+    ) -> torch.Tensor:
+        """(total_tokens, hidden) -> (total_tokens, hidden), or (batch, hidden) for each sequence's
+        first token when `first_tokens_only` (keys and values still cover every token)."""
+        rows = hidden[packing.first_tokens()] if first_tokens_only else hidden  # (batch or tokens, hidden)
+        heads = self.self.split_heads
+        q = heads(self.self.query(rows))  # (rows, heads, head_dim)
+        k, v = heads(self.self.key(hidden)), heads(self.self.value(hidden))  # (total_tokens, heads, head_dim)
+        context = ATTENTION_BACKENDS[attention](q, k, v, packing, None, self.scale, first_tokens_only)
+        return self.output(context.flatten(-2), rows)  # (rows, hidden)
 
 
 class BertIntermediate(nn.Module):
@@ -143,34 +132,17 @@ class BertIntermediate(nn.Module):
         return self.intermediate_act_fn(self.dense(hidden))
 
 
-class BertOutput(nn.Module):
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def forward(self, intermediate: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dense(intermediate) + residual)
-
-
 class BertLayer(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.attention = BertAttention(config)
         self.intermediate = BertIntermediate(config)
-        self.output = BertOutput(config)
+        self.output = BertResidualOutput(config.intermediate_size, config)
 
-    def forward(self, hidden: torch.Tensor, packing: Packing, backend: str) -> torch.Tensor:
-        attended = self.attention(hidden, packing, backend)
-        return self.output(self.intermediate(attended), attended)
-
-    def forward_first_tokens(self, hidden: torch.Tensor, packing: Packing) -> torch.Tensor:
-        """The layer's output rows of the first tokens only: (total_tokens, hidden) -> (batch, hidden)."""
-        attended = self.attention.forward_first_tokens(hidden, packing)
-        return self.output(self.intermediate(attended), attended)
-
-    def forward_padded(self, hidden: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        attended = self.attention.forward_padded(hidden, key_mask)
+    def forward(
+        self, hidden: torch.Tensor, packing: Packing, attention: str, first_tokens_only: bool = False
+    ) -> torch.Tensor:
+        attended = self.attention(hidden, packing, attention, first_tokens_only)
         return self.output(self.intermediate(attended), attended)
 
 
@@ -191,7 +163,6 @@ class BertModel(nn.Module):
         self.config = config
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
-        self.attention_backend = "varlen"
 
     @property
     def uses_token_type_ids(self) -> bool:
@@ -202,6 +173,8 @@ class BertModel(nn.Module):
         input_ids: torch.Tensor,
         packing: Packing,
         token_type_ids: torch.Tensor | None = None,
+        *,
+        attention: str = "varlen",
         first_tokens_only: bool = False,
     ) -> torch.Tensor:
         """input_ids, token_type_ids: (total_tokens,) -> hidden: (total_tokens, hidden).
@@ -211,27 +184,10 @@ class BertModel(nn.Module):
         """
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        hidden = self.embeddings(input_ids, packing.position_ids, token_type_ids)
-        *body, last = self.encoder.layer
-        for layer in body:
-            hidden = layer(hidden, packing, self.attention_backend)
-        if first_tokens_only:
-            return last.forward_first_tokens(hidden, packing)  # (batch, hidden)
-        return last(hidden, packing, self.attention_backend)
-
-    def forward_padded(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Eager reference: (batch, length) -> (batch, length, hidden)."""
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)[None].expand_as(input_ids)
-        hidden = self.embeddings(input_ids, position_ids, token_type_ids)
-        for layer in self.encoder.layer:
-            hidden = layer.forward_padded(hidden, attention_mask.bool())
+        hidden = self.embeddings(input_ids, packing.position_ids, token_type_ids)  # (total_tokens, hidden)
+        last = len(self.encoder.layer) - 1
+        for index, layer in enumerate(self.encoder.layer):
+            hidden = layer(hidden, packing, attention, first_tokens_only and index == last)
         return hidden
 
     @torch.no_grad()

@@ -1,7 +1,8 @@
 """Scoring heads: pooled rows of a packed batch -> one fp32 logit per sequence.
 
-Every head has a `pooling_mode` and a `score(pooled)`; `forward(hidden, packing)` pools
-then scores. A "cls" head lets the encoder compute its last layer for first tokens only.
+Every head has a `pooling_mode` and one `forward(pooled)`: (batch, hidden) fp32 -> (batch,)
+logits. `CrossEncoderModel` does the pooling (`pool`); a "cls" head lets the encoder compute
+its last layer for first tokens only, whose rows are then the pooled rows.
 
 Heads always run in fp32 whatever the encoder's dtype, so half-precision encoders
 never tie or saturate the final scores.
@@ -67,10 +68,7 @@ class ModularHead(nn.Module):
         self.pooling_mode = pooling_mode
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, hidden: torch.Tensor, packing: Packing) -> torch.Tensor:
-        return self.score(pool(hidden, packing, self.pooling_mode))
-
-    def score(self, pooled: torch.Tensor) -> torch.Tensor:
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         """pooled: (batch, hidden) fp32 -> (batch,) logits."""
         x = pooled
         for layer in self.layers:
@@ -131,10 +129,7 @@ class ModernBertClassificationHead(nn.Module):
         )
         self.classifier = nn.Linear(hidden, num_labels(config))
 
-    def forward(self, hidden: torch.Tensor, packing: Packing) -> torch.Tensor:
-        return self.score(pool(hidden, packing, self.pooling_mode))
-
-    def score(self, pooled: torch.Tensor) -> torch.Tensor:
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         """pooled: (batch, hidden) fp32 -> (batch,) logits."""
         return self.classifier(self.head(pooled)).squeeze(-1)
 
@@ -159,10 +154,7 @@ class BertClassificationHead(nn.Module):
         self.pooler = BertPooler(hidden)
         self.classifier = nn.Linear(hidden, num_labels(config))
 
-    def forward(self, hidden: torch.Tensor, packing: Packing) -> torch.Tensor:
-        return self.score(pool(hidden, packing, self.pooling_mode))
-
-    def score(self, pooled: torch.Tensor) -> torch.Tensor:
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         """pooled: (batch, hidden) fp32 -> (batch,) logits."""
         return self.classifier(self.pooler(pooled)).squeeze(-1)
 

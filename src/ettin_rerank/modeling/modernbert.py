@@ -1,8 +1,9 @@
 """ModernBERT encoder, unpadded through every layer.
 
 Parameter names match transformers' `ModernBertModel` checkpoints, so a saved state
-dict loads without a mapping table. The packed path (`forward`) touches real tokens
-only; `forward_padded` is the eager reference the tests hold it to.
+dict loads without a mapping table. Inputs stay packed (real tokens only) through every
+layer; the attention backend is an argument of `forward`, and the `eager` backend is the
+padded reference the tests hold the fast ones to.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from .activations import activation_from_config_name
-from .attention import ATTENTION_BACKENDS, Packing, first_token_attention, reference_attention
+from .attention import ATTENTION_BACKENDS, Packing
 
 FULL_ATTENTION = "full_attention"
 SLIDING_ATTENTION = "sliding_attention"
@@ -120,11 +121,6 @@ def _every_n(layer_types: list[str]) -> int | None:
     return None
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
 def rope_inv_freq(theta: float, head_dim: int) -> torch.Tensor:
     # Same float32 expression as transformers, so fp32 scores agree to the last bits.
     return 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))
@@ -140,25 +136,18 @@ def rope_cos_sin(
     return emb.cos().to(dtype), emb.sin().to(dtype)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (..., tokens, heads, head_dim); cos/sin: (..., tokens, head_dim). Rotation in fp32."""
-    cos, sin = cos.unsqueeze(-2), sin.unsqueeze(-2)  # (..., tokens, 1, head_dim)
-    x32 = x.float()
-    return (x32 * cos + rotate_half(x32) * sin).to(x.dtype)
-
-
 def rope_cos_signed_sin(
     position_ids: torch.Tensor, theta: float, head_dim: int, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin for `apply_rope_rolled`: shape (tokens, 1, 1, head_dim), sin negated on its first half."""
+    """cos and sin for `apply_rope`: shape (tokens, 1, 1, head_dim), sin negated on its first half."""
     cos, sin = rope_cos_sin(position_ids, theta, head_dim, dtype)  # (tokens, head_dim)
     half = head_dim // 2
     signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
     return cos.float()[:, None, None, :], signed_sin.float()[:, None, None, :]
 
 
-def apply_rope_rolled(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
-    """`apply_rope` with rotate_half(x) * sin written as roll(x) * signed_sin: one pass fewer, same fp32 values.
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """RoPE in fp32, transformers' x * cos + rotate_half(x) * sin written as roll(x) * signed_sin (one pass fewer).
 
     x: (tokens, ..., head_dim); cos, signed_sin: (tokens, 1, 1, head_dim) fp32.
     """
@@ -205,53 +194,26 @@ class ModernBertAttention(nn.Module):
         self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.attention_bias)
         self.Wo = nn.Linear(config.hidden_size, config.hidden_size, bias=config.attention_bias)
 
-    def _qkv(self, hidden: torch.Tensor, rope: dict[float, tuple[torch.Tensor, torch.Tensor]]):
-        qkv = self.Wqkv(hidden).unflatten(
-            -1, (3, self.num_heads, self.head_dim)
-        )  # (..., tokens, 3, heads, head_dim)
-        q, k, v = qkv.unbind(dim=-3)  # each (..., tokens, heads, head_dim)
-        cos, sin = rope[self.rope_theta]
-        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
-
-    def _qkv_packed(self, hidden: torch.Tensor, rope: dict[float, tuple[torch.Tensor, torch.Tensor]]):
-        """`_qkv` for the packed path: q and k rotated together in one pass (same fp32 math)."""
-        qkv = self.Wqkv(hidden).unflatten(
-            -1, (3, self.num_heads, self.head_dim)
-        )  # (tokens, 3, heads, head_dim)
-        cos, signed_sin = rope[self.rope_theta]  # (tokens, 1, 1, head_dim) each
-        rotated = apply_rope_rolled(qkv[:, :2], cos, signed_sin)  # (tokens, 2, heads, head_dim)
-        return rotated[:, 0], rotated[:, 1], qkv[:, 2]
-
     def forward(
         self,
         hidden: torch.Tensor,
         packing: Packing,
         rope: dict[float, tuple[torch.Tensor, torch.Tensor]],
-        backend: str,
+        attention: str,
+        first_tokens_only: bool = False,
     ) -> torch.Tensor:
-        q, k, v = self._qkv_packed(hidden, rope)  # (total_tokens, heads, head_dim)
-        out = ATTENTION_BACKENDS[backend](q, k, v, packing, self.window, self.scale)
-        return self.Wo(out.flatten(-2))  # (total_tokens, hidden)
-
-    def forward_first_tokens(
-        self, hidden: torch.Tensor, packing: Packing, rope: dict[float, tuple[torch.Tensor, torch.Tensor]]
-    ) -> torch.Tensor:
-        """Attention output for each sequence's first token only: (total_tokens, hidden) -> (batch, hidden)."""
-        q, k, v = self._qkv_packed(hidden, rope)  # (total_tokens, heads, head_dim)
-        out = first_token_attention(q[packing.first_tokens()], k, v, packing, self.window, self.scale)
-        return self.Wo(out.flatten(-2))  # (batch, hidden)
-
-    def forward_padded(
-        self,
-        hidden: torch.Tensor,
-        key_mask: torch.Tensor,
-        rope: dict[float, tuple[torch.Tensor, torch.Tensor]],
-    ) -> torch.Tensor:
-        q, k, v = self._qkv(hidden, rope)  # (batch, length, heads, head_dim)
-        out = reference_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), key_mask, self.window, self.scale
-        )  # (batch, heads, length, head_dim)
-        return self.Wo(out.transpose(1, 2).flatten(-2))  # (batch, length, hidden)
+        """hidden: (total_tokens, hidden) -> (total_tokens, hidden), or (batch, hidden) for each
+        sequence's first token when `first_tokens_only` (keys and values still cover every token)."""
+        qkv = self.Wqkv(hidden).unflatten(
+            -1, (3, self.num_heads, self.head_dim)
+        )  # (tokens, 3, heads, head_dim)
+        cos, signed_sin = rope[self.rope_theta]  # (tokens, 1, 1, head_dim) each
+        rotated = apply_rope(qkv[:, :2], cos, signed_sin)  # (tokens, 2, heads, head_dim): q and k in one pass
+        q, k, v = rotated[:, 0], rotated[:, 1], qkv[:, 2]  # (tokens, heads, head_dim) each
+        if first_tokens_only:
+            q = q[packing.first_tokens()]  # (batch, heads, head_dim)
+        out = ATTENTION_BACKENDS[attention](q, k, v, packing, self.window, self.scale, first_tokens_only)
+        return self.Wo(out.flatten(-2))  # (total_tokens or batch, hidden)
 
 
 class ModernBertEncoderLayer(nn.Module):
@@ -267,18 +229,14 @@ class ModernBertEncoderLayer(nn.Module):
         self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
         self.mlp = ModernBertMLP(config)
 
-    def forward(self, hidden: torch.Tensor, packing: Packing, rope, backend: str) -> torch.Tensor:
-        hidden = hidden + self.attn(self.attn_norm(hidden), packing, rope, backend)
-        return hidden + self.mlp(self.mlp_norm(hidden))
-
-    def forward_first_tokens(self, hidden: torch.Tensor, packing: Packing, rope) -> torch.Tensor:
-        """The layer's output rows of the first tokens only: (total_tokens, hidden) -> (batch, hidden)."""
-        attended = self.attn.forward_first_tokens(self.attn_norm(hidden), packing, rope)
-        hidden = hidden[packing.first_tokens()] + attended  # (batch, hidden)
-        return hidden + self.mlp(self.mlp_norm(hidden))
-
-    def forward_padded(self, hidden: torch.Tensor, key_mask: torch.Tensor, rope) -> torch.Tensor:
-        hidden = hidden + self.attn.forward_padded(self.attn_norm(hidden), key_mask, rope)
+    def forward(
+        self, hidden: torch.Tensor, packing: Packing, rope, attention: str, first_tokens_only: bool = False
+    ) -> torch.Tensor:
+        """(total_tokens, hidden) -> (total_tokens, hidden), or (batch, hidden) when `first_tokens_only`."""
+        attended = self.attn(self.attn_norm(hidden), packing, rope, attention, first_tokens_only)
+        if first_tokens_only:
+            hidden = hidden[packing.first_tokens()]  # (batch, hidden)
+        hidden = hidden + attended
         return hidden + self.mlp(self.mlp_norm(hidden))
 
 
@@ -293,22 +251,18 @@ class ModernBertModel(nn.Module):
             ModernBertEncoderLayer(config, i) for i in range(config.num_hidden_layers)
         )
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
-        self.attention_backend = "varlen"
 
     @property
     def uses_token_type_ids(self) -> bool:
         return False
-
-    def _rope(self, position_ids: torch.Tensor, dtype: torch.dtype, tables=rope_cos_sin):
-        """{rope theta: tables(position_ids, theta, ...)} for the global and local thetas."""
-        thetas = {self.config.global_rope_theta, self.config.local_rope_theta}
-        return {theta: tables(position_ids, theta, self.config.head_dim, dtype) for theta in thetas}
 
     def forward(
         self,
         input_ids: torch.Tensor,
         packing: Packing,
         token_type_ids: torch.Tensor | None = None,
+        *,
+        attention: str = "varlen",
         first_tokens_only: bool = False,
     ) -> torch.Tensor:
         """input_ids: (total_tokens,) -> hidden: (total_tokens, hidden).
@@ -318,30 +272,13 @@ class ModernBertModel(nn.Module):
         """
         del token_type_ids  # ModernBERT has no segment embeddings
         hidden = self.embeddings(input_ids)  # (total_tokens, hidden)
-        rope = self._rope(packing.position_ids, hidden.dtype, tables=rope_cos_signed_sin)
-        *body, last = self.layers
-        for layer in body:
-            hidden = layer(hidden, packing, rope, self.attention_backend)
-        if first_tokens_only:
-            hidden = last.forward_first_tokens(hidden, packing, rope)  # (batch, hidden)
-        else:
-            hidden = last(hidden, packing, rope, self.attention_backend)
-        return self.final_norm(hidden)
-
-    def forward_padded(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Eager reference: input_ids, attention_mask (batch, length) -> (batch, length, hidden)."""
-        del token_type_ids
-        hidden = self.embeddings(input_ids)
-        position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)[None]  # (1, length)
-        rope = self._rope(position_ids, hidden.dtype)
-        key_mask = attention_mask.bool()
-        for layer in self.layers:
-            hidden = layer.forward_padded(hidden, key_mask, rope)
+        rope = {
+            theta: rope_cos_signed_sin(packing.position_ids, theta, self.config.head_dim, hidden.dtype)
+            for theta in {self.config.global_rope_theta, self.config.local_rope_theta}
+        }
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            hidden = layer(hidden, packing, rope, attention, first_tokens_only and index == last)
         return self.final_norm(hidden)
 
     @torch.no_grad()

@@ -47,6 +47,12 @@ def document_text(title: str | None, text: str | None) -> str:
     return f"{title} {text}" if title else text
 
 
+def scoring_text(document: Document | str) -> str:
+    """What first stages and rerankers see of a corpus entry: a `Document`'s
+    `text_for_scoring`, or a plain string as it is."""
+    return document.text_for_scoring if isinstance(document, Document) else str(document)
+
+
 @dataclass
 class DatasetIssues:
     """What was dropped or doubtful while loading (all counts, for reports)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .beir import Document, Run
+from .beir import Document, Run, scoring_text
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class BM25Index:
         if not corpus:
             raise ValueError("cannot build a BM25 index over an empty corpus")
         doc_ids = list(corpus)
-        texts = [d.text_for_scoring if isinstance(d, Document) else str(d) for d in corpus.values()]
+        texts = [scoring_text(d) for d in corpus.values()]
         logger.info("indexing %d documents with BM25 (%s)", len(texts), config)
         # Keep empty token lists: an all-stopword document stays in the index, unretrievable.
         tokens = _tokenize(texts, config, show_progress)

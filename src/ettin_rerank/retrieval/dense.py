@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .beir import Document, Run
+from .beir import Document, Run, scoring_text
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class DenseIndex:
             raise ValueError("cannot build a dense index over an empty corpus")
         model_path, model_key = resolve_dense_model(model)
         doc_ids = list(corpus)
-        texts = [d.text_for_scoring if isinstance(d, Document) else str(d) for d in corpus.values()]
+        texts = [scoring_text(d) for d in corpus.values()]
         key = hashlib.sha256(f"{model_key}\n{corpus_fingerprint(doc_ids, texts)}".encode()).hexdigest()[:32]
         cache_path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         cached = cache_path / f"{key}.npy"

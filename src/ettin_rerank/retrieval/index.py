@@ -7,13 +7,20 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..scoring import PairScorer
 from .beir import Document, load_corpus, write_corpus
-from .bm25 import BM25Config, BM25Index
+from .bm25 import BM25Config
+from .first_stage import (
+    DEFAULT_FIRST_STAGE,
+    FirstStage,
+    FirstStageSettings,
+    build_first_stage,
+    load_first_stage,
+)
+from .rerank import rerank_run
 from .user_corpus import load_user_corpus
 
 logger = logging.getLogger(__name__)
-
-FIRST_STAGES = ("bm25", "dense", "hybrid")
 _META_FILE = "ettin_index.json"
 _FORMAT_VERSION = 1
 
@@ -49,52 +56,37 @@ class SearchIndex:
 
     INDEX_DIR/ettin_index.json   format and settings
     INDEX_DIR/corpus.jsonl       the documents (BEIR format)
-    INDEX_DIR/bm25/              BM25Index (first stage bm25 or hybrid)
-    INDEX_DIR/dense/             DenseIndex (first stage dense or hybrid)
+    INDEX_DIR/...                what the first stage saves (bm25/, dense/; see first_stage.py)
     """
 
-    def __init__(self, corpus: dict[str, Document], first_stage: str, bm25=None, dense=None):
+    def __init__(self, corpus: dict[str, Document], first_stage: FirstStage):
         self.corpus = corpus
         self.first_stage = first_stage
-        self.bm25 = bm25
-        self.dense = dense
 
     @classmethod
     def build(
         cls,
         corpus: dict[str, Document],
-        first_stage: str = "bm25",
+        first_stage: str = DEFAULT_FIRST_STAGE,
         bm25_config: BM25Config | None = None,
         dense_model: str | None = None,
         device: str | None = "cpu",
         show_progress: bool = True,
     ) -> SearchIndex:
-        if first_stage not in FIRST_STAGES:
-            raise ValueError(f"unknown first stage {first_stage!r}; choose one of {', '.join(FIRST_STAGES)}")
-        if not corpus:
-            raise ValueError("cannot index an empty corpus")
-        bm25 = dense = None
-        if first_stage in ("bm25", "hybrid"):
-            bm25 = BM25Index.build(corpus, bm25_config, show_progress=show_progress)
-        if first_stage in ("dense", "hybrid"):
-            from .dense import DenseIndex
-
-            dense = DenseIndex.build(
-                corpus, model=dense_model, device=device, use_cache=False, show_progress=show_progress
-            )
-        return cls(corpus, first_stage, bm25, dense)
+        # The index keeps its own embeddings, so the shared embedding cache is not written.
+        settings = FirstStageSettings(
+            bm25=bm25_config, dense_model=dense_model, device=device, use_cache=False
+        )
+        return cls(corpus, build_first_stage(first_stage, corpus, settings, show_progress=show_progress))
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         write_corpus(self.corpus, directory / "corpus.jsonl")
-        if self.bm25 is not None:
-            self.bm25.save(directory / "bm25")
-        if self.dense is not None:
-            self.dense.save(directory / "dense")
+        self.first_stage.save(directory)
         meta = {
             "format_version": _FORMAT_VERSION,
-            "first_stage": self.first_stage,
+            "first_stage": self.first_stage.name,
             "documents": len(self.corpus),
         }
         (directory / _META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -129,29 +121,14 @@ class SearchIndex:
                 f"{directory}: index format {meta.get('format_version')} is not supported; rebuild it"
             )
         corpus = load_corpus(directory / "corpus.jsonl")
-        first_stage = meta["first_stage"]
-        bm25 = BM25Index.load(directory / "bm25") if first_stage in ("bm25", "hybrid") else None
-        dense = None
-        if first_stage in ("dense", "hybrid"):
-            from .dense import DenseIndex
-
-            dense = DenseIndex.load(directory / "dense", device=device)
-        return cls(corpus, first_stage, bm25, dense)
+        first_stage = load_first_stage(meta["first_stage"], directory, FirstStageSettings(device=device))
+        return cls(corpus, first_stage)
 
     def retrieve(self, query: str, top_k: int = 100) -> dict[str, float]:
-        queries = {"q": query}
-        if self.first_stage == "bm25":
-            run = self.bm25.search(queries, k=top_k, show_progress=False)
-        elif self.first_stage == "dense":
-            run = self.dense.search(queries, k=top_k, show_progress=False)
-        else:
-            from .hybrid import hybrid_search
-
-            run = hybrid_search(queries, self.bm25, self.dense, k=top_k, show_progress=False)
-        return run["q"]
+        return self.first_stage.search({"q": query}, k=top_k)["q"]
 
     def search(
-        self, query: str, top_k: int = 100, n: int = 10, reranker=None, batch_tokens: int | None = None
+        self, query: str, top_k: int = 100, n: int = 10, reranker: PairScorer | None = None
     ) -> list[SearchHit]:
         """First stage top-`top_k`, reranked with `reranker` when given, best `n` returned.
 
@@ -164,16 +141,8 @@ class SearchIndex:
         candidates = self.retrieve(query, top_k)
         final = dict(candidates)
         if reranker is not None and candidates:
-            from ..evaluation.evaluator import rerank_run
-
             final = rerank_run(
-                reranker,
-                {"q": query},
-                self.corpus,
-                {"q": candidates},
-                top_k=top_k,
-                batch_tokens=batch_tokens,
-                show_progress=False,
+                reranker, {"q": query}, self.corpus, {"q": candidates}, top_k=top_k, show_progress=False
             )["q"]
         by_score = sorted(candidates, key=lambda doc_id: -candidates[doc_id])  # stable: ties keep order
         first_stage_rank = {doc_id: position for position, doc_id in enumerate(by_score, start=1)}

@@ -1,4 +1,4 @@
-"""The HTTP rerank service: `create_app(scorer, settings)` over one scorer (a `Reranker` or `FakeScorer`).
+"""The HTTP rerank service: `create_app(scorer, settings)` over one `TokenizedPairScorer` (a `Reranker`).
 
 Importing this package needs the `server` extra (fastapi, uvicorn, prometheus-client).
 """
@@ -6,8 +6,6 @@ Importing this package needs the `server` extra (fastapi, uvicorn, prometheus-cl
 from __future__ import annotations
 
 from .app import create_app
-from .fake import FakeScorer
-from .scorer import Scorer
 from .settings import ServerSettings
 
-__all__ = ["FakeScorer", "Scorer", "ServerSettings", "create_app"]
+__all__ = ["ServerSettings", "create_app"]

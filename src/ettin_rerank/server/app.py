@@ -14,25 +14,32 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..scoring import TokenizedPairScorer
 from .engine import RerankEngine
 from .errors import ApiError, ClientDisconnected, error_body, error_response, format_location
 from .metrics import ServerMetrics
 from .middleware import GuardMiddleware, MetricsMiddleware
 from .protocol import (
+    CohereRerankResponse,
     Dialect,
     ErrorResponse,
+    HealthResponse,
+    JinaRerankResponse,
+    ModelCard,
+    ModelList,
+    NotReadyResponse,
+    ReadyResponse,
     RerankRequest,
-    RerankResponse,
     ScoreRequest,
     ScoreResponse,
-    TEIRankItem,
-    render_rerank,
-    render_score,
+    ServerInfo,
+    TEIRerankResponse,
+    rerank_response,
+    score_response,
     timing_headers,
     to_rerank_job,
     to_score_job,
 )
-from .scorer import Scorer
 from .settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -51,11 +58,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(scorer: Scorer, settings: ServerSettings | None = None) -> FastAPI:
+def create_app(scorer: TokenizedPairScorer, settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
     metrics = ServerMetrics()
     engine = RerankEngine(scorer, settings, metrics)
-    model_name = settings.model_name or str(scorer.name_or_path)
+    model_name = settings.model_name or str(scorer.name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -88,7 +95,10 @@ def create_app(scorer: Scorer, settings: ServerSettings | None = None) -> FastAP
 
 
 # -- routes ----------------------------------------------------------------------------------------
+# Routes return the typed models of protocol.py; `response_model_exclude_none` leaves optional fields
+# that do not apply (an un-echoed document, Cohere-only metadata) out of the body.
 router = APIRouter()
+TYPED_BODY = {"response_model_exclude_none": True}
 
 
 async def _disconnected(request: Request) -> None:
@@ -99,76 +109,80 @@ async def _disconnected(request: Request) -> None:
             return
 
 
-async def _rerank(request: Request, body: RerankRequest, dialect: Dialect) -> Response:
+async def _rerank(
+    request: Request, response: Response, body: RerankRequest, dialect: Dialect
+) -> CohereRerankResponse | JinaRerankResponse | TEIRerankResponse:
     engine: RerankEngine = request.app.state.engine
     job, view = to_rerank_job(body, dialect, engine.scorer, engine.settings)
-    try:
-        scored = await engine.score(job, _disconnected(request))
-    except ClientDisconnected:
-        return Response(status_code=CLIENT_CLOSED_REQUEST)
-    content = render_rerank(view, scored, request.app.state.model_name)
-    return JSONResponse(content, headers=timing_headers(scored))
+    scored = await engine.score(job, _disconnected(request))
+    response.headers.update(timing_headers(scored))
+    return rerank_response(view, scored, request.app.state.model_name)
 
 
-@router.post("/v2/rerank", tags=["rerank"], responses={200: {"model": RerankResponse}, **ERRORS})
-async def rerank_cohere(request: Request, body: RerankRequest) -> Response:
+@router.post(
+    "/v2/rerank", tags=["rerank"], response_model=CohereRerankResponse, responses=ERRORS, **TYPED_BODY
+)
+async def rerank_cohere(request: Request, response: Response, body: RerankRequest) -> Any:
     """Cohere v2 rerank: `{index, relevance_score}` results; documents echoed only on request."""
-    return await _rerank(request, body, Dialect.COHERE)
+    return await _rerank(request, response, body, Dialect.COHERE)
 
 
-@router.post("/v1/rerank", tags=["rerank"], responses={200: {"model": RerankResponse}, **ERRORS})
-async def rerank_jina(request: Request, body: RerankRequest) -> Response:
+@router.post("/v1/rerank", tags=["rerank"], response_model=JinaRerankResponse, responses=ERRORS, **TYPED_BODY)
+async def rerank_jina(request: Request, response: Response, body: RerankRequest) -> Any:
     """Jina / vLLM rerank: `{index, relevance_score, document: {text}}` results."""
-    return await _rerank(request, body, Dialect.JINA)
+    return await _rerank(request, response, body, Dialect.JINA)
 
 
 @router.post(
     "/rerank",
     tags=["rerank"],
-    responses={200: {"model": list[TEIRankItem] | RerankResponse}, **ERRORS},
+    response_model=TEIRerankResponse | JinaRerankResponse,
+    responses=ERRORS,
+    **TYPED_BODY,
 )
-async def rerank_tei(request: Request, body: RerankRequest) -> Response:
+async def rerank_tei(request: Request, response: Response, body: RerankRequest) -> Any:
     """TEI when the body has `texts` (a bare `[{index, score, text?}]` array); otherwise the Jina / vLLM shape."""
-    return await _rerank(request, body, Dialect.TEI if body.texts is not None else Dialect.JINA)
+    return await _rerank(request, response, body, Dialect.TEI if body.texts is not None else Dialect.JINA)
 
 
-async def _score(request: Request, body: ScoreRequest) -> Response:
+async def _score(request: Request, response: Response, body: ScoreRequest) -> ScoreResponse:
     engine: RerankEngine = request.app.state.engine
     job, activation = to_score_job(body, engine.scorer, engine.settings)
-    try:
-        scored = await engine.score(job, _disconnected(request))
-    except ClientDisconnected:
-        return Response(status_code=CLIENT_CLOSED_REQUEST)
-    return JSONResponse(
-        render_score(scored, activation, request.app.state.model_name), headers=timing_headers(scored)
-    )
+    scored = await engine.score(job, _disconnected(request))
+    response.headers.update(timing_headers(scored))
+    return score_response(scored, activation, request.app.state.model_name)
 
 
-@router.post("/score", tags=["score"], responses={200: {"model": ScoreResponse}, **ERRORS})
-async def score(request: Request, body: ScoreRequest) -> Response:
+@router.post("/score", tags=["score"], response_model=ScoreResponse, responses=ERRORS, **TYPED_BODY)
+async def score(request: Request, response: Response, body: ScoreRequest) -> Any:
     """vLLM pair scoring: one score per (text_1, text_2) pair, in input order."""
-    return await _score(request, body)
+    return await _score(request, response, body)
 
 
-@router.post("/v1/score", tags=["score"], responses={200: {"model": ScoreResponse}, **ERRORS})
-async def score_v1(request: Request, body: ScoreRequest) -> Response:
+@router.post("/v1/score", tags=["score"], response_model=ScoreResponse, responses=ERRORS, **TYPED_BODY)
+async def score_v1(request: Request, response: Response, body: ScoreRequest) -> Any:
     """vLLM pair scoring (same as /score)."""
-    return await _score(request, body)
+    return await _score(request, response, body)
 
 
 @router.get("/health", tags=["operations"])
-async def health() -> dict[str, str]:
+async def health() -> HealthResponse:
     """Liveness: the process answers. Open even when an API key is set."""
-    return {"status": "ok"}
+    return HealthResponse()
 
 
-@router.get("/ready", tags=["operations"], responses={503: {"model": ErrorResponse}})
-async def ready(request: Request) -> Response:
+@router.get(
+    "/ready",
+    tags=["operations"],
+    response_model=ReadyResponse,
+    responses={503: {"model": NotReadyResponse, "description": "Loading or shutting down"}},
+)
+async def ready(request: Request) -> Any:
     """Readiness: the model is loaded and warmed, and the server is not shutting down."""
     engine: RerankEngine = request.app.state.engine
     state = engine.state
     if state == "ready":
-        return JSONResponse({"status": "ready", "model": request.app.state.model_name})
+        return ReadyResponse(model=request.app.state.model_name)
     return JSONResponse(
         {**error_body(f"not ready: {state}", "unavailable"), "status": state}, status_code=503
     )
@@ -184,36 +198,30 @@ async def prometheus_metrics(request: Request) -> Response:
 
 
 @router.get("/v1/models", tags=["operations"])
-async def models(request: Request) -> dict[str, Any]:
+async def models(request: Request) -> ModelList:
     """OpenAI-style model list: the one model served."""
     engine: RerankEngine = request.app.state.engine
-    return {
-        "object": "list",
-        "data": [
-            {
-                "id": request.app.state.model_name,
-                "object": "model",
-                "created": request.app.state.started,
-                "owned_by": "ettin-rerank",
-                "max_model_len": engine.scorer.max_length,
-            }
-        ],
-    }
+    card = ModelCard(
+        id=request.app.state.model_name,
+        created=request.app.state.started,
+        owned_by="ettin-rerank",
+        max_model_len=engine.scorer.max_length,
+    )
+    return ModelList(data=[card])
 
 
 @router.get("/info", tags=["operations"])
-async def info(request: Request) -> dict[str, Any]:
+async def info(request: Request) -> ServerInfo:
     """TEI-style server info."""
     engine: RerankEngine = request.app.state.engine
-    return {
-        "model_id": request.app.state.model_name,
-        "model_type": "reranker",
-        "max_input_length": engine.scorer.max_length,
-        "max_client_batch_size": engine.settings.max_documents,
-        "max_batch_tokens": engine.batch_tokens,
-        "max_concurrent_requests": engine.settings.queue_size,
-        "version": __version__,
-    }
+    return ServerInfo(
+        model_id=request.app.state.model_name,
+        max_input_length=engine.scorer.max_length,
+        max_client_batch_size=engine.settings.max_documents,
+        max_batch_tokens=engine.batch_tokens,
+        max_concurrent_requests=engine.settings.queue_size,
+        version=__version__,
+    )
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -221,6 +229,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> Response:
         return error_response(error)
+
+    @app.exception_handler(ClientDisconnected)
+    async def client_gone(request: Request, error: ClientDisconnected) -> Response:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:

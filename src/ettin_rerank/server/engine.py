@@ -1,7 +1,8 @@
 """The service's engine: admission control, the tokenization thread, the batcher, timeouts.
 
 Lives on `app.state.engine`. Threads: the event loop (HTTP, JSON), one tokenization thread
-(`prepare`), the batch former and the one runner thread that calls the model.
+(`prepare`, so tokenizing the next request overlaps the model scoring the current batch and
+never blocks the event loop), the batch former and the one runner thread that calls the model.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..scoring import TokenizedPairScorer
 from .errors import ClientDisconnected, EngineTimeout, Overloaded, Unavailable
 from .metrics import ServerMetrics
 from .prepare import PairsJob, Prepared, prepare
 from .scheduler import BatchScheduler, Work
-from .scorer import Scorer
 from .settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class ScoredPairs:
 
 
 class RerankEngine:
-    def __init__(self, scorer: Scorer, settings: ServerSettings, metrics: ServerMetrics):
+    def __init__(self, scorer: TokenizedPairScorer, settings: ServerSettings, metrics: ServerMetrics):
         self.scorer = scorer
         self.settings = settings
         self.metrics = metrics
@@ -128,7 +129,7 @@ class RerankEngine:
         work: Work | None = None
         try:
             prepared_future = loop.run_in_executor(
-                self._tokenizer_thread, prepare, self.scorer, job, self.settings.long_document
+                self._tokenizer_thread, prepare, self.scorer.tokenizer, job, self.settings.long_document
             )
             prepared = await self._wait(prepared_future, watcher, deadline)
             tokenized = time.monotonic()

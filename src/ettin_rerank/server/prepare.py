@@ -2,8 +2,16 @@
 
 Every dialect's request becomes one `PairsJob` at the protocol boundary. `prepare` turns it
 into `Prepared`: one encoded row per pair, or, for documents scored in chunks, one row per
-window, with `owner` mapping rows back to pairs. It runs on the service's single
-tokenization thread (the tokenizer backend is stateful), never on the event loop.
+window, with `owner` mapping rows back to pairs. It runs on the service's tokenization
+thread, never on the event loop. The phases, each one function:
+
+1. `cut_queries`: a query over `max_tokens_per_query` (or, when chunking, over half the max
+   length) is cut to its first tokens.
+2. `cut_documents`: per-document limits, chunk windows and left truncation, on the tokens of
+   each document alone.
+3. `expand_rows`: one (query, text) row per pair, or per window.
+4. the scorer's tokenizer encodes the rows with the pair template (`encode_pairs`).
+5. `count_rows`, `refuse_overflow`, `fill_document_tokens`: what the response reports.
 
 Long documents:
 - truncate (default): the pair is cut to the model's max length exactly as `Reranker.predict`
@@ -18,13 +26,13 @@ Long documents:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..inference.tokenization import EncodedPairs
+from ..inference.tokenization import EncodedPairs, PairTokenizer, TextTokens, chunk_windows
 from .errors import InvalidRequest
-from .scorer import Scorer, TextTokens, chunk_windows, tokenize_alone
 
 CHUNK_MARGIN = 4  # tokens kept free per window for re-tokenization drift at the cuts
 
@@ -76,104 +84,194 @@ class Prepared:
         return scores
 
 
-def prepare(scorer: Scorer, job: PairsJob, default_long_document: str = "truncate") -> Prepared:
+@dataclass(frozen=True)
+class Budget:
+    """The token arithmetic of one job, decided once."""
+
+    max_length: int  # tokens per pair, special tokens included
+    specials: int  # tokens the pair template adds
+    chunked: bool  # long_document is "chunk"
+
+    @property
+    def text_tokens(self) -> int:
+        """Tokens left for query + document in one pair."""
+        return self.max_length - self.specials
+
+    def chunk_window(self, query_tokens: int) -> int:
+        return max(self.text_tokens - query_tokens - CHUNK_MARGIN, 1)
+
+
+@dataclass
+class CutReport:
+    """What was cut from each pair, for the response's `truncated` and `document_tokens`."""
+
+    requested: np.ndarray  # (pairs,) bool: cut by an explicit per-request limit
+    overflow: np.ndarray  # (pairs,) bool: cut because the pair did not fit the max length
+    document_tokens: dict[int, int]  # pair -> the document's own token count, once known
+
+    @classmethod
+    def empty(cls, n: int) -> CutReport:
+        return cls(np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), {})
+
+
+def prepare(tokenizer: PairTokenizer, job: PairsJob, default_long_document: str = "truncate") -> Prepared:
     options = job.truncation
-    max_length = options.max_length or scorer.max_length
-    specials = scorer.tokenizer.num_special_tokens
-    mode = options.long_document or default_long_document
-    n = len(job)
-    queries, documents = list(job.queries), list(job.documents)
-    requested = np.zeros(n, dtype=bool)  # cut by an explicit per-request limit
-    overflow = np.zeros(n, dtype=bool)  # cut because the pair did not fit the max length
-    document_tokens: dict[int, int] = {}
-
-    # Queries alone are tokenized only when an option needs their length.
-    query_tokens: dict[str, int] = {}
-    if options.max_tokens_per_query is not None or mode == "chunk" or options.side == "left":
-        asked = options.max_tokens_per_query or max_length
-        limit = min(asked, (max_length - specials) // 2) if mode == "chunk" else asked
-        cut_query: dict[str, str] = {}
-        for tokens in tokenize_alone(scorer, list(dict.fromkeys(queries))):
-            if len(tokens) > limit:
-                cut_query[tokens.text] = tokens.head(limit)
-            query_tokens[tokens.text] = min(len(tokens), limit)
-        for i, query in enumerate(queries):
-            if query in cut_query:
-                queries[i] = cut_query[query]
-                query_tokens[queries[i]] = query_tokens[query]
-                if options.max_tokens_per_query is not None and options.max_tokens_per_query <= limit:
-                    requested[i] = True
-                else:
-                    overflow[i] = True
-
-    # Documents alone are tokenized only for per-document limits, left truncation and chunking.
-    windows: list[list[tuple[int, int]] | None] = [None] * n
-    doc_tokens: list[TextTokens] = []
-    if options.max_tokens_per_doc is not None or mode == "chunk" or options.side == "left":
-        doc_tokens = tokenize_alone(scorer, documents)
-        for i, tokens in enumerate(doc_tokens):
-            length, base = len(tokens), 0  # tokens still in play: tokens[base : base + length]
-            if options.max_tokens_per_doc is not None and length > options.max_tokens_per_doc:
-                documents[i] = tokens.cut(options.max_tokens_per_doc, options.side)
-                document_tokens[i] = len(tokens)
-                requested[i] = True
-                length = options.max_tokens_per_doc
-                base = len(tokens) - length if options.side == "left" else 0
-            q = query_tokens.get(queries[i], 0)
-            if mode == "chunk":
-                window = max(max_length - specials - q - CHUNK_MARGIN, 1)
-                if length > window:
-                    windows[i] = [(base + a, base + b) for a, b in chunk_windows(length, window)]
-                    document_tokens[i] = len(tokens)
-            elif options.side == "left":
-                # Where longest_first would stop cutting the document, keep its end instead of its start.
-                budget = max_length - specials
-                target = max(budget - q, budget - budget // 2)
-                if length > target and q + length > budget:
-                    documents[i] = tokens.tail(target)
-                    document_tokens[i] = len(tokens)
-                    overflow[i] = True
-
-    # One row per pair, or per window.
-    pairs: list[tuple[str, str]] = []
-    owner: list[int] = []
-    for i in range(n):
-        if windows[i] is None:
-            pairs.append((queries[i], documents[i]))
-            owner.append(i)
-        else:
-            tokens = doc_tokens[i]
-            for start, stop in windows[i]:
-                pairs.append((queries[i], tokens.span(start, stop)))
-                owner.append(i)
-    encoded = scorer.encode(pairs, max_length=max_length)
-    owner_array = np.asarray(owner, dtype=np.int64)
-    lengths = encoded.lengths
-    tokens_per_pair = np.bincount(owner_array, weights=lengths, minlength=n).astype(np.int64)
-    n_chunks = np.bincount(owner_array, minlength=n).astype(np.int64)
-    np.logical_or.at(overflow, owner_array, encoded.truncated)
-
-    if not options.allow and overflow.any():
-        i = int(np.flatnonzero(overflow)[0])
-        raise InvalidRequest(
-            f"{job.documents_field}[{i}] does not fit in {max_length} tokens with its query and truncation "
-            f"is disabled; shorten it, or allow truncation",
-            field=f"{job.documents_field}[{i}]",
-        )
-    truncated = overflow | requested
-    missing = [int(i) for i in np.flatnonzero(truncated) if int(i) not in document_tokens]
-    if missing:
-        for i, tokens in zip(
-            missing, tokenize_alone(scorer, [job.documents[i] for i in missing]), strict=True
-        ):
-            document_tokens[i] = len(tokens)
+    budget = Budget(
+        max_length=options.max_length or tokenizer.max_length,
+        specials=tokenizer.num_special_tokens,
+        chunked=(options.long_document or default_long_document) == "chunk",
+    )
+    report = CutReport.empty(len(job))
+    queries, query_tokens = cut_queries(tokenizer, job.queries, options, budget, report)
+    documents, windows = cut_documents(tokenizer, job.documents, query_tokens, options, budget, report)
+    pairs, owner = expand_rows(queries, documents, windows)
+    encoded = tokenizer.encode_pairs(pairs, max_length=budget.max_length)
+    tokens, n_chunks = count_rows(encoded, owner, len(job), report)
+    if not options.allow:
+        refuse_overflow(job, report, budget)
+    truncated = report.overflow | report.requested
+    fill_document_tokens(tokenizer, job.documents, truncated, report)
     return Prepared(
         encoded=encoded,
-        owner=owner_array,
-        n_pairs=n,
-        tokens=tokens_per_pair,
+        owner=owner,
+        n_pairs=len(job),
+        tokens=tokens,
         truncated=truncated,
         n_chunks=n_chunks,
-        document_tokens=document_tokens,
-        chunked=mode == "chunk",
+        document_tokens=report.document_tokens,
+        chunked=budget.chunked,
     )
+
+
+def cut_queries(
+    tokenizer: PairTokenizer,
+    queries: Sequence[str],
+    options: TruncationOptions,
+    budget: Budget,
+    report: CutReport,
+) -> tuple[list[str], list[int]]:
+    """Queries cut to their limit, and each pair's query tokens (0 where no option needs them).
+
+    Queries alone are tokenized (once per distinct query) only when an option needs their length.
+    """
+    queries = list(queries)
+    if options.max_tokens_per_query is None and not budget.chunked and options.side != "left":
+        return queries, [0] * len(queries)
+    asked = options.max_tokens_per_query or budget.max_length
+    limit = min(asked, budget.text_tokens // 2) if budget.chunked else asked
+    lengths: dict[str, int] = {}
+    cut: dict[str, str] = {}
+    for tokens in tokenizer.tokenize_texts(list(dict.fromkeys(queries))):
+        if len(tokens) > limit:
+            cut[tokens.text] = tokens.head(limit)
+        lengths[tokens.text] = min(len(tokens), limit)
+    by_request = options.max_tokens_per_query is not None and options.max_tokens_per_query <= limit
+    for i, query in enumerate(queries):
+        if query in cut:
+            queries[i] = cut[query]
+            lengths[queries[i]] = lengths[query]
+            if by_request:
+                report.requested[i] = True
+            else:
+                report.overflow[i] = True
+    return queries, [lengths.get(query, 0) for query in queries]
+
+
+def cut_documents(
+    tokenizer: PairTokenizer,
+    documents: Sequence[str],
+    query_tokens: Sequence[int],
+    options: TruncationOptions,
+    budget: Budget,
+    report: CutReport,
+) -> tuple[list[str], list[list[str] | None]]:
+    """Documents after per-document limits and left truncation, and each chunked document's windows.
+
+    Documents alone are tokenized only for per-document limits, left truncation and chunking;
+    otherwise the pair template's own truncation is the only cut.
+    """
+    documents = list(documents)
+    windows: list[list[str] | None] = [None] * len(documents)
+    if options.max_tokens_per_doc is None and not budget.chunked and options.side != "left":
+        return documents, windows
+    for i, tokens in enumerate(tokenizer.tokenize_texts(documents)):
+        start, stop = 0, len(tokens)  # the tokens still in play
+        limit = options.max_tokens_per_doc
+        if limit is not None and len(tokens) > limit:
+            documents[i] = tokens.cut(limit, options.side)
+            start, stop = (len(tokens) - limit, len(tokens)) if options.side == "left" else (0, limit)
+            report.requested[i] = True
+            report.document_tokens[i] = len(tokens)
+        if budget.chunked:
+            windows[i] = chunk_texts(tokens, start, stop, budget.chunk_window(query_tokens[i]))
+            if windows[i] is not None:
+                report.document_tokens[i] = len(tokens)
+        elif options.side == "left":
+            kept = keep_end(tokens, stop - start, query_tokens[i], budget)
+            if kept is not None:
+                documents[i] = kept
+                report.overflow[i] = True
+                report.document_tokens[i] = len(tokens)
+    return documents, windows
+
+
+def chunk_texts(tokens: TextTokens, start: int, stop: int, window: int) -> list[str] | None:
+    """The overlapping windows of `tokens[start:stop]`, or None when it fits in one window."""
+    if stop - start <= window:
+        return None
+    return [tokens.span(start + a, start + b) for a, b in chunk_windows(stop - start, window)]
+
+
+def keep_end(tokens: TextTokens, length: int, query_tokens: int, budget: Budget) -> str | None:
+    """Left truncation: the document's last tokens, as many as `longest_first` would have kept from
+    its start; None when the pair fits. `length`: the document's tokens still in play (its end)."""
+    target = max(budget.text_tokens - query_tokens, budget.text_tokens - budget.text_tokens // 2)
+    if length > target and query_tokens + length > budget.text_tokens:
+        return tokens.tail(target)
+    return None
+
+
+def expand_rows(
+    queries: Sequence[str], documents: Sequence[str], windows: Sequence[list[str] | None]
+) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """One (query, text) row per pair, or per window; and the (rows,) int64 pair of each row."""
+    pairs: list[tuple[str, str]] = []
+    owner: list[int] = []
+    for i, (query, document, texts) in enumerate(zip(queries, documents, windows, strict=True)):
+        for text in texts if texts is not None else (document,):
+            pairs.append((query, text))
+            owner.append(i)
+    return pairs, np.asarray(owner, dtype=np.int64)
+
+
+def count_rows(
+    encoded: EncodedPairs, owner: np.ndarray, n_pairs: int, report: CutReport
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens scored and rows per pair; a pair whose row the template truncated overflowed."""
+    tokens = np.bincount(owner, weights=encoded.lengths, minlength=n_pairs).astype(np.int64)
+    n_chunks = np.bincount(owner, minlength=n_pairs).astype(np.int64)
+    np.logical_or.at(report.overflow, owner, encoded.truncated)
+    return tokens, n_chunks
+
+
+def refuse_overflow(job: PairsJob, report: CutReport, budget: Budget) -> None:
+    """Truncation disabled (TEI `truncate: false`, Voyage `truncation: false`): a 422 naming the first
+    pair that did not fit."""
+    if report.overflow.any():
+        i = int(np.flatnonzero(report.overflow)[0])
+        raise InvalidRequest(
+            f"{job.documents_field}[{i}] does not fit in {budget.max_length} tokens with its query and "
+            f"truncation is disabled; shorten it, or allow truncation",
+            field=f"{job.documents_field}[{i}]",
+        )
+
+
+def fill_document_tokens(
+    tokenizer: PairTokenizer, documents: Sequence[str], truncated: np.ndarray, report: CutReport
+) -> None:
+    """The own token count of every truncated document not tokenized alone already."""
+    missing = [int(i) for i in np.flatnonzero(truncated) if int(i) not in report.document_tokens]
+    if missing:
+        alone = tokenizer.tokenize_texts([documents[i] for i in missing])
+        for i, tokens in zip(missing, alone, strict=True):
+            report.document_tokens[i] = len(tokens)

@@ -1,8 +1,10 @@
-"""The HTTP dialects: request models, the one conversion to internal jobs, and response shapes.
+"""The HTTP dialects: request models, the one conversion to internal jobs, and response models.
 
 One request model (`RerankRequest`) serves every rerank route and accepts the field names of
 every dialect (see docs/server.md). `to_rerank_job` / `to_score_job` are the only place where
-client fields become engine options; `render_*` the only place responses are shaped.
+client fields become engine options. `rerank_response` / `score_response` are the only place
+responses are shaped: they build the typed models the routes return, so the OpenAPI document
+describes exactly what is sent (optional fields that are `None` are left out of the body).
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
 from ..inference.reranker import apply_activation, ranked_results
+from ..scoring import TokenizedPairScorer
 from .engine import ScoredPairs
 from .errors import InvalidRequest
 from .prepare import PairsJob, TruncationOptions
-from .scorer import Scorer
 from .settings import ServerSettings
 
 
@@ -123,7 +125,7 @@ class ScoreRequest(BaseModel):
     priority: strict_int(-(2**31), 2**31) | None = None
 
 
-# -- response models (for the OpenAPI document; routes build plain dicts) ---------------------
+# -- response models: what the routes return (None fields are omitted from the body) -------------
 class DocumentText(BaseModel):
     text: str
 
@@ -146,42 +148,75 @@ class Usage(BaseModel):
 
 
 class RerankResult(BaseModel):
-    index: int
+    index: int = Field(description="The document's position in the request.")
     relevance_score: float
-    document: DocumentText | None = None
+    document: DocumentText | None = Field(None, description="The document, when echoed.")
 
 
 class RerankMeta(BaseModel):
-    results: list[ResultMeta]
+    results: list[ResultMeta] = Field(description="One entry per result, in the same order.")
     truncated_documents: int
-    api_version: dict[str, str] | None = None
-    billed_units: dict[str, int] | None = None
-    tokens: dict[str, int] | None = None
 
 
-class RerankResponse(BaseModel):
+class ApiVersion(BaseModel):
+    version: str
+
+
+class BilledUnits(BaseModel):
+    search_units: int = Field(description="ceil(documents / 100)")
+
+
+class TokenCounts(BaseModel):
+    input_tokens: int
+    output_tokens: int
+
+
+class CohereRerankMeta(RerankMeta):
+    api_version: ApiVersion
+    billed_units: BilledUnits
+    tokens: TokenCounts
+
+
+class CohereRerankResponse(BaseModel):
+    """Cohere v2 (POST /v2/rerank)."""
+
     id: str
-    model: str | None = None
     results: list[RerankResult]
     usage: Usage
+    meta: CohereRerankMeta
+
+
+class JinaRerankResponse(BaseModel):
+    """Jina / vLLM (POST /v1/rerank, and /rerank without `texts`)."""
+
+    id: str
+    results: list[RerankResult]
+    usage: Usage
+    model: str
     meta: RerankMeta
 
 
 class TEIRankItem(BaseModel):
     index: int
     score: float
-    text: str | None = None
+    text: str | None = Field(None, description="The document, when return_text is on.")
+
+
+class TEIRerankResponse(RootModel[list[TEIRankItem]]):
+    """TEI (POST /rerank with `texts`): a bare array, ranked."""
 
 
 class ScoreItem(BaseModel):
     index: int
-    object: Literal["score"]
+    object: Literal["score"] = "score"
     score: float
 
 
 class ScoreResponse(BaseModel):
+    """vLLM pair scoring (POST /score, /v1/score): one item per pair, in input order."""
+
     id: str
-    object: Literal["list"]
+    object: Literal["list"] = "list"
     created: int
     model: str
     data: list[ScoreItem]
@@ -189,11 +224,58 @@ class ScoreResponse(BaseModel):
     meta: RerankMeta
 
 
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"] = "ready"
+    model: str
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    max_model_len: int
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ServerInfo(BaseModel):
+    """TEI's /info."""
+
+    model_id: str
+    model_type: Literal["reranker"] = "reranker"
+    max_input_length: int
+    max_client_batch_size: int
+    max_batch_tokens: int
+    max_concurrent_requests: int
+    version: str
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
 class ErrorResponse(BaseModel):
+    """Every error body (built by `errors.error_body`, which keeps `field: null`)."""
+
     error: str
     error_type: str
     message: str
     field: str | None
+    details: list[ErrorDetail] | None = Field(None, description="Validation errors: every problem found.")
+
+
+class NotReadyResponse(ErrorResponse):
+    status: str = Field(description="loading or shutting_down")
 
 
 # -- the boundary: client fields -> engine job ---------------------------------------------------
@@ -253,7 +335,7 @@ def _activation(raw_scores: bool | None, use_activation: bool | None) -> str | N
     return None if raw else "sigmoid"
 
 
-def _pair_budget(truncate_prompt_tokens: int | None, scorer: Scorer) -> int | None:
+def _pair_budget(truncate_prompt_tokens: int | None, scorer: TokenizedPairScorer) -> int | None:
     if truncate_prompt_tokens in (None, -1):
         return None
     lowest = scorer.tokenizer.num_special_tokens + 2
@@ -287,7 +369,7 @@ def _check_count(n: int, field: str, settings: ServerSettings) -> None:
 
 
 def to_rerank_job(
-    request: RerankRequest, dialect: Dialect, scorer: Scorer, settings: ServerSettings
+    request: RerankRequest, dialect: Dialect, scorer: TokenizedPairScorer, settings: ServerSettings
 ) -> tuple[PairsJob, RerankView]:
     if not request.query.strip():
         raise InvalidRequest("query must not be empty", field="query")
@@ -318,7 +400,7 @@ def to_rerank_job(
 
 
 def to_score_job(
-    request: ScoreRequest, scorer: Scorer, settings: ServerSettings
+    request: ScoreRequest, scorer: TokenizedPairScorer, settings: ServerSettings
 ) -> tuple[PairsJob, str | None]:
     left, right = _texts(request.text_1, "text_1"), _texts(request.text_2, "text_2")
     if not left:
@@ -347,26 +429,26 @@ def to_score_job(
 
 
 # -- responses -----------------------------------------------------------------------------------
-def _meta_results(scored: ScoredPairs, indices: list[int]) -> list[dict[str, Any]]:
+def _meta_results(scored: ScoredPairs, indices: list[int]) -> list[ResultMeta]:
     prepared = scored.prepared
-    out = []
-    for index in indices:
-        item: dict[str, Any] = {
-            "index": index,
-            "tokens": int(prepared.tokens[index]),
-            "truncated": bool(prepared.truncated[index]),
-        }
-        if index in prepared.document_tokens:
-            item["document_tokens"] = prepared.document_tokens[index]
-        if prepared.chunked:
-            item["n_chunks"] = int(prepared.n_chunks[index])
-        out.append(item)
-    return out
+    tokens, truncated, n_chunks = (
+        a.tolist() for a in (prepared.tokens, prepared.truncated, prepared.n_chunks)
+    )
+    return [
+        ResultMeta(
+            index=index,
+            tokens=tokens[index],
+            truncated=truncated[index],
+            document_tokens=prepared.document_tokens.get(index),
+            n_chunks=n_chunks[index] if prepared.chunked else None,
+        )
+        for index in indices
+    ]
 
 
-def _usage(scored: ScoredPairs) -> dict[str, int]:
+def _usage(scored: ScoredPairs) -> Usage:
     total = int(scored.prepared.tokens.sum())
-    return {"total_tokens": total, "prompt_tokens": total}
+    return Usage(total_tokens=total, prompt_tokens=total)
 
 
 def timing_headers(scored: ScoredPairs) -> dict[str, str]:
@@ -385,52 +467,55 @@ def timing_headers(scored: ScoredPairs) -> dict[str, str]:
     }
 
 
-def render_rerank(view: RerankView, scored: ScoredPairs, model_name: str) -> Any:
+def rerank_response(
+    view: RerankView, scored: ScoredPairs, model_name: str
+) -> CohereRerankResponse | JinaRerankResponse | TEIRerankResponse:
     scores = apply_activation(scored.scores, view.activation)
-    results = ranked_results(scores, view.documents if view.return_documents else None, view.top_n)
+    ranked = ranked_results(scores, view.documents if view.return_documents else None, view.top_n)
     if view.dialect == Dialect.TEI:
-        items = []
-        for result in results:
-            item: dict[str, Any] = {"index": result["index"], "score": result["score"]}
-            if view.return_documents:
-                item["text"] = result["document"]
-            items.append(item)
-        return items
-    items = []
-    for result in results:
-        item = {"index": result["index"], "relevance_score": result["score"]}
-        if view.return_documents:
-            item["document"] = {"text": result["document"]}
-        items.append(item)
+        return TEIRerankResponse(
+            [TEIRankItem(index=r["index"], score=r["score"], text=r.get("document")) for r in ranked]
+        )
+    results = [
+        RerankResult(
+            index=r["index"],
+            relevance_score=r["score"],
+            document=DocumentText(text=r["document"]) if view.return_documents else None,
+        )
+        for r in ranked
+    ]
     usage = _usage(scored)
-    meta: dict[str, Any] = {
-        "results": _meta_results(scored, [r["index"] for r in results]),
-        "truncated_documents": int(scored.prepared.truncated.sum()),
-    }
-    body: dict[str, Any] = {"id": str(uuid.uuid4()), "results": items, "usage": usage}
+    meta_results = _meta_results(scored, [r["index"] for r in ranked])
+    truncated = int(scored.prepared.truncated.sum())
     if view.dialect == Dialect.COHERE:
-        meta["api_version"] = {"version": "2"}
-        meta["billed_units"] = {"search_units": -(-len(view.documents) // 100)}
-        meta["tokens"] = {"input_tokens": usage["total_tokens"], "output_tokens": 0}
-    else:
-        body["id"] = f"rerank-{body['id']}"
-        body["model"] = model_name
-    body["meta"] = meta
-    return body
+        meta = CohereRerankMeta(
+            results=meta_results,
+            truncated_documents=truncated,
+            api_version=ApiVersion(version="2"),
+            billed_units=BilledUnits(search_units=-(-len(view.documents) // 100)),
+            tokens=TokenCounts(input_tokens=usage.total_tokens, output_tokens=0),
+        )
+        return CohereRerankResponse(id=str(uuid.uuid4()), results=results, usage=usage, meta=meta)
+    return JinaRerankResponse(
+        id=f"rerank-{uuid.uuid4()}",
+        results=results,
+        usage=usage,
+        model=model_name,
+        meta=RerankMeta(results=meta_results, truncated_documents=truncated),
+    )
 
 
-def render_score(scored: ScoredPairs, activation: str | None, model_name: str) -> dict[str, Any]:
+def score_response(scored: ScoredPairs, activation: str | None, model_name: str) -> ScoreResponse:
     scores = apply_activation(scored.scores, activation)
     n = len(scores)
-    return {
-        "id": f"score-{uuid.uuid4()}",
-        "object": "list",
-        "created": int(time.time()),
-        "model": model_name,
-        "data": [{"index": i, "object": "score", "score": float(scores[i])} for i in range(n)],
-        "usage": _usage(scored),
-        "meta": {
-            "results": _meta_results(scored, list(range(n))),
-            "truncated_documents": int(np.count_nonzero(scored.prepared.truncated)),
-        },
-    }
+    return ScoreResponse(
+        id=f"score-{uuid.uuid4()}",
+        created=int(time.time()),
+        model=model_name,
+        data=[ScoreItem(index=i, score=float(scores[i])) for i in range(n)],
+        usage=_usage(scored),
+        meta=RerankMeta(
+            results=_meta_results(scored, list(range(n))),
+            truncated_documents=int(np.count_nonzero(scored.prepared.truncated)),
+        ),
+    )

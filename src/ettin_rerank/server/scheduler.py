@@ -8,9 +8,11 @@ Two threads, so the engine never waits on Python bookkeeping:
   at once, while the engine is still busy with the previous one (one batch waits ready); a
   partial batch waits for more rows until the engine is idle and the oldest queued row has
   waited `max_wait_s`.
-- the runner is the one thread that runs the model (`scorer.predict_encoded` on the merged
-  rows), then hands every request its own scores and resolves its future when all its rows
-  are scored.
+- the runner is the one thread that runs the model: `scorer.score_encoded(batch.encoded)`, one
+  forward over exactly the batch the former cut (the scorer does not re-plan it), then hands
+  every request its own scores and resolves its future when all its rows are scored.
+
+This is the service's one batcher: the scorer never splits, sorts or threads a batch.
 
 Cancelled requests (timeout, client gone) are skipped by the former; rows already in a
 running batch are scored and dropped.
@@ -30,10 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..inference.tokenization import EncodedPairs
+from ..scoring import TokenizedPairScorer, checked_scores
 from .errors import Unavailable
 from .metrics import ServerMetrics
 from .prepare import Prepared
-from .scorer import Scorer
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +93,11 @@ class Batch:
 
 class BatchScheduler:
     def __init__(
-        self, scorer: Scorer, batch_tokens: int, max_wait_s: float, metrics: ServerMetrics | None = None
+        self,
+        scorer: TokenizedPairScorer,
+        batch_tokens: int,
+        max_wait_s: float,
+        metrics: ServerMetrics | None = None,
     ):
         self.scorer = scorer
         self.batch_tokens = batch_tokens
@@ -233,14 +239,9 @@ class BatchScheduler:
             if work.started_at is None:
                 work.started_at = started
         try:
-            scores = self.scorer.predict_encoded(
-                batch.encoded, batch_tokens=self.batch_tokens, show_progress_bar=False
+            scores = checked_scores(
+                self.scorer.score_encoded(batch.encoded), len(batch.encoded), self.scorer.name
             )
-            scores = np.asarray(scores, dtype=np.float32)
-            if scores.shape != (len(batch.encoded),):
-                raise RuntimeError(
-                    f"the scorer returned {scores.shape} scores for {len(batch.encoded)} pairs"
-                )
         except Exception as error:  # the engine failed: fail the requests of this batch, keep serving
             logger.exception("scoring a batch of %d pairs failed", len(batch.encoded))
             for work, _, _ in batch.parts:

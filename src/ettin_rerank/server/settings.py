@@ -9,7 +9,7 @@ LONG_DOCUMENT_MODES = ("truncate", "chunk")
 
 @dataclass(frozen=True)
 class ServerSettings:
-    model_name: str | None = None  # the id reported as `model`; None: the scorer's name_or_path
+    model_name: str | None = None  # the id reported as `model`; None: the scorer's name
     api_key: str | None = None  # when set, every route but /health needs `Authorization: Bearer <key>`
     max_documents: int = 10_000  # documents (or /score pairs) per request; more is a 422
     max_body_bytes: int = 50 * 1024 * 1024  # request bodies above this are a 413

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from ..scoring import PairScorer
+
 logger = logging.getLogger(__name__)
 
 
@@ -47,12 +49,13 @@ class NanoEvaluator:
             self.first_stage_ndcg,
         )
 
-    def __call__(self, reranker) -> float:
-        from ..evaluation.evaluator import rerank_run
+    def __call__(self, scorer: PairScorer) -> float:
+        """NDCG@10 of the BM25 run reranked by `scorer` (the student, lent as a `Reranker`)."""
         from ..evaluation.metrics import evaluate_run
+        from ..retrieval.rerank import rerank_run
 
         reranked = rerank_run(
-            reranker,
+            scorer,
             self.dataset.queries,
             self.dataset.corpus,
             self.run,

@@ -27,20 +27,32 @@ import os
 import shutil
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from ..family import EttinSize
 from ..inference.batching import pack, plan_batches
+from ..inference.reranker import Reranker
 from ..inference.tokenization import EncodedPairs, PairTokenizer
 from ..modeling.attention import default_backend
-from .io import TRAIN_COLUMNS, provenance_of, read_table
+from ..modeling.crossencoder import CrossEncoderModel
+from ..modeling.loading import save_modular
+from ..retrieval.beir import load_beir
+from .io import TRAIN_COLUMNS, check_columns, parquet_files, provenance_of, read_table
 from .losses import LOSSES, per_pair_loss
+from .report import plot_loss_curve
+from .student import Student, build_student
+
+if TYPE_CHECKING:
+    from .callbacks import NanoEvaluator
 
 logger = logging.getLogger(__name__)
 
@@ -229,10 +241,69 @@ def _atomic_dir(final: Path, write) -> None:
     os.replace(tmp, final)
 
 
-# --- the loop -------------------------------------------------------------------------------
+# --- the run --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The numbers a run trains by, fixed once the student and the data are known."""
+
+    learning_rate: float
+    batch_size: int  # global pairs per step
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    eval_interval: int  # steps between evaluations (each followed by a checkpoint)
+    micro_batch_tokens: int  # real tokens per forward
+    data_seed: int
+
+    @classmethod
+    def plan(
+        cls, cfg: DistillConfig, defaults: EttinSize, num_pairs: int, batch_size: int, device: torch.device
+    ) -> Schedule:
+        steps_per_epoch = max(1, num_pairs // batch_size)
+        total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+        return cls(
+            learning_rate=cfg.learning_rate if cfg.learning_rate is not None else defaults.learning_rate,
+            batch_size=batch_size,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=total_steps,
+            warmup_steps=math.ceil(cfg.warmup_ratio * total_steps),
+            eval_interval=max(1, round(cfg.eval_every * total_steps)),
+            micro_batch_tokens=cfg.micro_batch_tokens or DEFAULT_MICRO_BATCH_TOKENS.get(device.type, 8192),
+            data_seed=cfg.data_seed if cfg.data_seed is not None else cfg.seed,
+        )
+
+
+@dataclass
+class _Run:
+    """One run's working set: built by `Distiller._setup`, used by the step loop and the evaluations."""
+
+    student: Student
+    tokenizer: PairTokenizer
+    data: TrainingData
+    heldout: TrainingData | None  # rank 0 only
+    evaluator: NanoEvaluator | None  # rank 0 with an eval dataset only
+    schedule: Schedule
+    attention: str  # the attention backend of every training forward
+    model: CrossEncoderModel
+    ddp_model: torch.nn.Module  # `model`, wrapped in DDP when several processes train
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    log: dict[str, Any] = field(default_factory=lambda: {"history": [], "evals": []})
+    start_step: int = 0
 
 
 class Distiller:
+    """One run, by phase: `_setup` (inputs, output directory, data, model, optimizer, resume),
+    `_train` (the step loop, with `_evaluate` and `_save_checkpoint` every `eval_interval`),
+    `_finish` (the best checkpoint becomes the output model).
+
+    The student is the Distiller's own: the training attention backend is chosen once in
+    `_setup` and passed to every training forward; evaluation lends the model, in eval mode,
+    to a `Reranker` that uses it as given.
+    """
+
     def __init__(self, config: DistillConfig):
         self.config = config
         if config.loss not in LOSSES:
@@ -267,43 +338,6 @@ class Distiller:
         if self.world > 1:
             dist.barrier()
 
-    def _prepare(self):
-        """Everything that can fail on bad input, before any long work."""
-        from .student import build_student
-
-        cfg = self.config
-        train_dir, heldout_dir = resolve_train_dirs(cfg.train, cfg.heldout)
-        import pyarrow.parquet as pq
-
-        from .io import check_columns, parquet_files
-
-        for file in parquet_files(train_dir):
-            check_columns(pq.read_schema(file), TRAIN_COLUMNS, file, "distill")
-        torch.manual_seed(cfg.seed)
-        student = build_student(cfg.student, cfg.init_encoder, cfg.keep_layers, cfg.tokenizer, seed=cfg.seed)
-        evaluator = None
-        if cfg.eval_dataset is not None and self.is_main:
-            from .callbacks import NanoEvaluator
-
-            evaluator = NanoEvaluator(
-                cfg.eval_dataset,
-                cfg.eval_split,
-                cfg.eval_queries,
-                cfg.eval_max_corpus,
-                cfg.eval_top_k,
-                seed=cfg.seed,
-            )
-        elif cfg.eval_dataset is not None:
-            from ..retrieval.beir import load_beir
-
-            load_beir(cfg.eval_dataset, cfg.eval_split)  # fail on every rank alike
-        limit = student.model.encoder.config.max_position_embeddings
-        max_length = min(cfg.max_length, limit)
-        tokenizer = PairTokenizer.from_dir(
-            student.tokenizer_dir, max_length, student.model.uses_token_type_ids
-        )
-        return student, tokenizer, train_dir, heldout_dir, evaluator
-
     def run(self) -> dict[str, Any]:
         started_dist = False
         if self.world > 1 and not dist.is_initialized():
@@ -316,26 +350,94 @@ class Distiller:
                 dist.destroy_process_group()
 
     def _run(self) -> dict[str, Any]:
+        run = self._setup()
+        info = self._describe(run)
+        logger.info("distilling: %s", info)
+        self._train(run)
+        return self._finish(run, info)
+
+    # --- setup: inputs, output directory, data, model, optimizer, resume --------------------
+
+    def _setup(self) -> _Run:
+        """Everything the step loop needs, restored from the last checkpoint when there is one."""
         cfg = self.config
         student, tokenizer, train_dir, heldout_dir, evaluator = self._prepare()
-        learning_rate = cfg.learning_rate if cfg.learning_rate is not None else student.defaults.learning_rate
         batch_size = cfg.batch_size if cfg.batch_size is not None else student.defaults.global_batch_size
         if batch_size < self.world:
             raise ValueError(f"batch_size {batch_size} is smaller than the {self.world} processes")
+        self._claim_output_dir()
+        data, heldout = self._load_data(train_dir, heldout_dir, tokenizer)
+        schedule = Schedule.plan(cfg, student.defaults, len(data), batch_size, self.device)
+        model = student.model.to(self.device).train()
+        optimizer, scheduler = self._optimizer(model, schedule)
+        run = _Run(
+            student=student,
+            tokenizer=tokenizer,
+            data=data,
+            heldout=heldout,
+            evaluator=evaluator,
+            schedule=schedule,
+            attention=default_backend(self.device, torch.bfloat16 if self.use_bf16 else torch.float32),
+            model=model,
+            ddp_model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+        )
+        self._resume(run)
+        if self.world > 1:
+            run.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        return run
 
+    def _prepare(self) -> tuple[Student, PairTokenizer, Path, Path | None, NanoEvaluator | None]:
+        """Everything that can fail on bad input, before any long work."""
+        cfg = self.config
+        train_dir, heldout_dir = resolve_train_dirs(cfg.train, cfg.heldout)
+        for file in parquet_files(train_dir):
+            check_columns(pq.read_schema(file), TRAIN_COLUMNS, file, "distill")
+        torch.manual_seed(cfg.seed)
+        student = build_student(cfg.student, cfg.init_encoder, cfg.keep_layers, cfg.tokenizer, seed=cfg.seed)
+        evaluator = None
+        if cfg.eval_dataset is not None and self.is_main:
+            from .callbacks import NanoEvaluator  # scipy and the evaluation stack, only when evaluating
+
+            evaluator = NanoEvaluator(
+                cfg.eval_dataset,
+                cfg.eval_split,
+                cfg.eval_queries,
+                cfg.eval_max_corpus,
+                cfg.eval_top_k,
+                seed=cfg.seed,
+            )
+        elif cfg.eval_dataset is not None:
+            load_beir(cfg.eval_dataset, cfg.eval_split)  # fail on every rank alike
+        limit = student.model.encoder.config.max_position_embeddings
+        max_length = min(cfg.max_length, limit)
+        tokenizer = PairTokenizer.from_dir(
+            student.tokenizer_dir, max_length, student.model.uses_token_type_ids
+        )
+        return student, tokenizer, train_dir, heldout_dir, evaluator
+
+    def _claim_output_dir(self) -> None:
+        """Refuse an output directory that holds a run with other settings; record this run's."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.output_dir / CONFIG_FILE
         if config_path.is_file():
             previous = json.loads(config_path.read_text(encoding="utf-8"))
-            if previous != cfg.resume_key():
+            if previous != self.config.resume_key():
                 raise ValueError(
                     f"{self.output_dir} holds a run with other settings (see {config_path}); "
                     "rerun with the same arguments to resume, or choose a new output directory"
                 )
         self._barrier()
         if self.is_main:
-            config_path.write_text(json.dumps(cfg.resume_key(), indent=2) + "\n", encoding="utf-8")
+            config_path.write_text(json.dumps(self.config.resume_key(), indent=2) + "\n", encoding="utf-8")
 
+    def _load_data(
+        self, train_dir: Path, heldout_dir: Path | None, tokenizer: PairTokenizer
+    ) -> tuple[TrainingData, TrainingData | None]:
+        cfg = self.config
         data = load_pairs(train_dir, tokenizer)
         if len(data) == 0:
             raise ValueError(f"{train_dir} holds no training pairs")
@@ -344,172 +446,162 @@ class Distiller:
             if heldout_dir and self.is_main
             else None
         )
-        steps_per_epoch = max(1, len(data) // batch_size)
-        total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-        warmup_steps = math.ceil(cfg.warmup_ratio * total_steps)
-        eval_interval = max(1, round(cfg.eval_every * total_steps))
-        budget = cfg.micro_batch_tokens or DEFAULT_MICRO_BATCH_TOKENS.get(self.device.type, 8192)
-        data_seed = cfg.data_seed if cfg.data_seed is not None else cfg.seed
+        return data, heldout
 
-        model = student.model.to(self.device).train()
-        backend = default_backend(self.device, torch.bfloat16 if self.use_bf16 else torch.float32)
-        model.set_attention_backend(backend)
+    def _optimizer(
+        self, model: CrossEncoderModel, schedule: Schedule
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+        """AdamW (no weight decay on biases and norms), 3% linear warmup then linear decay."""
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
         groups = [
-            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": decay, "weight_decay": self.config.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
+        lr = schedule.learning_rate
         try:  # the fused kernel is ~10x faster on CPU; same update rule
-            optimizer = torch.optim.AdamW(groups, lr=learning_rate, betas=(0.9, 0.999), eps=1e-8, fused=True)
+            optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
         except (RuntimeError, TypeError):
-            optimizer = torch.optim.AdamW(groups, lr=learning_rate, betas=(0.9, 0.999), eps=1e-8)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup_steps, total_steps))
+            optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        factor = linear_schedule(schedule.warmup_steps, schedule.total_steps)
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-        log: dict[str, Any] = {"history": [], "evals": []}
-        start_step = 0
+    def _resume(self, run: _Run) -> None:
+        """Continue from the last checkpoint: weights, optimizer, scheduler and log."""
         checkpoints = _checkpoint_dirs(self.output_dir)
-        if checkpoints:
-            step, path = checkpoints[-1]
-            state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            log = state["log"]
-            start_step = step
-            logger.info("resuming from %s (step %d of %d)", path, step, total_steps)
+        if not checkpoints:
+            return
+        step, path = checkpoints[-1]
+        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scheduler.load_state_dict(state["scheduler"])
+        run.log = state["log"]
+        run.start_step = step
+        logger.info("resuming from %s (step %d of %d)", path, step, run.schedule.total_steps)
 
-        ddp_model = model
-        if self.world > 1:
-            ddp_model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
-
-        info = {
-            "student": student.description,
-            "learning_rate": learning_rate,
-            "global_batch_size": batch_size,
-            "total_steps": total_steps,
-            "warmup_steps": warmup_steps,
-            "eval_interval": eval_interval,
-            "train_pairs": len(data),
-            "heldout_pairs": len(heldout) if heldout is not None else 0,
+    def _describe(self, run: _Run) -> dict[str, Any]:
+        """The run's settings as logged and written to the training log."""
+        schedule = run.schedule
+        return {
+            "student": run.student.description,
+            "learning_rate": schedule.learning_rate,
+            "global_batch_size": schedule.batch_size,
+            "total_steps": schedule.total_steps,
+            "warmup_steps": schedule.warmup_steps,
+            "eval_interval": schedule.eval_interval,
+            "train_pairs": len(run.data),
+            "heldout_pairs": len(run.heldout) if run.heldout is not None else 0,
             "world_size": self.world,
             "bf16": self.use_bf16,
             "device": str(self.device),
-            "attention_backend": backend,
-            "provenance": data.provenance,
-            "first_stage_ndcg@10": evaluator.first_stage_ndcg if evaluator else None,
+            "attention_backend": run.attention,
+            "provenance": run.data.provenance,
+            "first_stage_ndcg@10": run.evaluator.first_stage_ndcg if run.evaluator else None,
         }
-        logger.info("distilling: %s", info)
 
-        def evaluate(step: int) -> None:
-            if self.is_main:
-                record = {"step": step, **self._evaluate(model, tokenizer, heldout, evaluator)}
-                model.set_attention_backend(backend)
-                model.train()
-                log["evals"].append(record)
-                logger.info("eval at step %d: %s", step, record)
+    # --- the step loop ------------------------------------------------------------------------
 
-        if start_step == 0 and cfg.eval_at_start and not log["evals"]:
-            evaluate(0)
-
+    def _train(self, run: _Run) -> None:
+        """Steps from the resumed one to the last; an evaluation and a checkpoint every `eval_interval`."""
+        schedule = run.schedule
+        if run.start_step == 0 and self.config.eval_at_start and not run.log["evals"]:
+            self._evaluate(run, 0)
         started = time.perf_counter()
         progress = tqdm(
-            total=total_steps, initial=start_step, desc="Distilling", unit="step", disable=not self.is_main
+            total=schedule.total_steps,
+            initial=run.start_step,
+            desc="Distilling",
+            unit="step",
+            disable=not self.is_main,
         )
-        for step in range(start_step, total_steps):
-            indices = global_batch(data, step, batch_size, data_seed, cfg.loss)
-            local = split_for_rank(indices, data.group, self.rank, self.world, cfg.loss)
-            loss_sum = self._train_step(ddp_model, data, local, indices, len(indices), budget, optimizer, cfg)
-            scheduler.step()
-            if self.world > 1:
-                dist.all_reduce(loss_sum)
+        for step in range(run.start_step, schedule.total_steps):
+            loss = self._step(run, step)
+            done = step + 1
             entry = {
-                "step": step + 1,
-                "loss": float(loss_sum) / len(indices),
-                "lr": optimizer.param_groups[0]["lr"],
-                "epoch": (step + 1) / steps_per_epoch,
+                "step": done,
+                "loss": loss,
+                "lr": run.optimizer.param_groups[0]["lr"],
+                "epoch": done / schedule.steps_per_epoch,
                 "elapsed_s": round(time.perf_counter() - started, 3),
             }
-            log["history"].append(entry)
+            run.log["history"].append(entry)
             progress.update(1)
             progress.set_postfix(loss=f"{entry['loss']:.4g}", lr=f"{entry['lr']:.2e}")
-            done = step + 1
-            if done % eval_interval == 0 or done == total_steps:
-                evaluate(done)
+            if done % schedule.eval_interval == 0 or done == schedule.total_steps:
+                self._evaluate(run, done)
                 if self.is_main:
-                    self._save_checkpoint(
-                        model, tokenizer, optimizer, scheduler, log, done, student.tokenizer_dir
-                    )
+                    self._save_checkpoint(run, done)
                 self._barrier()
-
         progress.close()
-        result = {**info, "complete": True}
-        if self.is_main:
-            best = self._best_checkpoint(log)
-            final_state = torch.load(best / STATE_FILE, map_location="cpu", weights_only=False)
-            model.load_state_dict(final_state["model"])
-            self._save_model(model, student.tokenizer_dir, self.output_dir)
-            result.update(
-                best_checkpoint=str(best),
-                best_step=int(best.name[5:]),
-                history=log["history"],
-                evals=log["evals"],
-            )
-            result["config"] = asdict(cfg)
-            from .report import plot_loss_curve
 
-            (self.output_dir / LOG_FILE).write_text(
-                json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8"
-            )
-            plot_loss_curve(result, self.output_dir / "loss_curve.png")
-        self._barrier()
-        return result
+    def _step(self, run: _Run, step: int) -> float:
+        """One optimizer step on the global batch of `step`; returns its mean per-pair loss."""
+        cfg, schedule = self.config, run.schedule
+        indices = global_batch(run.data, step, schedule.batch_size, schedule.data_seed, cfg.loss)
+        local = split_for_rank(indices, run.data.group, self.rank, self.world, cfg.loss)
+        loss_sum = self._accumulate_gradients(run, local, indices)
+        if cfg.max_grad_norm and cfg.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(run.ddp_model.parameters(), cfg.max_grad_norm)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scheduler.step()
+        if self.world > 1:
+            dist.all_reduce(loss_sum)
+        return float(loss_sum) / len(indices)
 
-    def _train_step(
-        self, ddp_model, data, local, indices, global_size, budget, optimizer, cfg
-    ) -> torch.Tensor:
-        micro = micro_batches(data, local, budget, cfg.loss)
+    def _accumulate_gradients(self, run: _Run, local: np.ndarray, indices: np.ndarray) -> torch.Tensor:
+        """Forward and backward this process's share in micro-batches; returns its summed per-pair loss."""
+        loss = self.config.loss
+        micro = micro_batches(run.data, local, run.schedule.micro_batch_tokens, loss)
         dummy = (
             not micro
         )  # this process got no pairs: run one pair with zero weight to join the gradient sync
         if dummy:
             micro = [indices[:1]]
         loss_sum = torch.zeros((), dtype=torch.float64)
-        scale = self.world / global_size
+        weight = 0.0 if dummy else self.world / len(indices)  # DDP averages over processes; see module doc
         for position, chunk in enumerate(micro):
-            batch = pack(data.encoded, chunk).to(self.device)
-            teacher = torch.from_numpy(data.teacher[chunk]).to(self.device)
-            group = torch.from_numpy(data.group[chunk]).to(self.device)
+            batch = pack(run.data.encoded, chunk).to(self.device)
+            teacher = torch.from_numpy(run.data.teacher[chunk]).to(self.device)
+            group = torch.from_numpy(run.data.group[chunk]).to(self.device)
             last = position == len(micro) - 1
-            sync = ddp_model.no_sync() if (self.world > 1 and not last) else _nullcontext()
-            with sync:
+            with run.ddp_model.no_sync() if (self.world > 1 and not last) else nullcontext():
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
-                    logits = ddp_model(batch.input_ids, batch.packing, batch.token_type_ids)
-                per_pair = per_pair_loss(cfg.loss, logits.float(), teacher, group)
-                weight = 0.0 if dummy else scale
+                    logits = run.ddp_model(
+                        batch.input_ids, batch.packing, batch.token_type_ids, attention=run.attention
+                    )
+                per_pair = per_pair_loss(loss, logits.float(), teacher, group)
                 (per_pair.sum() * weight).backward()
             if not dummy:
                 loss_sum += per_pair.detach().sum().double().cpu()
-        if cfg.max_grad_norm and cfg.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(ddp_model.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
         return loss_sum
 
-    @torch.no_grad()
-    def _evaluate(self, model, tokenizer, heldout, evaluator) -> dict[str, float]:
-        from ..inference.reranker import Reranker
-        from .callbacks import heldout_metrics
+    # --- evaluation and checkpoints -----------------------------------------------------------
 
-        reranker = Reranker(model, tokenizer, device=self.device, dtype="float32")
+    def _evaluate(self, run: _Run, step: int) -> None:
+        """Rank 0 measures the student at `step` and appends the record to the log."""
+        if not self.is_main:
+            return
+        run.model.eval()
+        record = {"step": step, **self._measure(run)}
+        run.model.train()
+        run.log["evals"].append(record)
+        logger.info("eval at step %d: %s", step, record)
+
+    @torch.no_grad()
+    def _measure(self, run: _Run) -> dict[str, float]:
+        from .callbacks import heldout_metrics  # scipy, only when evaluating
+
+        # Lent as is (fp32, on the training device); no autocast here, so the Reranker's default
+        # backend for fp32 applies, not the training one (flash kernels need half precision).
+        reranker = Reranker(run.model, run.tokenizer)
         out: dict[str, float] = {}
-        if heldout is not None:
-            scores = reranker.predict_encoded(heldout.encoded, show_progress_bar=False)
-            out.update(heldout_metrics(scores, heldout.teacher, heldout.query_ids))
-        if evaluator is not None:
-            out["ndcg@10"] = evaluator(reranker)
+        if run.heldout is not None:
+            scores = reranker.predict_encoded(run.heldout.encoded, show_progress_bar=False)
+            out.update(heldout_metrics(scores, run.heldout.teacher, run.heldout.query_ids))
+        if run.evaluator is not None:
+            out["ndcg@10"] = run.evaluator(reranker)
         return out
 
     def _selection_score(self, record: dict[str, float]) -> float:
@@ -519,39 +611,32 @@ class Distiller:
             return -record["heldout_mse"]
         return float(record["step"])  # nothing measured: the latest is the best
 
-    def _best_checkpoint(self, log) -> Path:
-        saved = dict(_checkpoint_dirs(self.output_dir))
-        records = [r for r in log["evals"] if r["step"] in saved]
-        # Highest score; ties go to the later step.
-        best = max(records, key=lambda r: (self._selection_score(r), r["step"]))
-        return saved[best["step"]]
-
     def _save_model(self, model, tokenizer_dir: Path, out: Path) -> None:
-        from ..modeling.loading import save_modular
-
         save_modular(model, tokenizer_dir, out, max_length=self.config.max_length)
 
-    def _save_checkpoint(
-        self, model, tokenizer, optimizer, scheduler, log, step: int, tokenizer_dir: Path
-    ) -> None:
+    def _save_checkpoint(self, run: _Run, step: int) -> None:
         root = self.output_dir / CHECKPOINT_DIR
         root.mkdir(parents=True, exist_ok=True)
+        log = run.log
         state = {
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            "model": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
             "log": log,
             "step": step,
         }
 
         def write(tmp: Path) -> None:
-            self._save_model(model, tokenizer_dir, tmp)
+            self._save_model(run.model, run.student.tokenizer_dir, tmp)
             torch.save(state, tmp / STATE_FILE)
             record = next((r for r in log["evals"] if r["step"] == step), {"step": step})
             (tmp / "metrics.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
         _atomic_dir(root / f"step-{step:07d}", write)
-        # Retention: the best `keep_best` by the selection metric, plus the latest (for resuming).
+        self._prune_checkpoints(log)
+
+    def _prune_checkpoints(self, log: dict[str, Any]) -> None:
+        """Keep the best `keep_best` by the selection metric, plus the latest (for resuming)."""
         saved = dict(_checkpoint_dirs(self.output_dir))
         scored = {r["step"]: self._selection_score(r) for r in log["evals"] if r["step"] in saved}
         ranked = sorted(saved, key=lambda s: (scored.get(s, float("-inf")), s), reverse=True)
@@ -560,13 +645,36 @@ class Distiller:
             if s not in keep:
                 shutil.rmtree(path, ignore_errors=True)
 
+    # --- the end: the best checkpoint becomes the output ----------------------------------
 
-class _nullcontext:
-    def __enter__(self):
-        return None
+    def _best_checkpoint(self, log) -> Path:
+        saved = dict(_checkpoint_dirs(self.output_dir))
+        records = [r for r in log["evals"] if r["step"] in saved]
+        # Highest score; ties go to the later step.
+        best = max(records, key=lambda r: (self._selection_score(r), r["step"]))
+        return saved[best["step"]]
 
-    def __exit__(self, *exc):
-        return False
+    def _finish(self, run: _Run, info: dict[str, Any]) -> dict[str, Any]:
+        """Rank 0 saves the best checkpoint's weights as the output model and writes the log and plot."""
+        result = {**info, "complete": True}
+        if self.is_main:
+            best = self._best_checkpoint(run.log)
+            final_state = torch.load(best / STATE_FILE, map_location="cpu", weights_only=False)
+            run.model.load_state_dict(final_state["model"])
+            self._save_model(run.model, run.student.tokenizer_dir, self.output_dir)
+            result.update(
+                best_checkpoint=str(best),
+                best_step=int(best.name[5:]),
+                history=run.log["history"],
+                evals=run.log["evals"],
+            )
+            result["config"] = asdict(self.config)
+            (self.output_dir / LOG_FILE).write_text(
+                json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8"
+            )
+            plot_loss_curve(result, self.output_dir / "loss_curve.png")
+        self._barrier()
+        return result
 
 
 def distill(config: DistillConfig) -> dict[str, Any]:

@@ -15,6 +15,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..retrieval.first_stage import (
+    DEFAULT_FIRST_STAGE,
+    FirstStageSettings,
+    build_first_stage,
+    first_stage_class,
+)
 from .io import (
     MANIFEST,
     require_same_settings,
@@ -27,39 +33,12 @@ from .io import (
 
 logger = logging.getLogger(__name__)
 
-FIRST_STAGES = ("bm25", "dense", "hybrid")
-
-
-def _build_searcher(
-    corpus, first_stage: str, depth: int, dense_model: str | None, device: str | None, show_progress: bool
-):
-    from ..retrieval.bm25 import BM25Index
-
-    bm25 = dense = None
-    if first_stage in ("bm25", "hybrid"):
-        bm25 = BM25Index.build(corpus, show_progress=show_progress)
-    if first_stage in ("dense", "hybrid"):
-        from ..retrieval.dense import DenseIndex
-
-        dense = DenseIndex.build(corpus, model=dense_model, device=device, show_progress=show_progress)
-
-    def search(queries: dict[str, str]):
-        if first_stage == "bm25":
-            return bm25.search(queries, k=depth, show_progress=False)
-        if first_stage == "dense":
-            return dense.search(queries, k=depth, show_progress=False)
-        from ..retrieval.hybrid import hybrid_search
-
-        return hybrid_search(queries, bm25, dense, k=depth, depth=depth, show_progress=False)
-
-    return search
-
 
 def mine_candidates(
     dataset_dir: str | Path,
     output_dir: str | Path,
     split: str = "train",
-    first_stage: str = "bm25",
+    first_stage: str = DEFAULT_FIRST_STAGE,
     depth: int = 2048,
     max_queries: int | None = None,
     queries_per_shard: int = 1000,
@@ -75,8 +54,7 @@ def mine_candidates(
     """
     from ..retrieval.beir import load_beir
 
-    if first_stage not in FIRST_STAGES:
-        raise ValueError(f"unknown first stage {first_stage!r}; choose one of {', '.join(FIRST_STAGES)}")
+    first_stage_class(first_stage)  # an unknown name fails before any work
     if depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")
     if queries_per_shard < 1:
@@ -117,13 +95,18 @@ def mine_candidates(
     else:
         if done:
             logger.info("resuming: %d of %d candidate shards already written", len(done), num_shards)
-        search = _build_searcher(dataset.corpus, first_stage, depth_eff, dense_model, device, show_progress)
+        stage = build_first_stage(
+            first_stage,
+            dataset.corpus,
+            FirstStageSettings(dense_model=dense_model, device=device),
+            show_progress=show_progress,
+        )
         provenance = {"dataset": dataset_dir.name, "split": split, "first_stage": first_stage, "teacher": ""}
         for shard in range(num_shards):
             if shard in done:
                 continue
             shard_queries = query_ids[shard * queries_per_shard : (shard + 1) * queries_per_shard]
-            run = search({q: dataset.queries[q] for q in shard_queries})
+            run = stage.search({q: dataset.queries[q] for q in shard_queries}, k=depth_eff)
             table = _candidate_table(dataset, shard_queries, run)
             write_atomic(
                 with_provenance(table, {**provenance, "created_at": utc_now()}), shard_path(output_dir, shard)

@@ -6,10 +6,11 @@ written atomically once all its pairs are scored, with the global `pair_index` o
 every row. A killed run restarted with the same arguments scores only the missing
 shards, so the finished output holds every pair exactly once.
 
-Backends:
+Backends (one runner each in `_RUNNERS`):
 - `local`: in this process (`workers=1`) or a pool of `workers` processes, one teacher each.
 - `ray`: Ray Data `map_batches` over an actor pool (one teacher per actor); rows of a
   shard are sorted by length, so each batch holds pairs of similar length.
+Every teacher is a `scoring.PairScorer`; its scores are checked with `scoring.checked_scores`.
 
 Both backends score a shard in the same length-sorted chunks of `batch_pairs` pairs.
 """
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import torch
 
+from ..scoring import PairScorer, checked_scores
 from .io import (
     MANIFEST,
     check_columns,
@@ -40,6 +44,7 @@ from .io import (
     write_atomic,
     write_json_atomic,
 )
+from .teacher import load_teacher
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +62,7 @@ class TeacherSpec:
     max_length: int | None = None
     batch_tokens: int | None = None
 
-    def load(self):
-        from .teacher import load_teacher
-
+    def load(self) -> PairScorer:
         return load_teacher(self.name_or_path, self.device, self.dtype, self.max_length, self.batch_tokens)
 
 
@@ -106,14 +109,13 @@ def length_sorted_chunks(queries, documents, batch_pairs: int) -> Iterator[np.nd
         yield order[start : start + batch_pairs]
 
 
-def score_table(teacher, table: pa.Table, batch_pairs: int) -> np.ndarray:
+def score_table(teacher: PairScorer, table: pa.Table, batch_pairs: int) -> np.ndarray:
     queries = table.column("query").to_pylist()
     documents = table.column("document").to_pylist()
     scores = np.empty(len(queries), dtype=np.float32)
     for chunk in length_sorted_chunks(queries, documents, batch_pairs):
-        scores[chunk] = teacher.score([queries[i] for i in chunk], [documents[i] for i in chunk])
-    if not np.all(np.isfinite(scores)):
-        raise RuntimeError(f"teacher {teacher.name} returned non-finite scores; check the model and dtype")
+        pairs = [(queries[i], documents[i]) for i in chunk]
+        scores[chunk] = checked_scores(teacher.score_pairs(pairs), len(pairs), f"teacher {teacher.name}")
     return scores
 
 
@@ -122,23 +124,93 @@ def finish_shard(table: pa.Table, scores: np.ndarray, teacher_name: str, path: P
     write_atomic(with_provenance(table, {"teacher": teacher_name, "created_at": utc_now()}), path)
 
 
+@dataclass
+class ScoringJob:
+    """The shards still to score and how; what every backend runner reads."""
+
+    rows: CandidateRows
+    candidates_dir: Path
+    output_dir: Path
+    spec: TeacherSpec
+    shard_size: int
+    batch_pairs: int
+    workers: int
+    teacher: PairScorer | None  # loaded here to fail early; runners that load their own drop it
+    ray_address: str | None = None
+    ray_window: int | None = None
+
+    @property
+    def teacher_name(self) -> str:
+        return self.spec.name_or_path  # the provenance column: the teacher as it was asked for
+
+    def settings(self) -> dict:
+        """What a rerun must repeat to resume this output (the manifest pins it)."""
+        return {
+            "step": "score-teacher",
+            "candidates": str(self.candidates_dir.resolve()),
+            "inputs": self.rows.fingerprint(),
+            "teacher": self.teacher_name,
+            "shard_size": self.shard_size,
+            "max_length": self.spec.max_length,
+            "dtype": self.spec.dtype,
+        }
+
+    def bounds(self, shard: int) -> tuple[int, int]:
+        return shard * self.shard_size, min((shard + 1) * self.shard_size, self.rows.num_rows)
+
+
+# --- in this process ------------------------------------------------------------------------
+
+
+def _score_in_process(job: ScoringJob, todo: list[int]) -> None:
+    for n, shard in enumerate(todo, start=1):
+        table = job.rows.slice(*job.bounds(shard))
+        scores = score_table(job.teacher, table, job.batch_pairs)
+        finish_shard(table, scores, job.teacher_name, shard_path(job.output_dir, shard))
+        logger.info("scored shard %d (%d/%d to do)", shard, n, len(todo))
+
+
 # --- local process pool -------------------------------------------------------------------
 
 _WORKER: dict = {}
 
 
 def _init_worker(spec: TeacherSpec, threads: int) -> None:
-    import torch
-
     torch.set_num_threads(threads)
     _WORKER["teacher"] = spec.load()
 
 
-def _score_shard_in_worker(candidates: str, start: int, stop: int, batch_pairs: int, path: str) -> int:
+def _score_shard_in_worker(
+    candidates: str, start: int, stop: int, batch_pairs: int, teacher_name: str, path: str
+) -> int:
     teacher = _WORKER["teacher"]
     table = CandidateRows(candidates).slice(start, stop)
-    finish_shard(table, score_table(teacher, table, batch_pairs), teacher.name, Path(path))
+    finish_shard(table, score_table(teacher, table, batch_pairs), teacher_name, Path(path))
     return stop - start
+
+
+def _score_in_process_pool(job: ScoringJob, todo: list[int]) -> None:
+    job.teacher = None  # each worker loads its own; free this process's copy first
+    threads = max(1, (os.cpu_count() or 1) // job.workers)
+    with ProcessPoolExecutor(
+        job.workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(job.spec, threads),
+    ) as pool:
+        futures = [
+            pool.submit(
+                _score_shard_in_worker,
+                str(job.candidates_dir),
+                *job.bounds(shard),
+                job.batch_pairs,
+                job.teacher_name,
+                str(shard_path(job.output_dir, shard)),
+            )
+            for shard in todo
+        ]
+        for future in as_completed(futures):
+            future.result()
 
 
 # --- Ray ------------------------------------------------------------------------------------
@@ -148,28 +220,40 @@ class RayTeacherActor:
     """One teacher per actor; scores a batch of rows, returns (pair_index, teacher_score)."""
 
     def __init__(self, spec: TeacherSpec, threads: int = 1):
-        import torch
-
         torch.set_num_threads(max(1, threads))
         self.teacher = spec.load()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        scores = self.teacher.score(list(batch["query"]), list(batch["document"]))
-        return {
-            "pair_index": np.asarray(batch["pair_index"], dtype=np.int64),
-            "teacher_score": scores.astype(np.float32),
-        }
+        pairs = list(zip(batch["query"].tolist(), batch["document"].tolist(), strict=True))
+        scores = checked_scores(self.teacher.score_pairs(pairs), len(pairs), f"teacher {self.teacher.name}")
+        return {"pair_index": np.asarray(batch["pair_index"], dtype=np.int64), "teacher_score": scores}
 
 
-def _score_window_ray(
-    rows: CandidateRows, shards, shard_size, spec, workers, batch_pairs, teacher_name, output_dir
-) -> None:
+def _score_on_ray(job: ScoringJob, todo: list[int]) -> None:
+    import ray
+
+    job.teacher = None  # each actor loads its own; free this process's copy first
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=job.ray_address, include_dashboard=False, log_to_driver=False)
+        started = True
+    try:
+        window = job.ray_window or max(1, 2 * job.workers)
+        for start in range(0, len(todo), window):
+            _score_window_ray(job, todo[start : start + window])
+            logger.info("scored shards %s", todo[start : start + window])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _score_window_ray(job: ScoringJob, shards: list[int]) -> None:
     import ray.data
 
     tables = {}
     blocks = []
     for shard in shards:
-        table = rows.slice(shard * shard_size, min((shard + 1) * shard_size, rows.num_rows))
+        table = job.rows.slice(*job.bounds(shard))
         tables[shard] = table
         # Sort the shard's rows by length so each batch holds pairs of similar length.
         lengths = pc.add(pc.utf8_length(table.column("query")), pc.utf8_length(table.column("document")))
@@ -178,28 +262,41 @@ def _score_window_ray(
     dataset = ray.data.from_arrow(blocks)
     scored = dataset.map_batches(
         RayTeacherActor,
-        fn_constructor_kwargs={"spec": spec, "threads": 1},
-        batch_size=batch_pairs,
+        fn_constructor_kwargs={"spec": job.spec, "threads": 1},
+        batch_size=job.batch_pairs,
         batch_format="numpy",
-        concurrency=workers,
+        concurrency=job.workers,
         num_cpus=1,
     )
     scores: dict[int, np.ndarray] = {s: np.full(tables[s].num_rows, np.nan, dtype=np.float32) for s in shards}
     for batch in scored.iter_batches(batch_format="numpy", batch_size=None):
         index = np.asarray(batch["pair_index"])
-        shard_of = index // shard_size
+        shard_of = index // job.shard_size
         for shard in np.unique(shard_of):
             mask = shard_of == shard
-            scores[int(shard)][index[mask] - int(shard) * shard_size] = batch["teacher_score"][mask]
+            scores[int(shard)][index[mask] - int(shard) * job.shard_size] = batch["teacher_score"][mask]
     for shard in shards:
         if np.isnan(scores[shard]).any():
             raise RuntimeError(
                 f"Ray returned no score for {int(np.isnan(scores[shard]).sum())} pairs of shard {shard}"
             )
-        finish_shard(tables[shard], scores[shard], teacher_name, shard_path(output_dir, shard))
+        finish_shard(tables[shard], scores[shard], job.teacher_name, shard_path(job.output_dir, shard))
 
 
 # --- entry point ----------------------------------------------------------------------------
+
+# Who scores the missing shards: `local` with one worker stays in this process.
+_RUNNERS: dict[str, Callable[[ScoringJob, list[int]], None]] = {
+    "in-process": _score_in_process,
+    "process-pool": _score_in_process_pool,
+    "ray": _score_on_ray,
+}
+
+
+def _runner_for(backend: str, workers: int) -> str:
+    if backend == "ray":
+        return "ray"
+    return "in-process" if workers == 1 else "process-pool"
 
 
 def score_teacher(
@@ -222,101 +319,49 @@ def score_teacher(
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if workers < 1 or shard_size < 1 or batch_pairs < 1:
         raise ValueError("workers, shard_size and batch_pairs must be at least 1")
-    output_dir = Path(output_dir)
     rows = CandidateRows(candidates_dir)  # checks columns before anything slow
     if rows.num_rows == 0:
         raise ValueError(f"{candidates_dir} holds no candidate pairs: nothing to score")
     spec = TeacherSpec(str(teacher), device, dtype, max_length, batch_tokens)
-    local_teacher = spec.load()  # a teacher that cannot be loaded fails here, before any scoring
-    teacher_name = str(teacher)
-
-    settings = {
-        "step": "score-teacher",
-        "candidates": str(Path(candidates_dir).resolve()),
-        "inputs": rows.fingerprint(),
-        "teacher": teacher_name,
-        "shard_size": shard_size,
-        "max_length": max_length,
-        "dtype": dtype,
-    }
-    require_same_settings(output_dir, settings, "scores")
-    num_shards = math.ceil(rows.num_rows / shard_size)
-    write_json_atomic(
-        {"settings": settings, "num_shards": num_shards, "pairs": rows.num_rows, "complete": False},
-        output_dir / MANIFEST,
+    job = ScoringJob(
+        rows=rows,
+        candidates_dir=Path(candidates_dir),
+        output_dir=Path(output_dir),
+        spec=spec,
+        shard_size=shard_size,
+        batch_pairs=batch_pairs,
+        workers=workers,
+        teacher=spec.load(),  # a teacher that cannot be loaded fails here, before any scoring
+        ray_address=ray_address,
+        ray_window=ray_window,
     )
+    settings = job.settings()
+    num_shards = math.ceil(rows.num_rows / shard_size)
+    todo = _start_manifest(job.output_dir, settings, num_shards, rows.num_rows)
+    if todo:
+        _RUNNERS[_runner_for(backend, workers)](job, todo)
+    verify_scored(job.output_dir, num_shards, rows.num_rows)
+    _write_manifest(job.output_dir, settings, num_shards, rows.num_rows, complete=True)
+    return job.output_dir
+
+
+def _start_manifest(output_dir: Path, settings: dict, num_shards: int, num_pairs: int) -> list[int]:
+    """Refuse a directory scored with other settings; returns the shards still to score."""
+    require_same_settings(output_dir, settings, "scores")
+    _write_manifest(output_dir, settings, num_shards, num_pairs, complete=False)
     todo = [s for s in range(num_shards) if not shard_path(output_dir, s).is_file()]
     if len(todo) < num_shards:
         logger.info("resuming: %d of %d shards already scored", num_shards - len(todo), num_shards)
+    return todo
 
-    def bounds(shard: int) -> tuple[int, int]:
-        return shard * shard_size, min((shard + 1) * shard_size, rows.num_rows)
 
-    if todo and backend == "local" and workers == 1:
-        for n, shard in enumerate(todo, start=1):
-            table = rows.slice(*bounds(shard))
-            finish_shard(
-                table,
-                score_table(local_teacher, table, batch_pairs),
-                teacher_name,
-                shard_path(output_dir, shard),
-            )
-            logger.info("scored shard %d (%d/%d to do)", shard, n, len(todo))
-    elif todo and backend == "local":
-        del local_teacher
-        import multiprocessing
-
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(spec, threads),
-        ) as pool:
-            futures = [
-                pool.submit(
-                    _score_shard_in_worker,
-                    str(candidates_dir),
-                    *bounds(s),
-                    batch_pairs,
-                    str(shard_path(output_dir, s)),
-                )
-                for s in todo
-            ]
-            for future in as_completed(futures):
-                future.result()
-    elif todo:
-        del local_teacher
-        import ray
-
-        started = False
-        if not ray.is_initialized():
-            ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
-            started = True
-        try:
-            window = ray_window or max(1, 2 * workers)
-            for start in range(0, len(todo), window):
-                _score_window_ray(
-                    rows,
-                    todo[start : start + window],
-                    shard_size,
-                    spec,
-                    workers,
-                    batch_pairs,
-                    teacher_name,
-                    output_dir,
-                )
-                logger.info("scored shards %s", todo[start : start + window])
-        finally:
-            if started:
-                ray.shutdown()
-
-    verify_scored(output_dir, num_shards, rows.num_rows)
+def _write_manifest(
+    output_dir: Path, settings: dict, num_shards: int, num_pairs: int, complete: bool
+) -> None:
     write_json_atomic(
-        {"settings": settings, "num_shards": num_shards, "pairs": rows.num_rows, "complete": True},
+        {"settings": settings, "num_shards": num_shards, "pairs": num_pairs, "complete": complete},
         output_dir / MANIFEST,
     )
-    return output_dir
 
 
 def verify_scored(output_dir: Path, num_shards: int, num_pairs: int) -> None:

@@ -1,4 +1,4 @@
-"""Teachers: anything that gives one raw fp32 logit per (query, document) pair.
+"""Teachers: `scoring.PairScorer`s that give one raw fp32 logit per (query, document) pair.
 
 `load_teacher` accepts whatever `Reranker.from_pretrained` loads (Ettin modular
 checkpoints, ModernBERT/BERT sequence-classification cross-encoders); for other
@@ -15,37 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
+from ..inference.reranker import Reranker
+from ..scoring import PairScorer
+
 logger = logging.getLogger(__name__)
 
 
-class Teacher:
-    """Scores (query, document) pairs with raw fp32 logits."""
+class SentenceTransformersTeacher:
+    """A Sentence Transformers `CrossEncoder` with identity activation, as a `PairScorer`."""
 
-    name: str
-
-    def score(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
-        raise NotImplementedError
-
-
-class RerankerTeacher(Teacher):
-    def __init__(self, reranker, name: str, batch_tokens: int | None = None):
-        self.reranker = reranker
-        self.name = name
-        self.batch_tokens = batch_tokens
-
-    def score(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
-        encoded = self.reranker.tokenizer.encode_pairs(list(zip(queries, documents, strict=True)))
-        return self.reranker.predict_encoded(encoded, batch_tokens=self.batch_tokens, show_progress_bar=False)
-
-
-class SentenceTransformersTeacher(Teacher):
     def __init__(self, model, name: str, batch_size: int = 32):
         self.model = model
         self.name = name
         self.batch_size = batch_size
 
-    def score(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
-        pairs = list(zip(queries, documents, strict=True))
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        pairs = list(pairs)
         if not pairs:
             return np.zeros(0, dtype=np.float32)
         scores = self.model.predict(
@@ -54,8 +39,8 @@ class SentenceTransformersTeacher(Teacher):
         return np.asarray(scores, dtype=np.float32).reshape(-1)
 
 
-class HybridTeacher(Teacher):
-    """A first-stage ensemble as teacher, for when no cross-encoder teacher is at hand.
+class HybridTeacher:
+    """A first-stage ensemble as teacher (a `PairScorer`), for when no cross-encoder teacher is at hand.
 
     score = scale * (cosine(bi-encoder) + bm25_weight * BM25), pointwise for each pair,
     with BM25 statistics from the dataset's corpus (so documents must come from it).
@@ -87,7 +72,9 @@ class HybridTeacher(Teacher):
         self.row_of_text = {doc.text_for_scoring: row for row, doc in enumerate(corpus.values())}
         self._query_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    def score(self, queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        queries = [query for query, _ in pairs]
+        documents = [document for _, document in pairs]
         try:
             rows = np.array([self.row_of_text[d] for d in documents], dtype=np.int64)
         except KeyError as error:
@@ -112,16 +99,18 @@ def load_teacher(
     dtype: str = "float32",
     max_length: int | None = None,
     batch_tokens: int | None = None,
-) -> Teacher:
-    """Load a teacher, failing with one message that says what each loader objected to."""
-    from ..inference.reranker import Reranker
+) -> PairScorer:
+    """Load a teacher, failing with one message that says what each loader objected to.
 
+    The engine's `Reranker` is itself the teacher; its `name` is `name_or_path` as given.
+    """
     name = str(name_or_path)
     if name.startswith(HybridTeacher.PREFIX):
         return HybridTeacher(name[len(HybridTeacher.PREFIX) :])
     try:
-        reranker = Reranker.from_pretrained(name, device=device, dtype=dtype, max_length=max_length)
-        return RerankerTeacher(reranker, name, batch_tokens)
+        return Reranker.from_pretrained(
+            name, device=device, dtype=dtype, max_length=max_length, batch_tokens=batch_tokens
+        )
     except FileNotFoundError as error:
         raise FileNotFoundError(f"cannot load teacher {name!r}: {error}") from error
     except (ValueError, TypeError, KeyError, OSError) as error:
@@ -133,7 +122,7 @@ def load_teacher(
 
 def _sentence_transformers_teacher(
     name: str, device: str, max_length: int | None, engine_error: Exception
-) -> Teacher:
+) -> SentenceTransformersTeacher:
     try:
         import torch
         from sentence_transformers import CrossEncoder

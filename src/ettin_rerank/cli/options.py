@@ -1,0 +1,168 @@
+"""What the commands share: the one reranker loader and its flags, flags whose defaults are read
+from the library, and commands whose flags are added only when they run.
+
+A flag's default is written once, where the library decides it (a config dataclass's field, a
+function's parameter); `defaults_of` reads it from there, and `call_with_flags` hands the parsed
+flags back to the same dataclass or function, each flag named after the field it sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+from ..inference.reranker import QUANTIZE_MODES, Reranker
+from ..models import ENV_VAR, ModelChoice
+from ..retrieval.dense import DEFAULT_DENSE_MODEL
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MODEL_HELP = f"model directory or Hub id (default: ${ENV_VAR}, else the bundled model)"
+DATASET_HELP = "BEIR dataset directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)"
+
+
+def defaults_of(target: Callable[..., Any]) -> SimpleNamespace:
+    """The defaults declared by a config dataclass's fields or by a function's parameters."""
+    if dataclasses.is_dataclass(target):
+        values = {}
+        for field in dataclasses.fields(target):
+            if field.default is not dataclasses.MISSING:
+                values[field.name] = field.default
+            elif field.default_factory is not dataclasses.MISSING:
+                values[field.name] = field.default_factory()
+        return SimpleNamespace(**values)
+    parameters = inspect.signature(target).parameters.values()
+    return SimpleNamespace(**{p.name: p.default for p in parameters if p.default is not p.empty})
+
+
+def call_with_flags(target: Callable[..., T], args: argparse.Namespace, **overrides: Any) -> T:
+    """`target` (a function or a config dataclass) called with the parsed flags whose dest names one
+    of its parameters, then `overrides`; the parameters no flag sets keep their own defaults."""
+    names = inspect.signature(target).parameters
+    given = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    return target(**(given | overrides))
+
+
+def add_flag(
+    parser: Any, defaults: SimpleNamespace, flag: str, help: str | None = None, **kwargs: Any
+) -> None:
+    """`--some-name` sets `some_name` (or `dest=`), the field or parameter whose default it takes from
+    `defaults`; its type is that default's unless given (`type=`, `choices=`, `action=`)."""
+    dest = kwargs.pop("dest", flag.lstrip("-").replace("-", "_"))
+    default = getattr(defaults, dest)
+    if default is not None and not {"type", "choices", "action"} & kwargs.keys():
+        kwargs["type"] = type(default)
+    parser.add_argument(flag, dest=dest, default=default, help=help, **kwargs)
+
+
+LOADING = defaults_of(Reranker.from_pretrained)  # what loading does when a flag is not given
+
+
+def add_model_argument(parser: Any, *names: str, **kwargs: Any) -> None:
+    """The model to use; `ettin_rerank.models` resolves an absent one (environment, then bundled)."""
+    parser.add_argument(*names, help=MODEL_HELP, **kwargs)
+
+
+def add_loading_options(parser: argparse.ArgumentParser, batch_tokens: bool = True) -> None:
+    """The flags `load_reranker` reads: where and how the reranker runs. `serve` has its own
+    `--batch-tokens` (the scheduler's budget, `ServerSettings.batch_tokens`), so it passes False."""
+    add_flag(parser, LOADING, "--device", "torch device (default: %(default)s)")
+    add_flag(parser, LOADING, "--dtype", "encoder dtype: float32, bfloat16, float16 (default: %(default)s)")
+    add_flag(parser, LOADING, "--max-length", "tokens per pair (default: the model's)", type=int)
+    quantize_modes = [mode for mode in QUANTIZE_MODES if mode]
+    add_flag(parser, LOADING, "--quantize", "int8 linear layers (CPU, float32)", choices=quantize_modes)
+    add_flag(
+        parser,
+        LOADING,
+        "--threads",
+        "torch CPU threads, process-wide (default: torch's)",
+        dest="num_threads",
+        metavar="THREADS",
+        type=int,
+    )
+    if batch_tokens:
+        parser.add_argument(
+            "--batch-tokens",
+            dest="loading_batch_tokens",
+            metavar="BATCH_TOKENS",
+            default=LOADING.batch_tokens,
+            type=int,
+            help="real tokens per batch (default: the engine's, 8192 on CPU)",
+        )
+    else:
+        parser.set_defaults(loading_batch_tokens=None)
+
+
+def load_reranker(choice: ModelChoice, args: argparse.Namespace | None = None) -> Reranker:
+    """The one place a command loads its reranker.
+
+    `choice` comes from `ettin_rerank.models` (--model, then $ETTIN_RERANK_MODEL, then the bundled
+    model). With `args`, the flags of `add_loading_options` apply; without (`info`), the library's
+    defaults. torch's thread count changes only when --threads is given.
+    """
+    logger.info("loading %s", choice.describe())
+    if args is None:
+        return Reranker.from_pretrained(choice.name_or_path)
+    return Reranker.from_pretrained(
+        choice.name_or_path,
+        device=args.device,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        quantize=args.quantize,
+        num_threads=args.num_threads,
+        batch_tokens=args.loading_batch_tokens,
+    )
+
+
+def add_dataset_argument(parser: argparse.ArgumentParser, dest: str = "dataset_dir") -> None:
+    parser.add_argument(dest, metavar="dataset_dir", type=Path, help=DATASET_HELP)
+
+
+def add_dense_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dense-model", help=f"bi-encoder for --first-stage dense/hybrid (default {DEFAULT_DENSE_MODEL})"
+    )
+
+
+def extra_needed(extra: str, error: ImportError) -> str:
+    return f"this command needs the {extra} extra: pip install 'ettin-rerank[{extra}]' ({error})"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser that can add its flags only when that command runs (`add_arguments=`).
+
+    `serve` and the distillation steps read their flags' defaults from code that needs an optional
+    extra (`needs_extra=`: fastapi for `server`, pyarrow for `train`). Added on demand, those flags
+    cost the other commands nothing at startup, and without the extra the command says what to
+    install instead of failing to import.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+        needs_extra: str | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self._add_arguments = add_arguments
+        self.needs_extra = needs_extra
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._add_arguments is not None:
+            add_arguments, self._add_arguments = self._add_arguments, None
+            try:
+                add_arguments(self)
+            except ImportError as error:
+                if self.needs_extra is None:
+                    raise
+                self.error(extra_needed(self.needs_extra, error))
+        return super().parse_known_args(args, namespace)
