@@ -1,5 +1,10 @@
-.PHONY: setup test default-model
+.PHONY: install setup test default-model
 
+# What the main job needs: the library, `rank`, `search` with BM25 and the bundled model (README: Set up).
+install:
+	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e .
+
+# What the tests need: every extra, the test tools and the clients the recipes are tested with.
 setup:
 	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e ".[dev]"
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
+    from .inference.calibration import Calibration
     from .inference.tokenization import EncodedPairs, PairTokenizer
 
 
@@ -34,6 +35,7 @@ class TokenizedPairScorer(PairScorer, Protocol):
     """A `PairScorer` that exposes its tokenizer and scores one caller-formed batch at a time."""
 
     tokenizer: PairTokenizer
+    calibration: Calibration | None  # raw score -> P(relevant), when the model carries one
 
     @property
     def max_length(self) -> int: ...

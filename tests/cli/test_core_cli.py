@@ -109,12 +109,11 @@ def test_flag_defaults_are_the_library_defaults(monkeypatch):
 
 def test_loading_flags_reach_from_pretrained_and_threads_only_when_asked(monkeypatch):
     from ettin_rerank.cli import build_parser, options
+    from ettin_rerank.inference.reranker import Reranker  # what load_reranker imports when it runs
     from ettin_rerank.models import ModelChoice
 
     calls = []
-    monkeypatch.setattr(
-        options.Reranker, "from_pretrained", lambda name, **kwargs: calls.append((name, kwargs))
-    )
+    monkeypatch.setattr(Reranker, "from_pretrained", lambda name, **kwargs: calls.append((name, kwargs)))
     choice = ModelChoice("some/model", "argument")
     options.load_reranker(choice, build_parser().parse_args(["rank", "-q", "x"]))
     options.load_reranker(

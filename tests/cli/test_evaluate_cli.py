@@ -161,3 +161,90 @@ def test_evaluate_random_tiny_reranker_on_nano_scifact(tmp_path, capsys):
     assert data["timings"]["rerank_s"] > 0
     markdown = output.with_suffix(".md").read_text()
     assert "| metric | first stage | reranked | change |" in markdown
+
+
+def test_evaluate_reranks_a_trec_run_with_trec_qrels_and_saves_the_run(tmp_path, capsys):
+    dataset = write_beir(tmp_path / "ds")
+    run_file = tmp_path / "first.trec"
+    run_file.write_text(
+        "q1 Q0 d2 1 5.0 bm25\nq1 Q0 d1 2 4.0 bm25\nq2 Q0 d3 1 2.0 bm25\nq3 Q0 d2 1 1.0 bm25\n"
+    )
+    qrels_file = tmp_path / "qrels.txt"
+    qrels_file.write_text("q1 0 d1 2\nq2 0 d3 1\nq3 0 d2 1\n")
+    output, saved = tmp_path / "r.json", tmp_path / "out.trec"
+    argv = ["evaluate", str(dataset), "--first-stage", f"run:{run_file}", "--qrels", str(qrels_file)]
+    assert main([*argv, "--no-rerank", "--save-run", str(saved), "-o", str(output)]) == 0
+    data = json.loads(output.read_text())
+    assert data["settings"]["first_stage"] == f"run:{run_file}" and data["settings"]["qrels"] == str(
+        qrels_file
+    )
+    assert data["dataset"]["split"] == "qrels" and data["counts"]["queries_evaluated"] == 3
+    assert data["first_stage"]["mrr@10"] == pytest.approx((1 / 2 + 1 + 1) / 3)
+    assert data["runs"] == {"first_stage": str(saved)}
+    assert saved.read_text().splitlines()[0] == "q1 Q0 d2 1 5.0 run"
+    out = capsys.readouterr().out
+    assert f"Qrels: {qrels_file}" in out and str(saved) in out.splitlines()[-1]
+
+
+def test_evaluate_first_stage_specs_fail_at_the_command_line(tmp_path, capsys):
+    dataset = write_beir(tmp_path / "ds")
+    for spec, message in [
+        ("splade", "unknown first stage 'splade'; choose one of bm25, dense, hybrid, run:FILE"),
+        ("run", "the first stage 'run' needs FILE: run:FILE"),
+        ("bm25:k1=2", "the first stage 'bm25' takes no argument"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["evaluate", str(dataset), "--no-rerank", "--first-stage", spec])
+        assert exit_info.value.code == 2
+        assert f"argument --first-stage: {message}" in capsys.readouterr().err
+
+
+def test_evaluate_bad_run_or_qrels_line_names_file_and_line(tmp_path, capsys):
+    dataset = write_beir(tmp_path / "ds")
+    run_file = tmp_path / "bad.trec"
+    run_file.write_text("q1 Q0 d1 1 2.0 bm25\nq1 Q0 d2 two 1.0 bm25\n")
+    argv = ["evaluate", str(dataset), "--no-rerank", "-o", str(tmp_path / "r.json")]
+    assert main([*argv, "--first-stage", f"run:{run_file}"]) == 2
+    assert f"error: {run_file}:2: rank 'two' is not an integer" in capsys.readouterr().err
+    qrels_file = tmp_path / "bad.qrels"
+    qrels_file.write_text("q1 0 d1 1\nq2 d3 1\n")
+    assert main([*argv, "--qrels", str(qrels_file)]) == 2
+    assert f"error: {qrels_file}:2: expected 4 whitespace-separated fields" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_evaluate_keep_identical_ids(tmp_path):
+    dataset = write_beir(tmp_path / "ds")
+    # A corpus document shares query q3's id and text, as in ArguAna: BM25 finds it first.
+    with (dataset / "corpus.jsonl").open("a") as handle:
+        handle.write(json.dumps({"_id": "q3", "title": "Dogs", "text": "dogs"}) + "\n")
+    results = {}
+    for flags in ([], ["--keep-identical-ids"]):
+        output = tmp_path / f"r{len(flags)}.json"
+        assert main(["evaluate", str(dataset), "--no-rerank", *flags, "-o", str(output)]) == 0
+        results[len(flags)] = json.loads(output.read_text())
+    assert results[0]["counts"]["identical_ids_dropped"] == 1
+    assert results[0]["first_stage"]["mrr@10"] == 1.0
+    assert results[1]["counts"]["identical_ids_dropped"] == 0
+    assert results[1]["first_stage"]["mrr@10"] == pytest.approx((1 + 1 + 1 / 2) / 3)
+
+
+def test_index_offers_only_the_stages_that_index_a_corpus(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("a note")
+    with pytest.raises(SystemExit):
+        main(["index", str(docs), "-o", str(tmp_path / "idx"), "--first-stage", "run:x.trec"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'run:x.trec'" in err and "{bm25,dense,hybrid}" in err
+
+
+def test_evaluate_dl19_official_bm25_run(tmp_path):
+    dl19 = SHARED / "data" / "trec-dl19-passage"
+    if not (dl19 / "bm25_top100.trec").is_file():
+        pytest.skip(f"TREC DL19 passage not found at {dl19.resolve()} (../shared is absent)")
+    output = tmp_path / "dl19.json"
+    argv = ["evaluate", str(dl19), "--first-stage", f"run:{dl19 / 'bm25_top100.trec'}"]
+    argv += ["--qrels", str(dl19 / "qrels" / "test_full.trec"), "--no-rerank", "-o", str(output)]
+    assert main(argv) == 0
+    assert round(json.loads(output.read_text())["first_stage"]["ndcg@10"], 4) == 0.5058

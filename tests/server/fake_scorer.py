@@ -74,6 +74,7 @@ class FakeScorer:
         self.tokenizer = FakeTokenizer(max_length)
         self.seconds_per_pair = seconds_per_pair
         self.name = name
+        self.calibration = None  # a `Calibration` makes the server's default score calibrated
         self.batches: list[int] = []
 
     @property

@@ -38,3 +38,17 @@ def test_api_key_is_required_except_for_health():
 def test_no_key_means_open():
     with make_client(FakeScorer()) as client:
         assert client.post("/v2/rerank", json=BODY).status_code == 200
+
+
+def test_metrics_public_opens_metrics_and_nothing_else():
+    with make_client(FakeScorer(), api_key="s3cret", metrics_public=True) as client:
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200 and "ettin_rerank_requests_total" in metrics.text
+        assert client.get("/ready").status_code == 401
+        assert client.get("/v1/models").status_code == 401
+        assert client.get("/openapi.json").status_code == 401
+        assert client.post("/v2/rerank", json=BODY).status_code == 401
+        assert (
+            client.post("/v2/rerank", json=BODY, headers={"Authorization": "Bearer s3cret"}).status_code
+            == 200
+        )

@@ -35,7 +35,23 @@ CASES = [
     ("/v2/rerank", {**GOOD, "truncation_direction": "middle"}, 422, "truncation_direction"),
     ("/v2/rerank", {**GOOD, "long_document": "split"}, 422, "long_document"),
     ("/v2/rerank", {**GOOD, "raw_scores": True, "use_activation": True}, 422, "use_activation"),
-    ("/v2/rerank", {**GOOD, "rank_fields": ["title"]}, 422, "rank_fields"),  # unknown field
+    ("/v2/rerank", {**GOOD, "rank_fields": ["title"]}, 422, "documents[0].title"),  # a field it lacks
+    ("/v2/rerank", {**GOOD, "rank_fields": []}, 422, "rank_fields"),
+    ("/v2/rerank", {**GOOD, "rank_fields": "text"}, 422, "rank_fields"),
+    ("/v2/rerank", {**GOOD, "rank_fields": [""]}, 422, "rank_fields[0]"),
+    ("/v2/rerank", {**GOOD, "rank_fields": ["text", "text"]}, 422, "rank_fields"),
+    (
+        "/v2/rerank",
+        {"query": "q", "documents": [{"t": {"a": 1}}], "rank_fields": ["t"]},
+        422,
+        "documents[0].t",
+    ),
+    ("/v2/rerank", {"query": "q", "documents": [{"t": True}], "rank_fields": ["t"]}, 422, "documents[0].t"),
+    ("/v2/rerank", {"query": "q", "documents": [7], "rank_fields": ["text"]}, 422, "documents[0]"),
+    ("/v2/rerank", {**GOOD, "max_chunks_per_doc": 0}, 422, "max_chunks_per_doc"),
+    ("/v2/rerank", {**GOOD, "max_chunks_per_doc": "2"}, 422, "max_chunks_per_doc"),
+    ("/v2/rerank", {**GOOD, "max_chunks_per_doc": 2, "long_document": "truncate"}, 422, "max_chunks_per_doc"),
+    ("/v2/rerank", {**GOOD, "rank_field": ["text"]}, 422, "rank_field"),  # unknown field
     ("/v2/rerank", {**GOOD, "top_nn": 3}, 422, "top_nn"),  # a typo is caught, not ignored
     ("/v2/rerank", [GOOD], 422, "body"),
     ("/score", {"text_1": "q"}, 422, "text_2"),

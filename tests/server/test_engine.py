@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
 
+from ettin_rerank.inference.long_documents import PairsJob
 from ettin_rerank.server import ServerSettings
 from ettin_rerank.server.engine import RerankEngine
-from ettin_rerank.server.errors import ClientDisconnected, EngineTimeout, Overloaded, Unavailable
+from ettin_rerank.server.errors import (
+    CannotFinishInTime,
+    ClientDisconnected,
+    EngineTimeout,
+    Overloaded,
+    Unavailable,
+)
 from ettin_rerank.server.metrics import ServerMetrics
-from ettin_rerank.server.prepare import PairsJob
 
 from .conftest import make_client
 from .fake_scorer import FakeScorer
@@ -80,17 +87,59 @@ def test_a_full_queue_refuses_with_429():
     assert run(scorer, go, queue_size=2).scores.shape == (1,)
 
 
-def test_a_slow_request_times_out_with_503_and_its_work_is_dropped():
+def test_a_request_queued_behind_others_times_out_with_503_and_its_work_is_dropped():
+    """Alone it would finish in time (retrying helps): 503 + Retry-After."""
+    scorer = FakeScorer(seconds_per_pair=0.02)
+
+    async def go(engine):
+        first = asyncio.ensure_future(engine.score(job("q", 15, "first")))  # 0.3 s of compute
+        await asyncio.sleep(0.01)
+        with pytest.raises(EngineTimeout) as timed_out:
+            await engine.score(job("q", 15, "second"))  # 0.3 s more, behind the first
+        assert timed_out.value.status_code == 503 and "Retry-After" in timed_out.value.headers
+        await first
+        await asyncio.sleep(0.2)
+
+    run(scorer, go, timeout_s=0.45, batch_tokens=40)
+    assert sum(scorer.batches) < 30  # the rest of the second request was never scored
+
+
+def test_a_request_too_large_for_the_timeout_is_a_413_then_refused_before_queueing():
+    """Alone it needs 2 s of compute against a 0.3 s timeout: retrying cannot help."""
     scorer = FakeScorer(seconds_per_pair=0.05)
 
     async def go(engine):
-        with pytest.raises(EngineTimeout) as timed_out:
+        with pytest.raises(CannotFinishInTime) as too_much:  # no speed measured yet: at the timeout
             await engine.score(job("q", 40))
-        assert timed_out.value.status_code == 503 and "Retry-After" in timed_out.value.headers
+        assert too_much.value.status_code == 413 and "Retry-After" not in too_much.value.headers
+        assert too_much.value.field == "documents"
+        assert "--timeout" in too_much.value.message and "send fewer documents" in too_much.value.message
         await asyncio.sleep(0.3)
+        scored = sum(scorer.batches)
+        started = time.monotonic()
+        with pytest.raises(CannotFinishInTime):  # the speed is known now: refused before queueing
+            await engine.score(job("q", 40, "again"))
+        assert time.monotonic() - started < 0.1 and sum(scorer.batches) == scored
+        return await engine.score(job("q", 3))  # a request that fits is still served
 
-    run(scorer, go, timeout_s=0.3, batch_tokens=40)
-    assert sum(scorer.batches) < 40  # the rest of the request was never scored
+    assert run(scorer, go, timeout_s=0.3, batch_tokens=40).scores.shape == (3,)
+    assert sum(scorer.batches) < 40 + 3  # the refused request's remaining rows were never scored
+
+
+def test_before_any_batch_finished_the_running_batch_bounds_the_speed():
+    """Three batches of 0.5 s each against a 0.3 s timeout: the first has not finished at the
+    timeout, yet the time it has run already proves the request cannot finish."""
+    scorer = FakeScorer(seconds_per_pair=0.05)
+
+    async def go(engine):
+        with pytest.raises(CannotFinishInTime) as too_much:
+            await engine.score(job("q", 30))
+        assert engine.scheduler.throughput.tokens_per_s is not None
+        return too_much.value
+
+    refused = run(scorer, go, timeout_s=0.3, batch_tokens=100)
+    assert refused.status_code == 413 and refused.field == "documents"
+    assert len(scorer.batches) == 1  # the first batch ran; the one formed ahead was skipped
 
 
 def test_a_disconnected_client_cancels_its_queued_work():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import numpy as np
 import pytest
 
@@ -147,3 +150,28 @@ def test_truncate_prompt_tokens(fake_client):
             "/v1/rerank", json={"query": "q", "documents": ["d"], "truncate_prompt_tokens": bad}
         )
         assert response.status_code == 422 and response.json()["field"] == "truncate_prompt_tokens"
+
+
+def test_a_document_whose_chunks_cannot_finish_in_time_is_a_413_naming_the_limit():
+    """About 50 windows at 20 ms each against a 0.4 s timeout: retrying cannot help, so no 503."""
+    scorer = FakeScorer(max_length=16, seconds_per_pair=0.02)
+    long_doc = " ".join(f"w{i}" for i in range(300))
+    body = {"query": "cats purr", "documents": ["cats purr", long_doc], "long_document": "chunk"}
+    with make_client(scorer, timeout_s=0.4, batch_tokens=64) as client:
+        first = client.post("/v2/rerank", json=body)  # no speed measured yet: answered at the timeout
+        assert first.status_code == 413, first.text
+        error = first.json()
+        assert error["error_type"] == "too_much_work" and error["field"] == "documents[1]"
+        assert "--timeout" in error["message"] and "retrying cannot help" in error["message"]
+        assert "retry-after" not in first.headers
+        fits = int(re.search(r"max_chunks_per_doc=(\d+)", error["message"]).group(1))
+        assert 1 <= fits < 50
+        started = time.monotonic()
+        again = client.post("/v2/rerank", json=body)  # the speed is known: refused before queueing
+        assert again.status_code == 413 and time.monotonic() - started < 0.3
+        capped = client.post("/v2/rerank", json={**body, "max_chunks_per_doc": max(fits // 2, 1)})
+        assert capped.status_code == 200, capped.text
+        assert {m["index"]: m["n_chunks"] for m in capped.json()["meta"]["results"]}[1] == max(fits // 2, 1)
+        metrics = client.get("/metrics").text
+    assert 'ettin_rerank_rejected_total{reason="too_much_work"} 2.0' in metrics
+    assert 'reason="timeout"' not in metrics

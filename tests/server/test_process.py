@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -196,3 +197,40 @@ def test_a_client_disconnect_cancels_its_queued_work():
         assert 'ettin_rerank_rejected_total{reason="client_disconnected"} 1.0' in metrics
         scored = [line for line in metrics.splitlines() if line.startswith("ettin_rerank_pairs_scored_total")]
         assert float(scored[0].split()[-1]) < 150, "the dropped request's queued pairs must not be scored"
+
+
+def test_access_log_without_verbose_and_the_served_name():
+    with serve("--access-log", "--served-model-name", "acme/reranker", fake_seconds_per_pair=0.0) as (
+        url,
+        process,
+    ):
+        wait_ready(url)
+        assert httpx.get(f"{url}/v1/models", timeout=5).json()["data"][0]["id"] == "acme/reranker"
+        assert (
+            httpx.post(f"{url}/v2/rerank", json={"query": "q", "documents": ["d"]}, timeout=5).status_code
+            == 200
+        )
+        assert httpx.post(f"{url}/v2/rerank", json={"query": "q"}, timeout=5).status_code == 422
+    output = process.stdout.read()
+    assert f"ettin-rerank serving acme/reranker on {url}" in output
+    assert re.search(r"ettin_rerank\.server\.access: \S+ POST /v2/rerank 200 \d+\.\d ms", output), output
+    assert re.search(r"POST /v2/rerank 422 \d+\.\d ms", output) and re.search(r"GET /v1/models 200", output)
+
+
+def test_a_port_in_use_fails_with_one_clear_line(tiny_model_dir: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "ettin_rerank", "serve", "--model", str(tiny_model_dir)]
+        finished = subprocess.run(
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert finished.returncode != 0
+    assert finished.stdout == ""  # nothing says "serving"
+    assert finished.stderr.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use; pick another with --port"
+    ]

@@ -7,6 +7,7 @@ import pytest
 
 from ettin_rerank.inference.reranker import apply_activation
 from ettin_rerank.scoring import TokenizedPairScorer
+from ettin_rerank.server.settings import default_served_name
 
 QUERY = "why do cats purr"
 DOCS = [
@@ -81,7 +82,7 @@ def test_jina_vllm(client, scorer, path):
     response = client.post(path, json={"model": "jina-reranker-v2", "query": QUERY, "documents": documents})
     assert response.status_code == 200
     body = response.json()
-    assert body["model"] == scorer.name and body["id"].startswith("rerank-")
+    assert body["model"] == default_served_name(scorer.name) and body["id"].startswith("rerank-")
     assert body["usage"]["total_tokens"] > 0
     for result in body["results"]:  # echoed by default in this dialect
         assert set(result) == {"index", "relevance_score", "document"}
@@ -129,7 +130,11 @@ def test_vllm_score_one_to_n(client, scorer, path):
     response = client.post(path, json={"model": "m", "text_1": QUERY, "text_2": DOCS})
     assert response.status_code == 200
     body = response.json()
-    assert body["object"] == "list" and isinstance(body["created"], int) and body["model"] == scorer.name
+    assert (
+        body["object"] == "list"
+        and isinstance(body["created"], int)
+        and body["model"] == default_served_name(scorer.name)
+    )
     assert [d["index"] for d in body["data"]] == list(range(len(DOCS)))  # input order, not ranked
     assert all(d["object"] == "score" for d in body["data"])
     np.testing.assert_allclose(
@@ -161,7 +166,7 @@ def test_operations_endpoints(client, scorer):
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").status_code == 200
     models = client.get("/v1/models").json()
-    assert models["object"] == "list" and models["data"][0]["id"] == scorer.name
+    assert models["object"] == "list" and models["data"][0]["id"] == default_served_name(scorer.name)
     assert models["data"][0]["max_model_len"] == scorer.max_length
     client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
     metrics = client.get("/metrics")

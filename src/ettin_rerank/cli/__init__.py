@@ -2,6 +2,10 @@
 
 Each submodule registers its commands with `register(subparsers)`; this module is
 the only place in the package that configures logging.
+
+Startup stays light: the command modules import neither torch nor an extra at module level, and
+each command adds its flags only when it is the one that runs (`options.CommandParser`), so
+`--help`, `--version` and a mistyped flag answer without loading the engine.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ import logging
 import os
 import sys
 
-from .options import CommandParser
+from .. import __version__
+from .options import COMMAND_VERBOSITY, VERBOSE_HELP, CommandParser, extra_needed, missing_from_extra
 
-COMMAND_MODULES = ("core", "evaluate", "serve", "train", "bench")
+COMMAND_MODULES = ("core", "evaluate", "calibrate", "serve", "train", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,9 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ettin-rerank",
         description="Fast, exact cross-encoder reranking with the Ettin family.",
     )
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)"
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     subparsers.required = True
     for name in COMMAND_MODULES:
@@ -42,12 +46,22 @@ def configure_logging(verbosity: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.verbose += getattr(args, COMMAND_VERBOSITY, 0)  # -v before and after the command add up
     configure_logging(args.verbose)
+    missing = missing_from_extra(args.needs_extra) if args.needs_extra else []
+    if missing:  # say so before any work, not after a long run fails at its last step
+        print(f"error: {extra_needed(args.needs_extra, 'missing: ' + ', '.join(missing))}", file=sys.stderr)
+        return 2
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ImportError as error:
+        if args.needs_extra is None or os.environ.get("ETTIN_RERANK_TRACEBACK"):
+            raise
+        print(f"error: {extra_needed(args.needs_extra, error)}", file=sys.stderr)
+        return 2
     except (FileNotFoundError, ValueError, TypeError, RuntimeError, OSError) as error:
         if os.environ.get("ETTIN_RERANK_TRACEBACK"):
             raise

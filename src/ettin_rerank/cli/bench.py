@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..benchmarking.engines import ENGINES
-from ..benchmarking.runner import BenchConfig, format_table, run_bench, write_chart, write_json
-from ..benchmarking.workloads import SHORT_MAX_LENGTH, WORKLOADS
 from .options import add_flag, call_with_flags, defaults_of
+from .source_defaults import read_constant
 
-BENCH = defaults_of(BenchConfig)
+if TYPE_CHECKING:
+    from ..benchmarking.runner import BenchConfig
+
+# where the bench's defaults and choices are decided (benchmarking/ imports torch: read, not imported)
+BENCH_CONFIG = "ettin_rerank.benchmarking.runner:BenchConfig"
+ENGINES = "ettin_rerank.benchmarking.engines:ENGINES"
+WORKLOADS = "ettin_rerank.benchmarking.workloads:WORKLOADS"
+SHORT_MAX_LENGTH = "ettin_rerank.benchmarking.workloads:SHORT_MAX_LENGTH"
 
 
 def register(subparsers) -> None:
-    bench = subparsers.add_parser(
+    subparsers.add_parser(
         "bench",
         help="measure pairs/s of our engine (each mode) and sentence-transformers' CrossEncoder",
         description=(
@@ -22,7 +28,13 @@ def register(subparsers) -> None:
             "median pairs/s, ratios against sentence-transformers, achieved GFLOP/s next to the measured fp32 "
             "matmul peak, peak memory and each mode's score deviation. Writes JSON and a PNG chart."
         ),
-    )
+        add_arguments=add_bench_arguments,
+        needs_extra="eval",  # sentence-transformers (the baseline), scipy and matplotlib (the report)
+    ).set_defaults(handler=run_bench_command)
+
+
+def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
+    defaults = defaults_of(BENCH_CONFIG)
     bench.add_argument(
         "--model",
         dest="model_dir",
@@ -39,36 +51,37 @@ def register(subparsers) -> None:
         metavar="DIR",
         help="BEIR-format dataset directory",
     )
-    add_flag(bench, BENCH, "--workload", choices=WORKLOADS)
+    add_flag(bench, defaults, "--workload", choices=read_constant(WORKLOADS))
     bench.add_argument(
         "--engines",
-        default=",".join(BENCH.engines),
-        help=f"comma-separated, from {', '.join(ENGINES)} (default: %(default)s)",
+        default=",".join(defaults.engines),
+        help=f"comma-separated, from {', '.join(read_constant(ENGINES))} (default: %(default)s)",
     )
-    add_flag(bench, BENCH, "--repeats", "timed passes per engine, alternating (median)")
-    add_flag(bench, BENCH, "--device")
-    add_flag(bench, BENCH, "--threads", "torch CPU threads for every engine", type=int)
-    add_flag(bench, BENCH, "--batch-tokens", "our token budget per batch", type=int)
-    add_flag(bench, BENCH, "--st-batch-size", "CrossEncoder.predict batch size")
-    add_flag(bench, BENCH, "--num-queries", "beir-short: queries, --docs-per-query documents each")
-    add_flag(bench, BENCH, "--docs-per-query")
-    add_flag(bench, BENCH, "--num-docs", "long: number of documents")
-    add_flag(bench, BENCH, "--min-tokens")
-    add_flag(bench, BENCH, "--max-tokens")
+    add_flag(bench, defaults, "--repeats", "timed passes per engine, alternating (median)")
+    add_flag(bench, defaults, "--device")
+    add_flag(bench, defaults, "--threads", "torch CPU threads for every engine", type=int)
+    add_flag(bench, defaults, "--batch-tokens", "our token budget per batch", type=int)
+    add_flag(bench, defaults, "--st-batch-size", "CrossEncoder.predict batch size")
+    add_flag(bench, defaults, "--num-queries", "beir-short: queries, --docs-per-query documents each")
+    add_flag(bench, defaults, "--docs-per-query")
+    add_flag(bench, defaults, "--num-docs", "long: number of documents")
+    add_flag(bench, defaults, "--min-tokens")
+    add_flag(bench, defaults, "--max-tokens")
     add_flag(
         bench,
-        BENCH,
+        defaults,
         "--max-length",
-        f"default: {SHORT_MAX_LENGTH} (beir-short), the model's (long)",
+        f"default: {read_constant(SHORT_MAX_LENGTH)} (beir-short), the model's (long)",
         type=int,
     )
-    add_flag(bench, BENCH, "--seed")
+    add_flag(bench, defaults, "--seed")
     bench.add_argument("--out", type=Path, default=Path("bench-results/bench.json"), help="JSON report path")
     bench.add_argument("--chart", type=Path, default=None, help="PNG chart path (default: next to --out)")
-    bench.set_defaults(handler=run_bench_command)
 
 
 def bench_config(args: argparse.Namespace) -> BenchConfig:
+    from ..benchmarking.runner import BenchConfig  # torch: imported when the command runs
+
     return call_with_flags(
         BenchConfig,
         args,
@@ -79,6 +92,8 @@ def bench_config(args: argparse.Namespace) -> BenchConfig:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
+    from ..benchmarking.runner import format_table, run_bench, write_chart, write_json
+
     report = run_bench(bench_config(args))
     print(format_table(report))
     json_path = write_json(report, args.out)

@@ -2,29 +2,48 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-from ..family import SIZES, create_random_reranker
 from ..models import require_model
 from .options import add_flag, add_loading_options, add_model_argument, defaults_of, load_reranker
+from .source_defaults import read_constant
 
-INIT = defaults_of(create_random_reranker)
+# where `init`'s choices and defaults are decided (family.py imports torch: read, not imported)
+SIZES = "ettin_rerank.family:SIZES"
+CREATE_RANDOM_RERANKER = "ettin_rerank.family:create_random_reranker"
 
 
 def register(subparsers) -> None:
-    init = subparsers.add_parser("init", help="write a random-weight reranker of an Ettin size")
+    subparsers.add_parser(
+        "init", help="write a random-weight reranker of an Ettin size", add_arguments=add_init_arguments
+    ).set_defaults(handler=run_init)
+    subparsers.add_parser(
+        "rank", help="rank documents for one query", add_arguments=add_rank_arguments
+    ).set_defaults(handler=run_rank)
+    subparsers.add_parser(
+        "info",
+        help="describe a model: architecture, parameters, max length, layout",
+        add_arguments=add_info_arguments,
+    ).set_defaults(handler=run_info)
+
+
+def add_init_arguments(init: argparse.ArgumentParser) -> None:
+    defaults = defaults_of(CREATE_RANDOM_RERANKER)
     init.add_argument("output_dir", type=Path, metavar="OUT_DIR")
-    init.add_argument("--size", required=True, choices=list(SIZES), help="Ettin size (tiny is for tests)")
+    init.add_argument(
+        "--size", required=True, choices=list(read_constant(SIZES)), help="Ettin size (tiny is for tests)"
+    )
     init.add_argument(
         "--tokenizer", required=True, type=Path, metavar="DIR", help="directory with tokenizer.json"
     )
-    add_flag(init, INIT, "--seed")
-    add_flag(init, INIT, "--max-length")
-    init.set_defaults(handler=run_init)
+    add_flag(init, defaults, "--seed")
+    add_flag(init, defaults, "--max-length")
 
-    rank = subparsers.add_parser("rank", help="rank documents for one query")
+
+def add_rank_arguments(rank: argparse.ArgumentParser) -> None:
     rank.add_argument(
         "documents",
         nargs="?",
@@ -36,21 +55,30 @@ def register(subparsers) -> None:
     rank.add_argument("--query", "-q", required=True)
     rank.add_argument("--top-k", type=int, default=None)
     rank.add_argument(
-        "--activation", choices=["sigmoid"], default=None, help="map raw logits through a sigmoid"
+        "--activation",
+        choices=["sigmoid", "calibrated"],
+        default=None,
+        help="sigmoid (fp32), or calibrated: P(relevant) from the model's calibration.json (default: raw logits)",
+    )
+    rank.add_argument(
+        "--long-documents",
+        choices=["chunk", "truncate"],
+        default="chunk",
+        help="chunk: score a document that does not fit in overlapping windows, keep the best (default); "
+        "truncate: cut it to the model's max length",
     )
     add_loading_options(rank)
     rank.add_argument("--json", action="store_true", help="machine-readable output")
-    rank.set_defaults(handler=run_rank)
 
-    info = subparsers.add_parser(
-        "info", help="describe a model: architecture, parameters, max length, layout"
-    )
+
+def add_info_arguments(info: argparse.ArgumentParser) -> None:
     add_model_argument(info, "model", nargs="?")
     info.add_argument("--json", action="store_true")
-    info.set_defaults(handler=run_info)
 
 
 def run_init(args) -> int:
+    from ..family import create_random_reranker  # torch: imported when the command runs
+
     out = create_random_reranker(
         args.size, args.tokenizer, args.output_dir, seed=args.seed, max_length=args.max_length
     )
@@ -92,7 +120,12 @@ def run_rank(args) -> int:
     documents = read_documents(args.documents)
     reranker = load_reranker(require_model(args.model), args)
     results = reranker.rank(
-        args.query, documents, top_k=args.top_k, return_documents=True, activation=args.activation
+        args.query,
+        documents,
+        top_k=args.top_k,
+        return_documents=True,
+        activation=args.activation,
+        long_documents=args.long_documents,
     )
     if args.json:
         print(
@@ -108,7 +141,8 @@ def run_rank(args) -> int:
     table.add_column("score", justify="right")
     table.add_column("document")
     for position, item in enumerate(results, start=1):
-        snippet = " ".join(item["document"].split())
+        start, end = item.get("best_chunk", (0, len(item["document"])))
+        snippet = " ".join(item["document"][start:end].split())  # the window that scored best
         table.add_row(
             str(position),
             str(item["index"]),

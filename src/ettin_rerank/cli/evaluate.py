@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-from ..evaluation import evaluate, render_markdown, write_report
 from ..models import resolve_model
-from ..retrieval import SearchIndex, load_user_corpus
-from ..retrieval.first_stage import FIRST_STAGES
 from .options import (
     add_dataset_argument,
     add_dense_model_argument,
@@ -21,25 +19,77 @@ from .options import (
     load_reranker,
 )
 
-EVALUATE = defaults_of(evaluate)
-INDEX = defaults_of(SearchIndex.build)
-SEARCH = defaults_of(SearchIndex.search)
+# The library (evaluation/, retrieval/: numpy, bm25s) is imported when a command parses its own
+# flags or runs, never for `ettin-rerank --help` or another command.
 
 
 def register(subparsers) -> None:
-    evaluate = subparsers.add_parser(
+    subparsers.add_parser(
         "evaluate",
         help="NDCG@10 and friends for a first stage and after reranking, on a BEIR dataset",
         description="Retrieve with a first stage, rerank its top-k, and report metrics before and after. "
         "Writes JSON plus a Markdown table and a PNG chart next to it.",
-    )
+        add_arguments=add_evaluate_arguments,
+        needs_extra="eval",  # matplotlib draws the chart every run writes
+    ).set_defaults(handler=run_evaluate)
+    subparsers.add_parser(
+        "index",
+        help="index your documents for `search`",
+        description="Index a BEIR corpus.jsonl or a directory of .txt/.md files (one document per file).",
+        add_arguments=add_index_arguments,
+    ).set_defaults(handler=run_index)
+    subparsers.add_parser(
+        "search",
+        help="search an index built by `index`, reranking the first stage's top-k",
+        description="Retrieve the top-k with the index's first stage (or BM25 over a folder of documents), "
+        "rerank with --model (default: the bundled reranker), print the best n.",
+        add_arguments=add_search_arguments,
+    ).set_defaults(handler=run_search)
+
+
+def add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
+    from .. import evaluation
+    from ..retrieval.first_stage import FIRST_STAGE_METAVAR, first_stage_spec
+
+    EVALUATE = defaults_of(evaluation.evaluate)
     add_dataset_argument(evaluate, dest="dataset")
     model = evaluate.add_mutually_exclusive_group()
     add_model_argument(model, "--model", "-m")
     model.add_argument("--no-rerank", action="store_true", help="evaluate the first stage alone")
-    evaluate.add_argument("--first-stage", choices=FIRST_STAGES, default=EVALUATE.first_stage)
+    evaluate.add_argument(
+        "--first-stage",
+        type=first_stage_spec,
+        default=EVALUATE.first_stage,
+        metavar=FIRST_STAGE_METAVAR,
+        help="retrieve with bm25, dense or hybrid, or rerank a TREC run file (run:FILE: qid Q0 docid rank score tag) "
+        "(default %(default)s)",
+    )
     add_flag(evaluate, EVALUATE, "--top-k", "documents per query to rerank (default %(default)s)")
     add_flag(evaluate, EVALUATE, "--split", "qrels split (default %(default)s)")
+    add_flag(
+        evaluate,
+        EVALUATE,
+        "--qrels",
+        "TREC qrels (qid iter docid relevance) to use instead of qrels/<split>.tsv; graded as given",
+        type=Path,
+        metavar="FILE",
+    )
+    add_flag(
+        evaluate,
+        EVALUATE,
+        "--keep-identical-ids",
+        "keep results whose id is their query's (by default they are dropped before scoring, as BEIR does)",
+        action="store_true",
+    )
+    add_flag(
+        evaluate,
+        EVALUATE,
+        "--save-run",
+        "write the final ranking as a TREC run to OUT (with a reranker, the first stage's too, when "
+        "retrieved here: run.trec -> run.first-stage.trec)",
+        type=Path,
+        metavar="OUT",
+    )
     add_flag(
         evaluate, EVALUATE, "--nano", "evaluate a NanoBEIR-style subset of N queries", type=int, metavar="N"
     )
@@ -61,28 +111,26 @@ def register(subparsers) -> None:
         "embedding cache (default ~/.cache/ettin-rerank/embeddings)",
         type=Path,
     )
-    evaluate.set_defaults(handler=run_evaluate)
 
-    index = subparsers.add_parser(
-        "index",
-        help="index your documents for `search`",
-        description="Index a BEIR corpus.jsonl or a directory of .txt/.md files (one document per file).",
-    )
+
+def add_index_arguments(index: argparse.ArgumentParser) -> None:
+    from ..retrieval import SearchIndex
+    from ..retrieval.first_stage import INDEXING_FIRST_STAGES
+
+    INDEX = defaults_of(SearchIndex.build)
     index.add_argument(
         "corpus", type=Path, help="corpus.jsonl, a BEIR dataset directory, or a directory of .txt/.md files"
     )
     index.add_argument("-o", "--output", type=Path, required=True, help="index directory to write")
-    index.add_argument("--first-stage", choices=FIRST_STAGES, default=INDEX.first_stage)
+    # A TREC run answers only its own queries, so `index` offers the stages that index a corpus.
+    index.add_argument("--first-stage", choices=INDEXING_FIRST_STAGES, default=INDEX.first_stage)
     add_dense_model_argument(index)
     add_flag(index, INDEX, "--device")
-    index.set_defaults(handler=run_index)
 
-    search = subparsers.add_parser(
-        "search",
-        help="search an index built by `index`, reranking the first stage's top-k",
-        description="Retrieve the top-k with the index's first stage (or BM25 over a folder of documents), "
-        "rerank with --model (default: the bundled reranker), print the best n.",
-    )
+
+def add_search_arguments(search: argparse.ArgumentParser) -> None:
+    # read from the source: `search --help`, the main job's, imports neither numpy nor bm25s
+    SEARCH = defaults_of("ettin_rerank.retrieval.index:SearchIndex.search")
     search.add_argument(
         "index_dir",
         type=Path,
@@ -99,7 +147,6 @@ def register(subparsers) -> None:
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
     search.add_argument("--snippet-width", type=int, default=200)
     add_loading_options(search)
-    search.set_defaults(handler=run_search)
 
 
 def _check_positive(name: str, value: int | None) -> None:
@@ -114,6 +161,8 @@ def _optional_reranker(args):
 
 
 def run_evaluate(args) -> int:
+    from ..evaluation import evaluate, render_markdown, write_report
+
     _check_positive("--top-k", args.top_k)
     _check_positive("--nano", args.nano)
     reranker = _optional_reranker(args)
@@ -125,11 +174,13 @@ def run_evaluate(args) -> int:
     report = call_with_flags(evaluate, args, reranker=reranker)
     paths = write_report(report, args.output)
     print(render_markdown(report))
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    print("wrote " + ", ".join(str(p) for p in [*paths.values(), *report.runs.values()]))
     return 0
 
 
 def run_index(args) -> int:
+    from ..retrieval import SearchIndex, load_user_corpus
+
     corpus = load_user_corpus(args.corpus)
     index = SearchIndex.build(
         corpus, first_stage=args.first_stage, dense_model=args.dense_model, device=args.device
@@ -140,6 +191,8 @@ def run_index(args) -> int:
 
 
 def run_search(args) -> int:
+    from ..retrieval import SearchIndex
+
     _check_positive("--top-k", args.top_k)
     _check_positive("-n", args.n)
     index = SearchIndex.open(args.index_dir, device=args.device)

@@ -4,6 +4,11 @@ from the library, and commands whose flags are added only when they run.
 A flag's default is written once, where the library decides it (a config dataclass's field, a
 function's parameter); `defaults_of` reads it from there, and `call_with_flags` hands the parsed
 flags back to the same dataclass or function, each flag named after the field it sets.
+
+Parsing stays light (`--help` in well under a second): a command adds its flags only when it is the
+one that runs (`CommandParser`), and defaults that live in modules importing torch, fastapi or
+pyarrow are read from their source (`"module:name"` targets, see `source_defaults`). The library
+itself is imported when a command runs.
 """
 
 from __future__ import annotations
@@ -12,14 +17,17 @@ import argparse
 import dataclasses
 import inspect
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..inference.reranker import QUANTIZE_MODES, Reranker
 from ..models import ENV_VAR, ModelChoice
-from ..retrieval.dense import DEFAULT_DENSE_MODEL
+from .source_defaults import read_constant, read_defaults
+
+if TYPE_CHECKING:
+    from ..inference.reranker import Reranker
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +37,17 @@ MODEL_HELP = f"model directory or Hub id (default: ${ENV_VAR}, else the bundled 
 DATASET_HELP = "BEIR dataset directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)"
 
 
-def defaults_of(target: Callable[..., Any]) -> SimpleNamespace:
-    """The defaults declared by a config dataclass's fields or by a function's parameters."""
+# where the reranker's loading defaults and modes are decided (inference/reranker.py imports torch)
+FROM_PRETRAINED = "ettin_rerank.inference.reranker:Reranker.from_pretrained"
+QUANTIZE_MODES = "ettin_rerank.inference.reranker:QUANTIZE_MODES"
+DEFAULT_DENSE_MODEL = "ettin_rerank.retrieval.dense:DEFAULT_DENSE_MODEL"
+
+
+def defaults_of(target: Callable[..., Any] | str) -> SimpleNamespace:
+    """The defaults declared by a config dataclass's fields or by a function's parameters: of the
+    object itself, or of `"module:qualname"` read from its source without importing it."""
+    if isinstance(target, str):
+        return read_defaults(target)
     if dataclasses.is_dataclass(target):
         values = {}
         for field in dataclasses.fields(target):
@@ -63,9 +80,6 @@ def add_flag(
     parser.add_argument(flag, dest=dest, default=default, help=help, **kwargs)
 
 
-LOADING = defaults_of(Reranker.from_pretrained)  # what loading does when a flag is not given
-
-
 def add_model_argument(parser: Any, *names: str, **kwargs: Any) -> None:
     """The model to use; `ettin_rerank.models` resolves an absent one (environment, then bundled)."""
     parser.add_argument(*names, help=MODEL_HELP, **kwargs)
@@ -74,14 +88,15 @@ def add_model_argument(parser: Any, *names: str, **kwargs: Any) -> None:
 def add_loading_options(parser: argparse.ArgumentParser, batch_tokens: bool = True) -> None:
     """The flags `load_reranker` reads: where and how the reranker runs. `serve` has its own
     `--batch-tokens` (the scheduler's budget, `ServerSettings.batch_tokens`), so it passes False."""
-    add_flag(parser, LOADING, "--device", "torch device (default: %(default)s)")
-    add_flag(parser, LOADING, "--dtype", "encoder dtype: float32, bfloat16, float16 (default: %(default)s)")
-    add_flag(parser, LOADING, "--max-length", "tokens per pair (default: the model's)", type=int)
-    quantize_modes = [mode for mode in QUANTIZE_MODES if mode]
-    add_flag(parser, LOADING, "--quantize", "int8 linear layers (CPU, float32)", choices=quantize_modes)
+    loading = defaults_of(FROM_PRETRAINED)  # what loading does when a flag is not given
+    add_flag(parser, loading, "--device", "torch device (default: %(default)s)")
+    add_flag(parser, loading, "--dtype", "encoder dtype: float32, bfloat16, float16 (default: %(default)s)")
+    add_flag(parser, loading, "--max-length", "tokens per pair (default: the model's)", type=int)
+    quantize_modes = [mode for mode in read_constant(QUANTIZE_MODES) if mode]
+    add_flag(parser, loading, "--quantize", "int8 linear layers (CPU, float32)", choices=quantize_modes)
     add_flag(
         parser,
-        LOADING,
+        loading,
         "--threads",
         "torch CPU threads, process-wide (default: torch's)",
         dest="num_threads",
@@ -93,7 +108,7 @@ def add_loading_options(parser: argparse.ArgumentParser, batch_tokens: bool = Tr
             "--batch-tokens",
             dest="loading_batch_tokens",
             metavar="BATCH_TOKENS",
-            default=LOADING.batch_tokens,
+            default=loading.batch_tokens,
             type=int,
             help="real tokens per batch (default: the engine's, 8192 on CPU)",
         )
@@ -108,6 +123,9 @@ def load_reranker(choice: ModelChoice, args: argparse.Namespace | None = None) -
     model). With `args`, the flags of `add_loading_options` apply; without (`info`), the library's
     defaults. torch's thread count changes only when --threads is given.
     """
+    # torch is imported here, when a command loads its model, never while flags are parsed
+    from ..inference.reranker import Reranker
+
     logger.info("loading %s", choice.describe())
     if args is None:
         return Reranker.from_pretrained(choice.name_or_path)
@@ -127,22 +145,56 @@ def add_dataset_argument(parser: argparse.ArgumentParser, dest: str = "dataset_d
 
 
 def add_dense_model_argument(parser: argparse.ArgumentParser) -> None:
+    default = read_constant(DEFAULT_DENSE_MODEL)
     parser.add_argument(
-        "--dense-model", help=f"bi-encoder for --first-stage dense/hybrid (default {DEFAULT_DENSE_MODEL})"
+        "--dense-model", help=f"bi-encoder for --first-stage dense/hybrid (default {default})"
     )
 
 
-def extra_needed(extra: str, error: ImportError) -> str:
-    return f"this command needs the {extra} extra: pip install 'ettin-rerank[{extra}]' ({error})"
+VERBOSE_HELP = "more logging (-v info, -vv debug)"
+COMMAND_VERBOSITY = "command_verbose"  # -v given after the command; `cli.main` adds it to `verbose`
+
+
+DISTRIBUTION = "ettin-rerank"
+
+
+def extra_needed(extra: str, error: ImportError | str) -> str:
+    return f"this command needs the {extra} extra: pip install '{DISTRIBUTION}[{extra}]' ({error})"
+
+
+def missing_from_extra(extra: str) -> list[str]:
+    """The packages of an extra that are not installed, read from the installed package's metadata
+    (pyproject's extras, the one list of them). Empty when the package runs from a source tree
+    without metadata: the command's own imports then say what is missing."""
+    import importlib.metadata  # 40 ms: paid by the commands that need an extra, when they run
+
+    try:
+        requirements = importlib.metadata.requires(DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    missing = []
+    for requirement in requirements:
+        specifier, _, marker = requirement.partition(";")
+        if f'extra == "{extra}"' not in marker.replace("'", '"'):
+            continue
+        name = re.match(r"[A-Za-z0-9._-]+", specifier.strip()).group(0)
+        if name == DISTRIBUTION:
+            continue  # an extra made of other extras (`dev`)
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
 
 
 class CommandParser(argparse.ArgumentParser):
-    """A command's parser that can add its flags only when that command runs (`add_arguments=`).
+    """A command's parser that adds its flags only when that command runs (`add_arguments=`).
 
-    `serve` and the distillation steps read their flags' defaults from code that needs an optional
-    extra (`needs_extra=`: fastapi for `server`, pyarrow for `train`). Added on demand, those flags
-    cost the other commands nothing at startup, and without the extra the command says what to
-    install instead of failing to import.
+    Building them can be slow (a default read from the library) or can need an optional extra;
+    added on demand, they cost the other commands nothing at startup. `needs_extra=` names the
+    extra the command's code needs (`server`, `train`, `eval`): without it, the command says what to
+    install instead of failing with a traceback (see `cli.main`).
+    Every command also takes `-v/--verbose`, so it may follow the command's own arguments.
     """
 
     def __init__(
@@ -155,8 +207,14 @@ class CommandParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._add_arguments = add_arguments
         self.needs_extra = needs_extra
+        # its own dest: a subparser's defaults overwrite the main parser's values (`-v serve -v`: 2)
+        self.add_argument(
+            "-v", "--verbose", dest=COMMAND_VERBOSITY, action="count", default=0, help=VERBOSE_HELP
+        )
+        self.set_defaults(needs_extra=needs_extra)
 
-    def parse_known_args(self, args=None, namespace=None):
+    def add_pending_arguments(self) -> None:
+        """Add the flags this command defers (once); parsing its arguments calls this first."""
         if self._add_arguments is not None:
             add_arguments, self._add_arguments = self._add_arguments, None
             try:
@@ -165,4 +223,7 @@ class CommandParser(argparse.ArgumentParser):
                 if self.needs_extra is None:
                     raise
                 self.error(extra_needed(self.needs_extra, error))
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.add_pending_arguments()
         return super().parse_known_args(args, namespace)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import logging
 import os
+import socket
 from typing import TYPE_CHECKING
 
 from ..models import require_model
@@ -16,6 +19,7 @@ from .options import (
     extra_needed,
     load_reranker,
 )
+from .source_defaults import read_constant
 
 if TYPE_CHECKING:
     from ..inference.reranker import Reranker
@@ -39,10 +43,9 @@ def register(subparsers) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The service's flags; each `ServerSettings` one is named after its field (`--timeout`: timeout_s)."""
-    # every default of the service is a ServerSettings field; its package needs the `server` extra
-    from ..server.settings import LONG_DOCUMENT_MODES, ServerSettings
-
-    defaults = defaults_of(ServerSettings)
+    # every default of the service is a ServerSettings field, read from its source: importing the
+    # server package (fastapi, torch) would cost `serve --help` seconds
+    defaults = defaults_of("ettin_rerank.server.settings:ServerSettings")
     add_model_argument(parser, "--model", "-m")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="port to bind (default: %(default)s)")
@@ -79,10 +82,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         defaults,
         "--long-document",
         "default for long documents (default: %(default)s)",
-        choices=LONG_DOCUMENT_MODES,
+        choices=read_constant("ettin_rerank.server.settings:LONG_DOCUMENT_MODES"),
     )
-    add_flag(parser, defaults, "--model-name", "the model id reported to clients")
-    parser.add_argument("--access-log", action="store_true", help="log every request")
+    add_flag(
+        parser,
+        defaults,
+        "--max-chunks-per-doc",
+        "windows scored per document at most when chunking (default: all)",
+        type=int,
+    )
+    add_flag(
+        parser,
+        defaults,
+        "--served-model-name",
+        "the model id in responses and /v1/models (default: the model directory's name, or the Hub id)",
+    )
+    add_flag(
+        parser,
+        defaults,
+        "--access-log",
+        "log each request (method, path, status, duration) to stderr, without -v",
+        action="store_true",
+    )
+    add_flag(
+        parser,
+        defaults,
+        "--metrics-public",
+        "answer /metrics without the API key (for a Prometheus scraper)",
+        action="store_true",
+    )
+    add_flag(
+        parser,
+        defaults,
+        "--docs",
+        "serve the Swagger UI at /docs (its assets load from a CDN); /openapi.json is always served",
+        action="store_true",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
@@ -110,20 +145,47 @@ def run_serve(args: argparse.Namespace) -> int:
         raise RuntimeError(extra_needed("server", error)) from error
 
     settings = settings_from_args(args)
-    scorer = load_scorer(args)
-    app = create_app(scorer, settings)
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        access_log=args.access_log,
-        log_level="info" if args.verbose else "warning",
-        timeout_graceful_shutdown=int(settings.timeout_s) + 5,
-    )
-    server = graceful_server(config, app)
-    print(f"ettin-rerank serving {app.state.model_name} on http://{args.host}:{args.port}", flush=True)
-    server.run()
+    if settings.access_log:
+        logging.getLogger("ettin_rerank.server.access").setLevel(logging.INFO)
+    listener = listening_socket(args.host, args.port)  # before the model loads: a busy port fails fast
+    try:
+        scorer = load_scorer(args)
+        app = create_app(scorer, settings)
+        config = uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            access_log=False,  # the app's access log (settings.access_log) has the duration too
+            log_level="info" if args.verbose else "warning",
+            timeout_graceful_shutdown=int(settings.timeout_s) + 5,
+        )
+        server = graceful_server(config, app)
+        port = listener.getsockname()[1]
+        print(f"ettin-rerank serving {app.state.model_name} on http://{args.host}:{port}", flush=True)
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
     return 0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (uvicorn listens on it), or an OSError that says, in one line,
+    what to do instead."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as error:
+        raise OSError(f"cannot resolve --host {host!r}: {error.strerror}") from None
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart may reuse a TIME_WAIT port
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise OSError(f"port {port} on {host} is in use; pick another with --port") from None
+        raise OSError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    listener.set_inheritable(True)
+    return listener
 
 
 def graceful_server(config, app):

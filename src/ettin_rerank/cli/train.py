@@ -1,8 +1,9 @@
 """`mine`, `score-teacher`, `select`, `distill`: the Ettin distillation recipe, four resumable steps.
 
 The steps' code needs the `train` extra (pyarrow, ray), and their flags' defaults are the steps' own
-(`mine_candidates`, `score_teacher`, `select_training_pairs`, `DistillConfig`): each command imports
-its step, and adds its flags, only when it runs (see `CommandParser`).
+(`mine_candidates`, `score_teacher`, `select_training_pairs`, `DistillConfig`): each command adds its
+flags only when it runs (see `CommandParser`), reading those defaults from the steps' source, and
+imports its step only then.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..retrieval.first_stage import FIRST_STAGES
 from .options import (
     add_dataset_argument,
     add_dense_model_argument,
@@ -21,9 +21,19 @@ from .options import (
     call_with_flags,
     defaults_of,
 )
+from .source_defaults import read_constant
 
 if TYPE_CHECKING:
     from ..training.distill import DistillConfig
+
+# where each step's defaults and choices are decided (training/ imports torch and pyarrow: read, not imported)
+MINE = "ettin_rerank.training.mining:mine_candidates"
+SCORE_TEACHER = "ettin_rerank.training.scoring:score_teacher"
+TEACHER_BACKENDS = "ettin_rerank.training.scoring:BACKENDS"
+SELECT = "ettin_rerank.training.selection:select_training_pairs"
+DISTILL_CONFIG = "ettin_rerank.training.distill:DistillConfig"
+PRECISIONS = "ettin_rerank.training.distill:PRECISIONS"
+LOSSES = "ettin_rerank.training.losses:LOSSES"
 
 
 def register(subparsers) -> None:
@@ -74,12 +84,14 @@ def add_output_argument(parser: argparse.ArgumentParser, help: str, as_path: boo
 
 
 def add_mine_arguments(mine: argparse.ArgumentParser) -> None:
-    from ..training.mining import mine_candidates  # the train extra (pyarrow)
+    from ..retrieval.first_stage import FIRST_STAGE_METAVAR, first_stage_spec  # numpy only
 
-    defaults = defaults_of(mine_candidates)
+    defaults = defaults_of(MINE)
     add_dataset_argument(mine)
     add_flag(mine, defaults, "--split", "qrels split whose queries are mined (default %(default)s)")
-    mine.add_argument("--first-stage", choices=FIRST_STAGES, default=defaults.first_stage)
+    mine.add_argument(
+        "--first-stage", type=first_stage_spec, metavar=FIRST_STAGE_METAVAR, default=defaults.first_stage
+    )
     add_flag(mine, defaults, "--depth", "candidates per query (default %(default)s)")
     add_flag(mine, defaults, "--max-queries", "a seeded random subset of this many queries", type=int)
     add_flag(mine, defaults, "--queries-per-shard")
@@ -90,9 +102,7 @@ def add_mine_arguments(mine: argparse.ArgumentParser) -> None:
 
 
 def add_score_teacher_arguments(score: argparse.ArgumentParser) -> None:
-    from ..training.scoring import BACKENDS, score_teacher  # the train extra (pyarrow, ray)
-
-    defaults = defaults_of(score_teacher)
+    defaults = defaults_of(SCORE_TEACHER)
     score.add_argument(
         "candidates_dir",
         metavar="candidates",
@@ -105,7 +115,7 @@ def add_score_teacher_arguments(score: argparse.ArgumentParser) -> None:
         help="teacher model directory or Hub id, or hybrid:DATASET_DIR (bi-encoder cosine + BM25 over that corpus)",
     )
     add_output_argument(score, "scored directory to write")
-    add_flag(score, defaults, "--backend", choices=BACKENDS)
+    add_flag(score, defaults, "--backend", choices=read_constant(TEACHER_BACKENDS))
     add_flag(score, defaults, "--workers", "processes (local) or Ray actors, one teacher each")
     add_flag(score, defaults, "--shard-size", "pairs per output shard (the unit of resuming)")
     add_flag(score, defaults, "--batch-pairs", "pairs per length-sorted scoring batch")
@@ -119,9 +129,7 @@ def add_score_teacher_arguments(score: argparse.ArgumentParser) -> None:
 
 
 def add_select_arguments(select: argparse.ArgumentParser) -> None:
-    from ..training.selection import select_training_pairs  # the train extra (pyarrow)
-
-    defaults = defaults_of(select_training_pairs)
+    defaults = defaults_of(SELECT)
     select.add_argument("scored_dir", metavar="scored", type=Path, help="the output of `score-teacher`")
     add_output_argument(select, "selected directory to write")
     add_flag(select, defaults, "--keep")
@@ -138,10 +146,7 @@ def add_select_arguments(select: argparse.ArgumentParser) -> None:
 
 def add_distill_arguments(distill: argparse.ArgumentParser) -> None:
     """Each flag is named after the `DistillConfig` field it sets (`--lr`: learning_rate)."""
-    from ..training.distill import PRECISIONS, DistillConfig  # the train extra (pyarrow)
-    from ..training.losses import LOSSES
-
-    defaults = defaults_of(DistillConfig)
+    defaults = defaults_of(DISTILL_CONFIG)
     add_flag(
         distill,
         defaults,
@@ -168,7 +173,7 @@ def add_distill_arguments(distill: argparse.ArgumentParser) -> None:
     add_flag(distill, defaults, "--eval-max-corpus")
     # DistillConfig.output_dir is a string (the config is saved as JSON)
     add_output_argument(distill, "output directory (also the resume point)", as_path=False)
-    add_flag(distill, defaults, "--loss", choices=LOSSES)
+    add_flag(distill, defaults, "--loss", choices=read_constant(LOSSES))
     add_flag(
         distill,
         defaults,
@@ -204,7 +209,7 @@ def add_distill_arguments(distill: argparse.ArgumentParser) -> None:
         dest="eval_at_start",
         action="store_false",
     )
-    add_flag(distill, defaults, "--precision", choices=PRECISIONS)
+    add_flag(distill, defaults, "--precision", choices=read_constant(PRECISIONS))
     add_flag(distill, defaults, "--device", "default: cuda when available, else cpu")
     add_flag(distill, defaults, "--seed")
 

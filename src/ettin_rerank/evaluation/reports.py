@@ -27,6 +27,15 @@ def render_markdown(report: EvaluationReport | dict[str, Any]) -> str:
         f"top-k reranked: {settings.get('top_k')}; queries evaluated: {data.get('counts', {}).get('queries_evaluated', '?')}",
         "",
     ]
+    notes: list[str] = []
+    if settings.get("qrels"):
+        notes.append(f"Qrels: {settings['qrels']}")
+    dropped = data.get("counts", {}).get("identical_ids_dropped")
+    if dropped:
+        notes.append(f"Results dropped for sharing their query's id (BEIR's rule): {dropped}")
+    if notes:
+        lines.insert(-1, "; ".join(notes))  # under the settings line
+
     if reranked:
         lines += ["| metric | first stage | reranked | change |", "|---|---:|---:|---:|"]
         for metric, value in data["first_stage"].items():

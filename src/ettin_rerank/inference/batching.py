@@ -35,8 +35,9 @@ DEFAULT_CHUNK_CHARS = 4_000_000
 DEFAULT_PREFETCH = 2
 
 
-def plan_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
-    """Group pair indices into batches of at most `batch_tokens` real tokens, longest first.
+def plan_batches(lengths: np.ndarray, batch_tokens: int, max_pairs: int | None = None) -> list[np.ndarray]:
+    """Group pair indices into batches of at most `batch_tokens` real tokens (and at most
+    `max_pairs` pairs, when given), longest first.
 
     A pair longer than the budget gets a batch of its own. Sorting by length keeps the
     per-sequence work of a batch similar (global attention groups need little padding) and
@@ -44,6 +45,8 @@ def plan_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
     """
     if batch_tokens <= 0:
         raise ValueError(f"batch_tokens must be positive, got {batch_tokens}")
+    if max_pairs is not None and max_pairs <= 0:
+        raise ValueError(f"batch_size must be positive, got {max_pairs}")
     lengths = np.asarray(lengths, dtype=np.int64)
     if not len(lengths):
         return []
@@ -56,6 +59,8 @@ def plan_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
         # Longest prefix of the remaining (sorted) pairs that fits the budget; at least one pair.
         cumulative = np.cumsum(sorted_lengths[start : start + batch_tokens])
         count = max(1, int(np.searchsorted(cumulative, batch_tokens, side="right")))
+        if max_pairs is not None:
+            count = min(count, max_pairs)
         batches.append(order[start : start + count])
         start += count
     return batches
@@ -93,8 +98,8 @@ def pack(encoded: EncodedPairs, indices: np.ndarray) -> PackedInputs:
     return PackedInputs(input_ids, token_type_ids, Packing.from_lengths(lengths))
 
 
-def _iter_packed_now(encoded: EncodedPairs, batch_tokens: int, offset: int = 0):
-    for indices in plan_batches(encoded.lengths, batch_tokens):
+def _iter_packed_now(encoded: EncodedPairs, batch_tokens: int, offset: int = 0, max_pairs: int | None = None):
+    for indices in plan_batches(encoded.lengths, batch_tokens, max_pairs):
         yield indices + offset, pack(encoded, indices)
 
 
@@ -142,10 +147,10 @@ def background(items: Iterable, prefetch: int = DEFAULT_PREFETCH) -> Iterator:
 
 
 def iter_packed(
-    encoded: EncodedPairs, batch_tokens: int, prefetch: int = DEFAULT_PREFETCH
+    encoded: EncodedPairs, batch_tokens: int, prefetch: int = DEFAULT_PREFETCH, max_pairs: int | None = None
 ) -> Iterator[tuple[np.ndarray, PackedInputs]]:
     """(indices into `encoded`, packed batch) pairs, longest first, packed one batch ahead."""
-    return background(_iter_packed_now(encoded, batch_tokens), prefetch)
+    return background(_iter_packed_now(encoded, batch_tokens, max_pairs=max_pairs), prefetch)
 
 
 def iter_pair_batches(
@@ -155,6 +160,7 @@ def iter_pair_batches(
     chunk_pairs: int = DEFAULT_CHUNK_PAIRS,
     prefetch: int = DEFAULT_PREFETCH,
     chunk_chars: int = DEFAULT_CHUNK_CHARS,
+    max_pairs: int | None = None,
 ) -> Iterator[tuple[np.ndarray, PackedInputs]]:
     """Tokenize `pairs` chunk by chunk in the background and yield packed batches.
 
@@ -168,7 +174,7 @@ def iter_pair_batches(
     def produce():
         for start, end in chunk_bounds(pairs, chunk_pairs, chunk_chars):
             encoded = encode_fn(pairs[start:end])
-            yield from _iter_packed_now(encoded, batch_tokens, start)
+            yield from _iter_packed_now(encoded, batch_tokens, start, max_pairs)
 
     return background(produce(), prefetch)
 

@@ -16,7 +16,17 @@ from ..modeling.activations import sigmoid_fp32
 from ..modeling.attention import check_backend, default_backend
 from ..modeling.crossencoder import CrossEncoderModel
 from ..modeling.loading import load_checkpoint
-from .batching import PackedInputs, iter_packed, iter_pair_batches, pack
+from .batching import (
+    DEFAULT_CHUNK_CHARS,
+    DEFAULT_CHUNK_PAIRS,
+    PackedInputs,
+    chunk_bounds,
+    iter_packed,
+    iter_pair_batches,
+    pack,
+)
+from .calibration import Calibration
+from .long_documents import LONG_DOCUMENT_MODES, PairsJob, TruncationOptions, prepare
 from .tokenization import EncodedPairs, PairTokenizer
 
 logger = logging.getLogger(__name__)
@@ -29,7 +39,7 @@ DTYPES = {
     "float16": torch.float16,
     "fp16": torch.float16,
 }
-ACTIVATIONS = (None, "sigmoid", "identity")
+ACTIVATIONS = (None, "identity", "sigmoid", "calibrated")
 HUB_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*/*.json", "*/*.safetensors"]
 # Real tokens per batch. Packed batches have no padding, so this bounds activation memory.
 DEFAULT_BATCH_TOKENS = {"cpu": 8192, "cuda": 131072}
@@ -133,10 +143,13 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
 
 
 def validate_pairs(pairs: Any) -> list[tuple[str, str]]:
-    if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
+    """Any iterable of (query, document) string pairs (lists, tuples, generators, numpy arrays) as a list."""
+    if isinstance(pairs, str | bytes | dict) or not isinstance(pairs, Iterable):
         raise TypeError(f"pairs must be a list of (query, document) tuples, got {type(pairs).__name__}")
     out = []
     for position, pair in enumerate(pairs):
+        if isinstance(pair, np.ndarray):
+            pair = pair.tolist()
         if isinstance(pair, str | bytes) or not isinstance(pair, Sequence) or len(pair) != 2:
             raise TypeError(
                 f"pairs[{position}] must be a (query, document) pair of strings, got {pair!r:.80}"
@@ -148,7 +161,19 @@ def validate_pairs(pairs: Any) -> list[tuple[str, str]]:
             raise TypeError(
                 f"pairs[{position}][1] (the document) must be a string, got {type(document).__name__}"
             )
-        out.append((query, document))
+        out.append((str(query), str(document)))  # numpy.str_ -> str
+    return out
+
+
+def validate_documents(documents: Any) -> list[str]:
+    """Any iterable of strings (lists, tuples, generators, numpy arrays of str) as a list."""
+    if isinstance(documents, str | bytes | dict) or not isinstance(documents, Iterable):
+        raise TypeError(f"documents must be a list of strings, got {type(documents).__name__}")
+    out = []
+    for position, document in enumerate(documents):
+        if not isinstance(document, str):
+            raise TypeError(f"documents[{position}] must be a string, got {type(document).__name__}")
+        out.append(str(document))
     return out
 
 
@@ -172,6 +197,7 @@ class Reranker:
         name_or_path: str = "<in memory>",
         attention: str | None = None,
         batch_tokens: int | None = None,
+        calibration: Calibration | None = None,
         layout: str = "",
         architecture: str = "",
     ):
@@ -185,6 +211,7 @@ class Reranker:
         self.model = model
         self.tokenizer = tokenizer
         self.name_or_path = name_or_path
+        self.calibration = calibration  # raw score -> P(relevant), from `ettin-rerank calibrate`
         self.layout = layout
         self.architecture = architecture
         self.device = next(model.head.parameters()).device
@@ -204,7 +231,7 @@ class Reranker:
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path: str | os.PathLike,
+        name_or_path: str | os.PathLike | None = None,
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float32",
         max_length: int | None = None,
@@ -213,7 +240,8 @@ class Reranker:
         attention: str | None = None,
         batch_tokens: int | None = None,
     ) -> Reranker:
-        """Load a model directory or Hub id.
+        """Load a model directory or Hub id; with none, the model the CLI uses ($ETTIN_RERANK_MODEL,
+        then the reranker bundled with the package).
 
         Speed modes (see docs/speed.md): `dtype="float32"` is exact; `dtype="bfloat16"` (or
         float16 on CUDA) runs the encoder in half precision; `quantize="int8"` (CPU, fp32)
@@ -227,6 +255,10 @@ class Reranker:
                 raise ValueError(f"num_threads must be positive, got {num_threads}")
             torch.set_num_threads(num_threads)  # process-wide: torch has one intra-op pool
         resolve_quantize(quantize, torch.device(device), resolve_dtype(dtype))  # fail before loading
+        if name_or_path is None:
+            from ..models import require_model
+
+            name_or_path = require_model().name_or_path
         directory = resolve_model_path(name_or_path)
         checkpoint = load_checkpoint(directory)
         limit = checkpoint.max_position_embeddings
@@ -244,6 +276,7 @@ class Reranker:
             name_or_path=str(name_or_path),
             attention=attention,
             batch_tokens=batch_tokens,
+            calibration=Calibration.load(directory),
             layout=checkpoint.layout,
             architecture=checkpoint.architecture,
         )
@@ -251,6 +284,11 @@ class Reranker:
     @property
     def name(self) -> str:
         return self.name_or_path
+
+    @property
+    def probability_activation(self) -> str:
+        """The activation for scores read as probabilities: see `probability_activation`."""
+        return probability_activation(self.calibration)
 
     @property
     def max_length(self) -> int:
@@ -282,20 +320,58 @@ class Reranker:
         return logits.float().cpu().numpy()
 
     def predict_encoded(
-        self, encoded: EncodedPairs, batch_tokens: int | None = None, show_progress_bar: bool | None = None
+        self,
+        encoded: EncodedPairs,
+        batch_tokens: int | None = None,
+        show_progress_bar: bool | None = None,
+        batch_size: int | None = None,
     ) -> np.ndarray:
         """Raw fp32 logits for already tokenized pairs, in their order."""
-        batch_tokens = batch_tokens or self.default_batch_tokens()
-        return self._score_batches(iter_packed(encoded, batch_tokens), len(encoded), show_progress_bar)
+        batches = iter_packed(encoded, batch_tokens or self.batch_tokens, max_pairs=batch_size)
+        return self._score_batches(batches, len(encoded), show_progress_bar)
 
-    def _predict_streaming(
-        self, pairs: list[tuple[str, str]], batch_tokens: int | None, show_progress_bar: bool | None
+    def _predict_truncated(
+        self,
+        pairs: list[tuple[str, str]],
+        batch_tokens: int | None,
+        show_progress_bar: bool | None,
+        batch_size: int | None,
     ) -> np.ndarray:
         """Tokenize chunk by chunk in a background thread while the model scores; input order kept."""
-        batch_tokens = batch_tokens or self.default_batch_tokens()
-        return self._score_batches(
-            iter_pair_batches(pairs, self.tokenizer, batch_tokens), len(pairs), show_progress_bar
+        batches = iter_pair_batches(
+            pairs, self.tokenizer, batch_tokens or self.batch_tokens, max_pairs=batch_size
         )
+        return self._score_batches(batches, len(pairs), show_progress_bar)
+
+    def _predict_chunked(
+        self,
+        pairs: list[tuple[str, str]],
+        batch_tokens: int | None,
+        show_progress_bar: bool | None,
+        batch_size: int | None,
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int] | None]]:
+        """Documents that do not fit scored in overlapping windows, max over windows (`long_documents`).
+
+        Returns the pair scores, each pair's window count, and the character span of each pair's
+        best window (None where the document fit whole). Pairs are prepared a chunk at a time, so
+        memory stays bounded for any input size.
+        """
+        scores = np.empty(len(pairs), dtype=np.float32)
+        n_chunks = np.ones(len(pairs), dtype=np.int64)
+        best_spans: list[tuple[int, int] | None] = [None] * len(pairs)
+        show = show_progress_bar if show_progress_bar is not None else len(pairs) >= 10_000
+        with tqdm(total=len(pairs), desc="Scoring pairs", unit="pair", disable=not show) as progress:
+            for start, end in chunk_bounds(pairs, DEFAULT_CHUNK_PAIRS, DEFAULT_CHUNK_CHARS):
+                queries, documents = zip(*pairs[start:end], strict=True)
+                job = PairsJob(list(queries), list(documents), TruncationOptions(long_document="chunk"))
+                prepared = prepare(self.tokenizer, job)
+                rows = self.predict_encoded(prepared.encoded, batch_tokens, False, batch_size)
+                scores[start:end] = prepared.aggregate(rows)
+                n_chunks[start:end] = prepared.n_chunks
+                for pair, row in enumerate(prepared.best_rows(rows)):
+                    best_spans[start + pair] = prepared.spans[row]
+                progress.update(end - start)
+        return scores, n_chunks, best_spans
 
     @torch.inference_mode()
     def _score_batches(
@@ -318,40 +394,66 @@ class Reranker:
 
     def predict(
         self,
-        pairs: Sequence[tuple[str, str]],
+        pairs: Iterable[tuple[str, str]],
+        batch_size: int | None = None,
         batch_tokens: int | None = None,
         activation: str | None = None,
         show_progress_bar: bool | None = None,
+        long_documents: str = "truncate",
     ) -> np.ndarray:
-        """One fp32 score per (query, document) pair, in input order: raw logits unless `activation="sigmoid"`."""
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        scores = self._predict_streaming(validate_pairs(pairs), batch_tokens, show_progress_bar)
-        return apply_activation(scores, activation)
+        """One fp32 score per (query, document) pair, in input order.
+
+        activation: None or "identity" (raw logits), "sigmoid" (fp32), or "calibrated" (the
+        probability of relevance from the model's `calibration.json`). long_documents: "truncate"
+        cuts a pair to `max_length` (the document first); "chunk" scores a document that does not
+        fit in overlapping windows and keeps the max. batch_size caps pairs per batch, beside the
+        token budget `batch_tokens`. A progress bar shows by default from 10,000 pairs.
+        """
+        pairs = validate_pairs(pairs)
+        check_activation(activation, self.calibration)
+        mode = check_long_documents(long_documents)
+        if mode == "chunk":
+            scores = self._predict_chunked(pairs, batch_tokens, show_progress_bar, batch_size)[0]
+        else:
+            scores = self._predict_truncated(pairs, batch_tokens, show_progress_bar, batch_size)
+        return apply_activation(scores, activation, self.calibration)
 
     def rank(
         self,
         query: str,
-        documents: Sequence[str],
+        documents: Iterable[str],
         top_k: int | None = None,
         return_documents: bool = False,
+        batch_size: int | None = None,
         batch_tokens: int | None = None,
         activation: str | None = None,
+        show_progress_bar: bool | None = None,
+        long_documents: str = "truncate",
     ) -> list[dict[str, Any]]:
-        """Documents sorted by score, highest first; equal scores keep the caller's order."""
+        """Documents sorted by score, highest first; equal scores keep the caller's order.
+
+        Each result: `index` (into `documents`), `score`, and `document` with `return_documents`.
+        With `long_documents="chunk"`, also `n_chunks` (windows scored) and `best_chunk`: the
+        [start, end) character span of the window that scored best (the whole document when it fit).
+        """
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, got {type(query).__name__}")
-        if isinstance(documents, str) or not isinstance(documents, Sequence):
-            raise TypeError(f"documents must be a list of strings, got {type(documents).__name__}")
+        documents = validate_documents(documents)
         if top_k is not None and top_k < 0:
             raise ValueError(f"top_k must be >= 0, got {top_k}")
-        for position, document in enumerate(documents):
-            if not isinstance(document, str):
-                raise TypeError(f"documents[{position}] must be a string, got {type(document).__name__}")
-        scores = self.predict(
-            [(query, d) for d in documents], batch_tokens=batch_tokens, activation=activation
-        )
-        return ranked_results(scores, documents if return_documents else None, top_k)
+        check_activation(activation, self.calibration)
+        pairs = [(query, d) for d in documents]
+        shown = documents if return_documents else None
+        if check_long_documents(long_documents) == "truncate":
+            raw = self._predict_truncated(pairs, batch_tokens, show_progress_bar, batch_size)
+            return ranked_results(apply_activation(raw, activation, self.calibration), shown, top_k, raw)
+        raw, n_chunks, spans = self._predict_chunked(pairs, batch_tokens, show_progress_bar, batch_size)
+        results = ranked_results(apply_activation(raw, activation, self.calibration), shown, top_k, raw)
+        for item in results:
+            index = item["index"]
+            item["n_chunks"] = int(n_chunks[index])
+            item["best_chunk"] = list(spans[index] or (0, len(documents[index])))
+        return results
 
     def __repr__(self) -> str:
         return (
@@ -361,9 +463,38 @@ class Reranker:
         )
 
 
-def apply_activation(scores: np.ndarray, activation: str | None) -> np.ndarray:
+def check_activation(activation: str | None, calibration: Calibration | None) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    if activation == "calibrated" and calibration is None:
+        raise ValueError(
+            "activation='calibrated' needs a calibrated model: this one has no calibration.json; "
+            "fit one with `ettin-rerank calibrate MODEL DATASET`, or use activation='sigmoid'"
+        )
+
+
+def probability_activation(calibration: Calibration | None) -> str:
+    """The activation to use where callers read a score as a probability (API relevance scores,
+    framework thresholds like `relevance_score > 0.5`): "calibrated" when the model carries a
+    calibration (`ettin-rerank calibrate`), else "sigmoid", the Cohere-style convention."""
+    return "calibrated" if calibration is not None else "sigmoid"
+
+
+def check_long_documents(mode: str) -> str:
+    if mode not in LONG_DOCUMENT_MODES:
+        raise ValueError(f"long_documents must be one of {LONG_DOCUMENT_MODES}, got {mode!r}")
+    return mode
+
+
+def apply_activation(
+    scores: np.ndarray, activation: str | None, calibration: Calibration | None = None
+) -> np.ndarray:
+    """Raw fp32 scores through the named activation, computed in fp32 (sigmoid) or fp64 (calibrated)."""
     if activation == "sigmoid":
         return sigmoid_fp32(torch.from_numpy(scores)).numpy()
+    if activation == "calibrated":
+        check_activation(activation, calibration)
+        return calibration.probabilities(scores)
     return scores
 
 
@@ -373,9 +504,14 @@ def rank_order(scores: np.ndarray) -> np.ndarray:
 
 
 def ranked_results(
-    scores: np.ndarray, documents: Sequence[str] | None = None, top_k: int | None = None
+    scores: np.ndarray,
+    documents: Sequence[str] | None = None,
+    top_k: int | None = None,
+    raw_scores: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    order = rank_order(scores)
+    """Results by descending score. With `raw_scores`, the order comes from them (an activation
+    that saturates or is flat in places would otherwise tie what the model told apart)."""
+    order = rank_order(scores if raw_scores is None else raw_scores)
     if top_k is not None:
         order = order[:top_k]
     results = []

@@ -154,9 +154,14 @@ class TextTokens:
             return self.text
         return "" if n <= 0 else self.text[self.offsets[len(self.offsets) - n][0] :]
 
+    def char_span(self, start: int, stop: int) -> tuple[int, int]:
+        """The character span [begin, end) of tokens `start:stop`."""
+        return self.offsets[start][0], self.offsets[stop - 1][1]
+
     def span(self, start: int, stop: int) -> str:
         """The text of tokens `start:stop`."""
-        return self.text[self.offsets[start][0] : self.offsets[stop - 1][1]]
+        begin, end = self.char_span(start, stop)
+        return self.text[begin:end]
 
     def cut(self, n: int, side: str) -> str:
         return self.tail(n) if side == "left" else self.head(n)

@@ -9,6 +9,9 @@ A BEIR dataset directory holds::
 Problems that make a file unusable (missing file, malformed line) raise with the
 file and line number; judgements that point at unknown ids are dropped with a
 warning and counted in `BeirDataset.issues`.
+
+`load_beir(directory, qrels_file=...)` reads TREC-format qrels (`trec.read_qrels`) in place
+of `qrels/<split>.tsv`, as trec_eval would: judgements of documents outside the corpus are kept.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .trec import read_qrels as read_trec_qrels
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +66,9 @@ class DatasetIssues:
     qrels_unknown_docs: int = 0  # judgements whose corpus id is not in corpus.jsonl
     queries_without_positive: list[str] = field(default_factory=list)  # judged, but no score > 0
     empty_documents: int = 0  # documents with neither title nor text
+    # judgements kept although their document is not in the corpus (a TREC qrels file only:
+    # they still count in the ideal ranking, as in trec_eval)
+    qrels_outside_corpus_kept: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -68,6 +76,7 @@ class DatasetIssues:
             "qrels_unknown_docs": self.qrels_unknown_docs,
             "queries_without_positive": len(self.queries_without_positive),
             "empty_documents": self.empty_documents,
+            "qrels_outside_corpus_kept": self.qrels_outside_corpus_kept,
         }
 
 
@@ -194,35 +203,59 @@ def load_qrels(path: str | Path) -> Qrels:
     return qrels
 
 
-def load_beir(directory: str | Path, split: str = "test") -> BeirDataset:
+def load_beir(
+    directory: str | Path, split: str = "test", qrels_file: str | Path | None = None
+) -> BeirDataset:
     """Load a BEIR dataset directory for one split, validating as it goes.
 
     Judgements whose query or document id is unknown are dropped (warned, counted in
     `issues`); queries judged without any positive document stay in `qrels` and
     `queries` and are listed in `issues.queries_without_positive` (the evaluator
     skips them with a note).
+
+    `qrels_file`: TREC-format qrels (`qid iter docid relevance`) read instead of
+    `qrels/<split>.tsv`; the dataset's split is then named after the file. Its judgements of
+    documents missing from the corpus are kept (counted in `issues.qrels_outside_corpus_kept`):
+    trec_eval keeps them, so they count in the ideal ranking that NDCG divides by and in
+    recall's denominator. Official qrels judge documents a rerank set's corpus lacks (TREC DL),
+    and the published figures include them.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"dataset directory not found: {directory}")
     corpus = load_corpus(directory / "corpus.jsonl")
     all_queries = load_queries(directory / "queries.jsonl")
-    raw_qrels = load_qrels(directory / "qrels" / f"{split}.tsv")
+    if qrels_file is None:
+        qrels_source = f"qrels/{split}.tsv"
+        raw_qrels = load_qrels(directory / "qrels" / f"{split}.tsv")
+    else:
+        qrels_source, split = str(qrels_file), Path(qrels_file).stem
+        raw_qrels = read_trec_qrels(qrels_file)
     issues = DatasetIssues(empty_documents=sum(1 for d in corpus.values() if not d.text_for_scoring.strip()))
     qrels: Qrels = {}
     for query_id, judged in raw_qrels.items():
         if query_id not in all_queries:
             issues.qrels_unknown_queries += len(judged)
             continue
-        known = {d: s for d, s in judged.items() if d in corpus}
-        issues.qrels_unknown_docs += len(judged) - len(known)
-        if known:
-            qrels[query_id] = known
+        in_corpus = {d: s for d, s in judged.items() if d in corpus}
+        if qrels_file is None:
+            issues.qrels_unknown_docs += len(judged) - len(in_corpus)
+            judged = in_corpus
+        else:
+            issues.qrels_outside_corpus_kept += len(judged) - len(in_corpus)
+        if judged:
+            qrels[query_id] = dict(judged)
     if issues.qrels_unknown_queries:
         logger.warning(
             "%s: %d judgement(s) name a query id missing from queries.jsonl; dropped",
             directory,
             issues.qrels_unknown_queries,
+        )
+    if issues.qrels_outside_corpus_kept:
+        logger.info(
+            "%s: %d judgement(s) name documents outside the corpus; kept, as trec_eval keeps them",
+            qrels_source,
+            issues.qrels_outside_corpus_kept,
         )
     if issues.qrels_unknown_docs:
         logger.warning(
@@ -232,7 +265,7 @@ def load_beir(directory: str | Path, split: str = "test") -> BeirDataset:
         )
     if not qrels:
         raise ValueError(
-            f"{directory}: no usable judgements in qrels/{split}.tsv (every judgement names an unknown query or document id)"
+            f"{directory}: no usable judgements in {qrels_source} (every judgement names an unknown query or document id)"
         )
     issues.queries_without_positive = sorted(
         q for q, judged in qrels.items() if not any(s > 0 for s in judged.values())

@@ -18,7 +18,7 @@ from ..scoring import TokenizedPairScorer
 from .engine import RerankEngine
 from .errors import ApiError, ClientDisconnected, error_body, error_response, format_location
 from .metrics import ServerMetrics
-from .middleware import GuardMiddleware, MetricsMiddleware
+from .middleware import OPEN_PATHS, GuardMiddleware, MetricsMiddleware
 from .protocol import (
     CohereRerankResponse,
     Dialect,
@@ -29,6 +29,7 @@ from .protocol import (
     ModelList,
     NotReadyResponse,
     ReadyResponse,
+    RelevanceScore,
     RerankRequest,
     ScoreRequest,
     ScoreResponse,
@@ -40,7 +41,7 @@ from .protocol import (
     to_rerank_job,
     to_score_job,
 )
-from .settings import ServerSettings
+from .settings import ServerSettings, default_served_name
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +51,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code, description in {
         400: "Malformed body (not JSON, not UTF-8)",
         401: "Missing or wrong API key",
-        413: "Body over the size limit",
+        413: "Body over the size limit, or more scoring than the request timeout allows even on an idle "
+        "engine (retrying cannot help; `field` names the document or the documents field)",
         422: "A field is missing, of the wrong type, or out of range; `field` names it",
         429: "The queue is full; see Retry-After",
-        503: "Not ready, shutting down, or timed out; see Retry-After",
+        503: "Not ready, shutting down, or timed out behind other requests; see Retry-After",
     }.items()
 }
 
@@ -62,14 +64,19 @@ def create_app(scorer: TokenizedPairScorer, settings: ServerSettings | None = No
     settings = settings or ServerSettings()
     metrics = ServerMetrics()
     engine = RerankEngine(scorer, settings, metrics)
-    model_name = settings.model_name or str(scorer.name)
+    model_name = settings.served_model_name or default_served_name(scorer.name)
+    relevance = RelevanceScore.of(scorer)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         engine.start()
         await engine.warmup()
         logger.info(
-            "serving %s (max_length %d, batch_tokens %d)", model_name, scorer.max_length, engine.batch_tokens
+            "serving %s (max_length %d, batch_tokens %d, relevance_score: %s)",
+            model_name,
+            scorer.max_length,
+            engine.batch_tokens,
+            relevance.describe(),
         )
         try:
             yield
@@ -81,16 +88,28 @@ def create_app(scorer: TokenizedPairScorer, settings: ServerSettings | None = No
         version=__version__,
         description="Cross-encoder reranking that speaks the Cohere, Jina, vLLM and TEI rerank dialects.",
         lifespan=lifespan,
+        # Swagger UI loads its script and styles from a CDN, and ReDoc its fonts too: a page that
+        # stays blank offline, so /docs is served only when asked for; /openapi.json always is.
+        docs_url="/docs" if settings.docs else None,
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.model_name = model_name
+    app.state.relevance = relevance
     app.state.started = int(time.time())
     _add_error_handlers(app)
     app.include_router(router)
-    app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last: outermost, sees every answer
+    open_paths = OPEN_PATHS | ({"/metrics"} if settings.metrics_public else set())
+    app.add_middleware(
+        GuardMiddleware,
+        api_key=settings.api_key,
+        max_body_bytes=settings.max_body_bytes,
+        open_paths=open_paths,
+    )
+    # added last: outermost, sees every answer
+    app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=settings.access_log)
     return app
 
 
@@ -113,10 +132,11 @@ async def _rerank(
     request: Request, response: Response, body: RerankRequest, dialect: Dialect
 ) -> CohereRerankResponse | JinaRerankResponse | TEIRerankResponse:
     engine: RerankEngine = request.app.state.engine
-    job, view = to_rerank_job(body, dialect, engine.scorer, engine.settings)
+    relevance: RelevanceScore = request.app.state.relevance
+    job, view = to_rerank_job(body, dialect, engine.scorer, engine.settings, relevance)
     scored = await engine.score(job, _disconnected(request))
     response.headers.update(timing_headers(scored))
-    return rerank_response(view, scored, request.app.state.model_name)
+    return rerank_response(view, scored, request.app.state.model_name, relevance)
 
 
 @router.post(
@@ -147,10 +167,11 @@ async def rerank_tei(request: Request, response: Response, body: RerankRequest) 
 
 async def _score(request: Request, response: Response, body: ScoreRequest) -> ScoreResponse:
     engine: RerankEngine = request.app.state.engine
-    job, activation = to_score_job(body, engine.scorer, engine.settings)
+    relevance: RelevanceScore = request.app.state.relevance
+    job, activation = to_score_job(body, engine.scorer, engine.settings, relevance)
     scored = await engine.score(job, _disconnected(request))
     response.headers.update(timing_headers(scored))
-    return score_response(scored, activation, request.app.state.model_name)
+    return score_response(scored, activation, request.app.state.model_name, relevance)
 
 
 @router.post("/score", tags=["score"], response_model=ScoreResponse, responses=ERRORS, **TYPED_BODY)
@@ -190,7 +211,7 @@ async def ready(request: Request) -> Any:
 
 @router.get("/metrics", tags=["operations"], response_class=Response)
 async def prometheus_metrics(request: Request) -> Response:
-    """Prometheus text exposition."""
+    """Prometheus text exposition (open without the API key when served with --metrics-public)."""
     from prometheus_client import CONTENT_TYPE_LATEST
 
     metrics: ServerMetrics = request.app.state.metrics
@@ -199,13 +220,14 @@ async def prometheus_metrics(request: Request) -> Response:
 
 @router.get("/v1/models", tags=["operations"])
 async def models(request: Request) -> ModelList:
-    """OpenAI-style model list: the one model served."""
+    """OpenAI-style model list: the one model served, and what its default score means."""
     engine: RerankEngine = request.app.state.engine
     card = ModelCard(
         id=request.app.state.model_name,
         created=request.app.state.started,
         owned_by="ettin-rerank",
         max_model_len=engine.scorer.max_length,
+        relevance_score=request.app.state.relevance.describe(),
     )
     return ModelList(data=[card])
 

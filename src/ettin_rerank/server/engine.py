@@ -3,6 +3,12 @@
 Lives on `app.state.engine`. Threads: the event loop (HTTP, JSON), one tokenization thread
 (`prepare`, so tokenizing the next request overlaps the model scoring the current batch and
 never blocks the event loop), the batch former and the one runner thread that calls the model.
+
+Timeouts: a request not scored within `timeout_s` of its admission is dropped. Whether it is
+worth retrying decides the answer: a request that waited behind others gets 503 + Retry-After,
+but one that needs more than `timeout_s` of scoring on its own, at the engine's best measured
+speed (`ThroughputMeter`), would time out again: it gets 413 naming the limit and what raises
+it. Once a speed is measured, such a request is refused before it is queued.
 """
 
 from __future__ import annotations
@@ -16,10 +22,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..inference.long_documents import DocumentTooLong, PairsJob, Prepared, prepare
 from ..scoring import TokenizedPairScorer
-from .errors import ClientDisconnected, EngineTimeout, Overloaded, Unavailable
+from .errors import (
+    CannotFinishInTime,
+    ClientDisconnected,
+    EngineTimeout,
+    InvalidRequest,
+    Overloaded,
+    Unavailable,
+)
 from .metrics import ServerMetrics
-from .prepare import PairsJob, Prepared, prepare
 from .scheduler import BatchScheduler, Work
 from .settings import ServerSettings
 
@@ -131,14 +144,28 @@ class RerankEngine:
             prepared_future = loop.run_in_executor(
                 self._tokenizer_thread, prepare, self.scorer.tokenizer, job, self.settings.long_document
             )
-            prepared = await self._wait(prepared_future, watcher, deadline)
+            try:
+                prepared = await self._wait(prepared_future, watcher, deadline)
+            except DocumentTooLong as error:
+                raise InvalidRequest(str(error), field=error.field) from None
             tokenized = time.monotonic()
             if prepared.truncated.any():
                 self.metrics.truncated.inc(int(prepared.truncated.sum()))
+            too_much = self._cannot_finish(job, prepared)
+            if too_much is not None:
+                raise too_much
             work = Work(prepared, loop, loop.create_future())
             self.scheduler.submit(work)
             row_scores = await self._wait(work.future, watcher, deadline)
-        except (EngineTimeout, ClientDisconnected, asyncio.CancelledError):
+        except EngineTimeout as timed_out:
+            if work is not None:
+                work.cancel()
+            too_much = self._cannot_finish(job, prepared) if work is not None else None
+            if too_much is not None:
+                raise too_much from None
+            self.metrics.rejected.labels("timeout").inc()
+            raise timed_out
+        except (ClientDisconnected, asyncio.CancelledError):
             if work is not None:
                 work.cancel()
             raise
@@ -166,8 +193,45 @@ class RerankEngine:
         if watcher is not None and watcher in done:
             self.metrics.rejected.labels("client_disconnected").inc()
             raise ClientDisconnected()
-        self.metrics.rejected.labels("timeout").inc()
         raise EngineTimeout(
             f"the request was not scored within {self.settings.timeout_s:g} s; retry later or send fewer documents",
             headers={"Retry-After": str(self.settings.retry_after_s)},
+        )
+
+    def _cannot_finish(self, job: PairsJob, prepared: Prepared) -> CannotFinishInTime | None:
+        """The 413 for a job that could not be scored within the timeout even alone on the engine at
+        its best measured speed (retrying cannot help); None when it could, or before any speed was
+        measured."""
+        rate = self.scheduler.throughput.tokens_per_s
+        limit = self.settings.timeout_s
+        total = int(prepared.tokens.sum())
+        if rate is None or total / rate <= limit:
+            return None
+        self.metrics.rejected.labels("too_much_work").inc()
+        fitting_tokens = limit * rate
+        speed = f"at the engine's measured {rate:,.0f} tokens/s"
+        over = f"over this server's {limit:g} s request timeout; retrying cannot help"
+        largest = int(np.argmax(prepared.tokens))
+        tokens, windows = int(prepared.tokens[largest]), int(prepared.n_chunks[largest])
+        if tokens / rate > limit:  # one document is too much on its own
+            field = f"{job.documents_field}[{largest}]"
+            fitting_windows = int(fitting_tokens // (tokens / windows))
+            remedy = (
+                f"send max_chunks_per_doc={fitting_windows} or fewer"
+                if prepared.chunked and fitting_windows >= 1
+                else "shorten it"
+            )
+            return CannotFinishInTime(
+                f"{field} alone needs {tokens:,} tokens of scoring ({windows} windows), about "
+                f"{tokens / rate:.1f} s {speed}, {over}: {remedy}, or raise the server's --timeout",
+                field=field,
+            )
+        fitting_documents = max(int(fitting_tokens // (total / len(job))), 1)
+        remedy = f"send fewer {job.documents_field} (about {fitting_documents} fit)"
+        if prepared.chunked:
+            remedy += ", cap each document's windows with max_chunks_per_doc"
+        return CannotFinishInTime(
+            f"the request's {len(job)} {job.documents_field} need {total:,} tokens of scoring, about "
+            f"{total / rate:.1f} s {speed}, {over}: {remedy}, or raise the server's --timeout",
+            field=job.documents_field,
         )

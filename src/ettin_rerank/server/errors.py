@@ -40,6 +40,14 @@ class BodyTooLarge(ApiError):
     error_type = "payload_too_large"
 
 
+class CannotFinishInTime(ApiError):
+    """The request (or one document's chunks) needs more scoring time than the request timeout allows
+    even on an idle engine: retrying cannot help, so not a 503 but a 413 naming the limit."""
+
+    status_code = 413
+    error_type = "too_much_work"
+
+
 class Unauthorized(ApiError):
     status_code = 401
     error_type = "unauthorized"

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: bearer auth, body size and UTF-8 limits, request metrics.
+"""Pure ASGI middleware: bearer auth, body size and UTF-8 limits, request metrics and the access log.
 
 The guard reads the whole body before the route does (FastAPI would anyway), so it can
 refuse oversize bodies with 413 and invalid UTF-8 with 400 before any parsing, then replays
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,7 +23,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-OPEN_PATHS = frozenset({"/health"})
+access_logger = logging.getLogger("ettin_rerank.server.access")  # the CLI's --access-log shows it
+
+OPEN_PATHS = frozenset({"/health"})  # answered without the API key (and /metrics with --metrics-public)
 KNOWN_ROUTES = frozenset(
     {
         "/v2/rerank",
@@ -52,17 +55,28 @@ async def send_json(
 
 
 class GuardMiddleware:
-    def __init__(self, app: ASGIApp, api_key: str | None, max_body_bytes: int):
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_key: str | None,
+        max_body_bytes: int,
+        open_paths: frozenset[str] | set[str] = OPEN_PATHS,
+    ):
         self.app = app
         self.api_key = api_key.encode("utf-8") if api_key else None
         self.max_body_bytes = max_body_bytes
+        self.open_paths = frozenset(open_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if self.api_key is not None and scope["path"] not in OPEN_PATHS and not self._authorized(headers):
+        if (
+            self.api_key is not None
+            and scope["path"] not in self.open_paths
+            and not self._authorized(headers)
+        ):
             await send_json(
                 send,
                 401,
@@ -137,9 +151,13 @@ class GuardMiddleware:
 
 
 class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: ServerMetrics):
+    """Counts and times every answer; with `access_log`, logs each one (method, path, status, ms)
+    at INFO on `ettin_rerank.server.access` (the CLI shows that logger with --access-log, without -v)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics, access_log: bool = False):
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,5 +176,17 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record)
         finally:
+            elapsed = time.perf_counter() - start
             self.metrics.requests.labels(route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+            self.metrics.latency.labels(route).observe(elapsed)
+            if self.access_log:
+                client = scope.get("client") or ("-", 0)
+                access_logger.info(
+                    "%s:%s %s %s %d %.1f ms",
+                    client[0],
+                    client[1],
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    elapsed * 1000.0,
+                )

@@ -18,11 +18,12 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
-from ..inference.reranker import apply_activation, ranked_results
+from ..inference.calibration import Calibration
+from ..inference.long_documents import PairsJob, TruncationOptions
+from ..inference.reranker import apply_activation, probability_activation, ranked_results
 from ..scoring import TokenizedPairScorer
 from .engine import ScoredPairs
 from .errors import InvalidRequest
-from .prepare import PairsJob, TruncationOptions
 from .settings import ServerSettings
 
 
@@ -32,12 +33,22 @@ class Dialect(StrEnum):
     TEI = "tei"  # POST /rerank with `texts`
 
 
-# Documents arrive as strings or as {"text": ...} objects; converted at the boundary so the
-# error can name the exact item.
-DOCUMENT_SCHEMA = {
+# Documents arrive as strings or objects; converted at the boundary so the error can name the
+# exact item. An object is scored by its "text", or, with `rank_fields`, by the named fields.
+TEXT_ITEM_SCHEMA = {
     "anyOf": [
         {"type": "string"},
         {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+    ]
+}
+DOCUMENT_SCHEMA = {
+    "anyOf": [
+        {"type": "string"},
+        {
+            "type": "object",
+            "properties": {"text": {"type": "string"}},
+            "description": 'Scored by its "text", or by the fields `rank_fields` names (strings or numbers).',
+        },
     ]
 }
 DocumentItem = Annotated[Any, WithJsonSchema(DOCUMENT_SCHEMA)]
@@ -45,9 +56,10 @@ DocumentItem = Annotated[Any, WithJsonSchema(DOCUMENT_SCHEMA)]
 TextOrTexts = Annotated[
     Any,
     WithJsonSchema(
-        {"anyOf": [{"type": "string"}, {"type": "array", "items": DOCUMENT_SCHEMA, "minItems": 1}]}
+        {"anyOf": [{"type": "string"}, {"type": "array", "items": TEXT_ITEM_SCHEMA, "minItems": 1}]}
     ),
 ]
+RankFields = Annotated[list[Annotated[str, Field(strict=True, min_length=1)]], Field(min_length=1)]
 DocumentList = Annotated[list[DocumentItem], Field(min_length=1)]
 Side = Literal["left", "right", "Left", "Right"]
 StrictBool = Annotated[bool, Field(strict=True)]
@@ -79,10 +91,17 @@ class RerankRequest(BaseModel):
     return_documents: StrictBool | None = Field(None, description="Echo each document's text.")
     return_text: StrictBool | None = Field(None, description="TEI's name for return_documents.")
     return_input: StrictBool | None = Field(None, description="Mixedbread's name for return_documents.")
-    raw_scores: StrictBool | None = Field(
-        None, description="TEI: true returns raw logits (default: sigmoid)."
+    rank_fields: RankFields | None = Field(
+        None,
+        description="Cohere v1: score object documents by these fields, joined as `field: value` lines.",
     )
-    use_activation: StrictBool | None = Field(None, description="vLLM: false returns raw logits.")
+    raw_scores: StrictBool | None = Field(
+        None,
+        description="TEI: true returns raw logits, false the sigmoid (default: the server's relevance score).",
+    )
+    use_activation: StrictBool | None = Field(
+        None, description="vLLM: false returns raw logits, true the sigmoid."
+    )
     max_tokens_per_doc: strict_int(1) | None = Field(
         None, description="Cut each document to this many tokens."
     )
@@ -101,6 +120,10 @@ class RerankRequest(BaseModel):
     long_document: Literal["truncate", "chunk"] | None = Field(
         None, description="Override the server default."
     )
+    max_chunks_per_doc: strict_int(1) | None = Field(
+        None,
+        description="Cohere v1: score at most this many windows per document (their first); implies chunk.",
+    )
     user: StrictStr | None = Field(None, description="Accepted and ignored (OpenAI-style clients).")
     request_id: StrictStr | None = Field(None, description="Accepted and ignored (vLLM).")
     priority: strict_int(-(2**31), 2**31) | None = Field(None, description="Accepted and ignored (vLLM).")
@@ -115,7 +138,8 @@ class ScoreRequest(BaseModel):
     text_2: TextOrTexts = Field(description="A document, or a list of N documents.")
     model: StrictStr | None = None
     use_activation: StrictBool | None = Field(
-        None, description="false returns raw logits (default: sigmoid)."
+        None,
+        description="false returns raw logits, true the sigmoid (default: the server's relevance score).",
     )
     truncate_prompt_tokens: strict_int(-1) | None = Field(None, description="Pair budget; -1: the model max.")
     truncation_side: Side | None = None
@@ -239,6 +263,10 @@ class ModelCard(BaseModel):
     created: int
     owned_by: str
     max_model_len: int
+    relevance_score: str = Field(
+        description='What a default score is: "sigmoid" (of the raw logit), or "calibrated (METHOD, fitted '
+        "on DATASET SPLIT)\", the probability of relevance from the model's calibration.json."
+    )
 
 
 class ModelList(BaseModel):
@@ -278,6 +306,35 @@ class NotReadyResponse(ErrorResponse):
     status: str = Field(description="loading or shutting_down")
 
 
+# -- what a score means -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RelevanceScore:
+    """The default score of every route (a request that asks neither for raw logits nor for the
+    sigmoid): the model's calibrated probability of relevance when it has a calibration, else the
+    sigmoid of the raw logit, which is not a probability. Decided once per app."""
+
+    calibration: Calibration | None
+
+    @classmethod
+    def of(cls, scorer: TokenizedPairScorer) -> RelevanceScore:
+        return cls(scorer.calibration)
+
+    @property
+    def default_activation(self) -> str:
+        return probability_activation(self.calibration)
+
+    def describe(self) -> str:
+        """For /v1/models: "sigmoid", or "calibrated (platt, fitted on scifact train)"."""
+        if self.calibration is None:
+            return "sigmoid"
+        fitted_on = self.calibration.fitted_on
+        source = " ".join(str(fitted_on[key]) for key in ("dataset", "split") if fitted_on.get(key))
+        return f"calibrated ({self.calibration.method}{', fitted on ' + source if source else ''})"
+
+    def apply(self, raw: np.ndarray, activation: str | None) -> np.ndarray:
+        return apply_activation(raw, activation, self.calibration)
+
+
 # -- the boundary: client fields -> engine job ---------------------------------------------------
 @dataclass
 class RerankView:
@@ -290,7 +347,9 @@ class RerankView:
     activation: str | None
 
 
-def _documents(items: list[Any], field: str) -> list[str]:
+def _documents(items: list[Any], field: str, rank_fields: list[str] | None = None) -> list[str]:
+    if rank_fields is not None:
+        return [_ranked_text(item, f"{field}[{i}]", rank_fields) for i, item in enumerate(items)]
     out = []
     for i, item in enumerate(items):
         if isinstance(item, str):
@@ -298,13 +357,43 @@ def _documents(items: list[Any], field: str) -> list[str]:
         elif isinstance(item, dict) and isinstance(item.get("text"), str):
             out.append(item["text"])
         elif isinstance(item, dict):
-            raise InvalidRequest(f'{field}[{i}] must have a string "text"', field=f"{field}[{i}].text")
+            raise InvalidRequest(
+                f'{field}[{i}] must have a string "text" (or name the fields to score with rank_fields)',
+                field=f"{field}[{i}].text",
+            )
         else:
             raise InvalidRequest(
                 f'{field}[{i}] must be a string or an object with a string "text", got {type(item).__name__}',
                 field=f"{field}[{i}]",
             )
     return out
+
+
+def _ranked_text(item: Any, name: str, rank_fields: list[str]) -> str:
+    """Cohere v1's structured documents: the `rank_fields` of an object, one `field: value` line
+    each, in the order rank_fields gives them. A string document is the object {"text": it}."""
+    record = {"text": item} if isinstance(item, str) else item
+    if not isinstance(record, dict):
+        raise InvalidRequest(f"{name} must be a string or an object, got {type(item).__name__}", field=name)
+    lines = []
+    for key in rank_fields:
+        if key not in record:
+            raise InvalidRequest(
+                f"{name} has no field {key!r}, which rank_fields names", field=f"{name}.{key}"
+            )
+        value = record[key]
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise InvalidRequest(
+                f"{name}.{key} must be a string or a number to be scored, got {type(value).__name__}",
+                field=f"{name}.{key}",
+            )
+        lines.append(f"{key}: {value}")
+    return "\n".join(lines)
+
+
+def _check_rank_fields(rank_fields: list[str] | None) -> None:
+    if rank_fields is not None and len(set(rank_fields)) != len(rank_fields):
+        raise InvalidRequest("rank_fields must not repeat a field", field="rank_fields")
 
 
 def _texts(value: Any, field: str) -> list[str]:
@@ -328,11 +417,33 @@ def _one_of(request: BaseModel, names: tuple[str, ...], required: bool = False) 
     return given[0]
 
 
-def _activation(raw_scores: bool | None, use_activation: bool | None) -> str | None:
+def _activation(raw_scores: bool | None, use_activation: bool | None, default: str) -> str | None:
+    """None (raw logits), "sigmoid" when the client asks for the activation by its dialect's flag
+    (TEI raw_scores=false, vLLM use_activation=true: the sigmoid, as those servers mean it), or
+    `default` (the server's relevance score) when it asks for neither."""
     if raw_scores is not None and use_activation is not None and raw_scores == use_activation:
         raise InvalidRequest("raw_scores and use_activation contradict each other", field="use_activation")
-    raw = raw_scores if raw_scores is not None else (use_activation is False)
+    if raw_scores is None and use_activation is None:
+        return default
+    raw = raw_scores if raw_scores is not None else not use_activation
     return None if raw else "sigmoid"
+
+
+def _chunking(
+    long_document: str | None, max_chunks_per_doc: int | None, settings: ServerSettings
+) -> tuple[str | None, int | None]:
+    """The request's long-document mode and window cap. Cohere v1 chunks long documents and
+    `max_chunks_per_doc` caps the windows, so the field asks for chunking; the server's own cap
+    (--max-chunks-per-doc) bounds every chunked request."""
+    if max_chunks_per_doc is not None:
+        if long_document == "truncate":
+            raise InvalidRequest(
+                "max_chunks_per_doc caps the windows of long_document=chunk; drop it or long_document=truncate",
+                field="max_chunks_per_doc",
+            )
+        long_document = "chunk"
+    caps = [cap for cap in (max_chunks_per_doc, settings.max_chunks_per_doc) if cap is not None]
+    return long_document, min(caps, default=None)
 
 
 def _pair_budget(truncate_prompt_tokens: int | None, scorer: TokenizedPairScorer) -> int | None:
@@ -369,13 +480,19 @@ def _check_count(n: int, field: str, settings: ServerSettings) -> None:
 
 
 def to_rerank_job(
-    request: RerankRequest, dialect: Dialect, scorer: TokenizedPairScorer, settings: ServerSettings
+    request: RerankRequest,
+    dialect: Dialect,
+    scorer: TokenizedPairScorer,
+    settings: ServerSettings,
+    relevance: RelevanceScore,
 ) -> tuple[PairsJob, RerankView]:
     if not request.query.strip():
         raise InvalidRequest("query must not be empty", field="query")
     field, items = _one_of(request, ("documents", "texts", "input"), required=True)
-    documents = _documents(items, field)
+    _check_rank_fields(request.rank_fields)
+    documents = _documents(items, field, request.rank_fields)
     _check_count(len(documents), field, settings)
+    long_document, max_chunks = _chunking(request.long_document, request.max_chunks_per_doc, settings)
     _, top_n = _one_of(request, ("top_n", "top_k"))
     _, echo = _one_of(request, ("return_documents", "return_text", "return_input"))
     if echo is None:
@@ -386,7 +503,8 @@ def to_rerank_job(
         max_tokens_per_query=request.max_tokens_per_query,
         side=_side(request, ("truncation_direction", "truncation_side")),
         allow=_allow_truncation(request),
-        long_document=request.long_document,
+        long_document=long_document,
+        max_chunks_per_doc=max_chunks,
     )
     job = PairsJob([request.query] * len(documents), documents, truncation, documents_field=field)
     view = RerankView(
@@ -394,13 +512,13 @@ def to_rerank_job(
         documents=documents,
         top_n=top_n or None,
         return_documents=echo,
-        activation=_activation(request.raw_scores, request.use_activation),
+        activation=_activation(request.raw_scores, request.use_activation, relevance.default_activation),
     )
     return job, view
 
 
 def to_score_job(
-    request: ScoreRequest, scorer: TokenizedPairScorer, settings: ServerSettings
+    request: ScoreRequest, scorer: TokenizedPairScorer, settings: ServerSettings, relevance: RelevanceScore
 ) -> tuple[PairsJob, str | None]:
     left, right = _texts(request.text_1, "text_1"), _texts(request.text_2, "text_2")
     if not left:
@@ -422,10 +540,10 @@ def to_score_job(
         max_length=_pair_budget(request.truncate_prompt_tokens, scorer),
         side=(request.truncation_side or "right").lower(),
         long_document=request.long_document,
+        max_chunks_per_doc=settings.max_chunks_per_doc,
     )
-    return PairsJob(left, right, truncation, documents_field="text_2"), _activation(
-        None, request.use_activation
-    )
+    activation = _activation(None, request.use_activation, relevance.default_activation)
+    return PairsJob(left, right, truncation, documents_field="text_2"), activation
 
 
 # -- responses -----------------------------------------------------------------------------------
@@ -468,10 +586,13 @@ def timing_headers(scored: ScoredPairs) -> dict[str, str]:
 
 
 def rerank_response(
-    view: RerankView, scored: ScoredPairs, model_name: str
+    view: RerankView, scored: ScoredPairs, model_name: str, relevance: RelevanceScore
 ) -> CohereRerankResponse | JinaRerankResponse | TEIRerankResponse:
-    scores = apply_activation(scored.scores, view.activation)
-    ranked = ranked_results(scores, view.documents if view.return_documents else None, view.top_n)
+    scores = relevance.apply(scored.scores, view.activation)
+    shown = view.documents if view.return_documents else None
+    # ranked by the raw scores: an activation that saturates or is flat in places (isotonic) would
+    # otherwise tie documents the model told apart
+    ranked = ranked_results(scores, shown, view.top_n, raw_scores=scored.scores)
     if view.dialect == Dialect.TEI:
         return TEIRerankResponse(
             [TEIRankItem(index=r["index"], score=r["score"], text=r.get("document")) for r in ranked]
@@ -505,8 +626,10 @@ def rerank_response(
     )
 
 
-def score_response(scored: ScoredPairs, activation: str | None, model_name: str) -> ScoreResponse:
-    scores = apply_activation(scored.scores, activation)
+def score_response(
+    scored: ScoredPairs, activation: str | None, model_name: str, relevance: RelevanceScore
+) -> ScoreResponse:
+    scores = relevance.apply(scored.scores, activation)
     n = len(scores)
     return ScoreResponse(
         id=f"score-{uuid.uuid4()}",

@@ -14,8 +14,8 @@ Two threads, so the engine never waits on Python bookkeeping:
 
 This is the service's one batcher: the scorer never splits, sorts or threads a batch.
 
-Cancelled requests (timeout, client gone) are skipped by the former; rows already in a
-running batch are scored and dropped.
+Cancelled requests (timeout, client gone) are skipped by the former, and so is a formed batch
+whose requests are all cancelled; rows already in a running batch are scored and dropped.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..inference.long_documents import Prepared
 from ..inference.tokenization import EncodedPairs
 from ..scoring import TokenizedPairScorer, checked_scores
 from .errors import Unavailable
 from .metrics import ServerMetrics
-from .prepare import Prepared
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,51 @@ class Work:
             self.loop.call_soon_threadsafe(settle)
 
 
+class ThroughputMeter:
+    """How fast the engine scores, in real tokens per second, for deciding whether a request could
+    finish within its timeout. Written by the runner thread, read by the event loop.
+
+    `tokens_per_s` is the best of the recent near-full batches: a request larger than a batch is
+    scored in full batches, and small ones, dominated by per-batch overhead, would understate the
+    speed. Taking the best, a request is refused as too slow to finish only when even that speed
+    could not finish it. Before any batch finished, the batch running now bounds the speed from
+    above: it has scored its tokens in no less than the time it has been running.
+    """
+
+    def __init__(self, min_tokens: int, window: int = 16):
+        self.min_tokens = min_tokens
+        self._rates: deque[float] = deque(maxlen=window)
+        self._running: tuple[int, float] | None = None  # (tokens, start) of the batch being scored
+        self._lock = threading.Lock()
+
+    def begin(self, tokens: int) -> None:
+        with self._lock:
+            self._running = (tokens, time.monotonic())
+
+    def failed(self) -> None:
+        """The running batch raised: it measured nothing."""
+        with self._lock:
+            self._running = None
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        with self._lock:
+            self._running = None
+            if tokens >= self.min_tokens and seconds > 0:
+                self._rates.append(tokens / seconds)
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """The best measured speed; else the bound from the running batch; None when neither exists."""
+        with self._lock:
+            if self._rates:
+                return max(self._rates)
+            if self._running is not None:
+                tokens, start = self._running
+                elapsed = time.monotonic() - start
+                return tokens / elapsed if elapsed > 0 else None
+            return None
+
+
 @dataclass
 class Batch:
     parts: list[tuple[Work, int, int]]  # (work, first row, stop row)
@@ -103,6 +148,7 @@ class BatchScheduler:
         self.batch_tokens = batch_tokens
         self.max_wait_s = max_wait_s
         self.metrics = metrics
+        self.throughput = ThroughputMeter(min_tokens=max(batch_tokens // 2, 1))
         self._lock = threading.Condition()
         self._pending: deque[Work] = deque()
         self._pending_tokens = 0
@@ -234,7 +280,10 @@ class BatchScheduler:
             self._run(batch)
 
     def _run(self, batch: Batch) -> None:
+        if all(work.cancelled for work, _, _ in batch.parts):
+            return  # formed ahead, and every request in it timed out or left while it waited
         started = time.monotonic()
+        self.throughput.begin(batch.tokens)
         for work, _, _ in batch.parts:
             if work.started_at is None:
                 work.started_at = started
@@ -244,11 +293,13 @@ class BatchScheduler:
             )
         except Exception as error:  # the engine failed: fail the requests of this batch, keep serving
             logger.exception("scoring a batch of %d pairs failed", len(batch.encoded))
+            self.throughput.failed()
             for work, _, _ in batch.parts:
                 work.cancel()
                 work._resolve(None, error)
             return
         elapsed = time.monotonic() - started
+        self.throughput.observe(batch.tokens, elapsed)
         if self.metrics is not None:
             self.metrics.observe_batch(len(batch.encoded), batch.tokens, elapsed)
         offset = 0

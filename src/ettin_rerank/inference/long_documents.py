@@ -1,9 +1,10 @@
-"""Internal requests and the tokenization stage: request options -> encoded rows for the batcher.
+"""Long documents, one implementation for the library and the server: pairs + truncation options
+-> encoded rows, and row scores -> one score per pair.
 
-Every dialect's request becomes one `PairsJob` at the protocol boundary. `prepare` turns it
-into `Prepared`: one encoded row per pair, or, for documents scored in chunks, one row per
-window, with `owner` mapping rows back to pairs. It runs on the service's tokenization
-thread, never on the event loop. The phases, each one function:
+A `PairsJob` (the library's `predict`/`rank`, or any HTTP dialect's request after the protocol
+boundary) goes through `prepare` into `Prepared`: one encoded row per pair, or, for documents
+scored in chunks, one row per window, with `owner` mapping rows back to pairs;
+`Prepared.aggregate` turns row scores into pair scores. The phases, each one function:
 
 1. `cut_queries`: a query over `max_tokens_per_query` (or, when chunking, over half the max
    length) is cut to its first tokens.
@@ -31,10 +32,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..inference.tokenization import EncodedPairs, PairTokenizer, TextTokens, chunk_windows
-from .errors import InvalidRequest
+from .tokenization import EncodedPairs, PairTokenizer, TextTokens, chunk_windows
 
 CHUNK_MARGIN = 4  # tokens kept free per window for re-tokenization drift at the cuts
+LONG_DOCUMENT_MODES = ("truncate", "chunk")
+
+
+class DocumentTooLong(ValueError):
+    """A pair does not fit and truncation is disabled; `field` names the offending input."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,10 @@ class TruncationOptions:
     max_tokens_per_query: int | None = None  # cut the query to this many tokens first (vLLM)
     side: str = "right"  # which end of a too-long document is cut: right keeps its start
     allow: bool = True  # False (TEI truncate=false, Voyage truncation=false): too long is a 422
-    long_document: str | None = None  # truncate | chunk; None: the server's default
+    long_document: str | None = None  # truncate | chunk; None: the caller's default
+    max_chunks_per_doc: int | None = (
+        None  # chunk mode: score at most this many windows per document (its first)
+    )
 
 
 @dataclass
@@ -70,6 +82,9 @@ class Prepared:
     n_chunks: np.ndarray  # (pairs,) int64: windows scored (1 unless chunked)
     document_tokens: dict[int, int]  # pair -> the document's own token count, for truncated or chunked pairs
     chunked: bool  # long_document was "chunk"
+    spans: list[
+        tuple[int, int] | None
+    ]  # (rows,) character span of a window in its document; None: not a window
 
     @property
     def rows(self) -> int:
@@ -82,6 +97,13 @@ class Prepared:
         scores = np.full(self.n_pairs, -np.inf, dtype=np.float32)
         np.maximum.at(scores, self.owner, row_scores.astype(np.float32, copy=False))
         return scores
+
+    def best_rows(self, row_scores: np.ndarray) -> np.ndarray:
+        """(pairs,) int64: the row that gave each pair its score (the first of equal windows)."""
+        order = np.lexsort((np.arange(self.rows), -row_scores.astype(np.float64), self.owner))
+        first_of_owner = np.ones(self.rows, dtype=bool)
+        first_of_owner[1:] = self.owner[order][1:] != self.owner[order][:-1]
+        return order[first_of_owner]
 
 
 @dataclass(frozen=True)
@@ -124,7 +146,7 @@ def prepare(tokenizer: PairTokenizer, job: PairsJob, default_long_document: str 
     report = CutReport.empty(len(job))
     queries, query_tokens = cut_queries(tokenizer, job.queries, options, budget, report)
     documents, windows = cut_documents(tokenizer, job.documents, query_tokens, options, budget, report)
-    pairs, owner = expand_rows(queries, documents, windows)
+    pairs, owner, spans = expand_rows(queries, documents, windows, job.documents)
     encoded = tokenizer.encode_pairs(pairs, max_length=budget.max_length)
     tokens, n_chunks = count_rows(encoded, owner, len(job), report)
     if not options.allow:
@@ -140,6 +162,7 @@ def prepare(tokenizer: PairTokenizer, job: PairsJob, default_long_document: str 
         n_chunks=n_chunks,
         document_tokens=report.document_tokens,
         chunked=budget.chunked,
+        spans=spans,
     )
 
 
@@ -184,14 +207,15 @@ def cut_documents(
     options: TruncationOptions,
     budget: Budget,
     report: CutReport,
-) -> tuple[list[str], list[list[str] | None]]:
-    """Documents after per-document limits and left truncation, and each chunked document's windows.
+) -> tuple[list[str], list[list[tuple[int, int]] | None]]:
+    """Documents after per-document limits and left truncation, and each chunked document's windows
+    (character spans in the document as given).
 
     Documents alone are tokenized only for per-document limits, left truncation and chunking;
     otherwise the pair template's own truncation is the only cut.
     """
     documents = list(documents)
-    windows: list[list[str] | None] = [None] * len(documents)
+    windows: list[list[tuple[int, int]] | None] = [None] * len(documents)
     if options.max_tokens_per_doc is None and not budget.chunked and options.side != "left":
         return documents, windows
     for i, tokens in enumerate(tokenizer.tokenize_texts(documents)):
@@ -203,9 +227,12 @@ def cut_documents(
             report.requested[i] = True
             report.document_tokens[i] = len(tokens)
         if budget.chunked:
-            windows[i] = chunk_texts(tokens, start, stop, budget.chunk_window(query_tokens[i]))
+            windows[i] = chunk_spans(tokens, start, stop, budget.chunk_window(query_tokens[i]))
             if windows[i] is not None:
                 report.document_tokens[i] = len(tokens)
+                if options.max_chunks_per_doc is not None and len(windows[i]) > options.max_chunks_per_doc:
+                    windows[i] = windows[i][: options.max_chunks_per_doc]
+                    report.requested[i] = True
         elif options.side == "left":
             kept = keep_end(tokens, stop - start, query_tokens[i], budget)
             if kept is not None:
@@ -215,11 +242,11 @@ def cut_documents(
     return documents, windows
 
 
-def chunk_texts(tokens: TextTokens, start: int, stop: int, window: int) -> list[str] | None:
-    """The overlapping windows of `tokens[start:stop]`, or None when it fits in one window."""
+def chunk_spans(tokens: TextTokens, start: int, stop: int, window: int) -> list[tuple[int, int]] | None:
+    """Character spans of the overlapping windows of `tokens[start:stop]`, or None when it fits in one."""
     if stop - start <= window:
         return None
-    return [tokens.span(start + a, start + b) for a, b in chunk_windows(stop - start, window)]
+    return [tokens.char_span(start + a, start + b) for a, b in chunk_windows(stop - start, window)]
 
 
 def keep_end(tokens: TextTokens, length: int, query_tokens: int, budget: Budget) -> str | None:
@@ -232,16 +259,27 @@ def keep_end(tokens: TextTokens, length: int, query_tokens: int, budget: Budget)
 
 
 def expand_rows(
-    queries: Sequence[str], documents: Sequence[str], windows: Sequence[list[str] | None]
-) -> tuple[list[tuple[str, str]], np.ndarray]:
-    """One (query, text) row per pair, or per window; and the (rows,) int64 pair of each row."""
+    queries: Sequence[str],
+    documents: Sequence[str],
+    windows: Sequence[list[tuple[int, int]] | None],
+    originals: Sequence[str],
+) -> tuple[list[tuple[str, str]], np.ndarray, list[tuple[int, int] | None]]:
+    """One (query, text) row per pair, or per window (cut from the document as given); the (rows,)
+    int64 pair of each row; and each row's window span (None for a whole or cut document)."""
     pairs: list[tuple[str, str]] = []
     owner: list[int] = []
-    for i, (query, document, texts) in enumerate(zip(queries, documents, windows, strict=True)):
-        for text in texts if texts is not None else (document,):
-            pairs.append((query, text))
+    spans: list[tuple[int, int] | None] = []
+    for i, (query, document, pair_windows) in enumerate(zip(queries, documents, windows, strict=True)):
+        if pair_windows is None:
+            pairs.append((query, document))
             owner.append(i)
-    return pairs, np.asarray(owner, dtype=np.int64)
+            spans.append(None)
+            continue
+        for start, end in pair_windows:
+            pairs.append((query, originals[i][start:end]))
+            owner.append(i)
+            spans.append((start, end))
+    return pairs, np.asarray(owner, dtype=np.int64), spans
 
 
 def count_rows(
@@ -259,7 +297,7 @@ def refuse_overflow(job: PairsJob, report: CutReport, budget: Budget) -> None:
     pair that did not fit."""
     if report.overflow.any():
         i = int(np.flatnonzero(report.overflow)[0])
-        raise InvalidRequest(
+        raise DocumentTooLong(
             f"{job.documents_field}[{i}] does not fit in {budget.max_length} tokens with its query and "
             f"truncation is disabled; shorten it, or allow truncation",
             field=f"{job.documents_field}[{i}]",

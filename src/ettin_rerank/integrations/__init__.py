@@ -1,0 +1,109 @@
+"""In-process reranking inside LangChain and LlamaIndex (see docs/integrations.md).
+
+- `ettin_rerank.integrations.langchain.EttinRerank`: a LangChain document compressor
+  (`pip install 'ettin-rerank[langchain]'`).
+- `ettin_rerank.integrations.llama_index.EttinRerank`: a LlamaIndex node postprocessor
+  (`pip install 'ettin-rerank[llamaindex]'`).
+
+Each of those modules imports its framework when it is itself imported; this one imports
+neither, and holds what both share: which model to load, which activation a score goes
+through, and the checks of the options, so the two integrations cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..inference.reranker import Reranker
+
+DEFAULT_TOP_N = 3  # langchain-cohere's CohereRerank keeps 3 too
+DEFAULT_LONG_DOCUMENTS = "chunk"  # retrieved passages are often longer than a reranker's max length
+
+
+def missing_framework(extra: str, package: str, error: ImportError) -> ImportError:
+    """The ImportError an integration module raises when its framework is not installed."""
+    return ImportError(
+        f"this integration needs {package}, which is not installed: pip install 'ettin-rerank[{extra}]'"
+        f" ({error})"
+    )
+
+
+def default_activation(reranker: Reranker) -> str:
+    """The activation a framework's relevance score goes through when the caller names none:
+    the engine's own rule (`Reranker.probability_activation`), shared with the HTTP server."""
+    return reranker.probability_activation
+
+
+def load_reranker(model: str | os.PathLike | None = None, reranker: Any = None) -> Reranker:
+    """The reranker an integration scores with: the one lent (`reranker=`), the one named
+    (`model=`, a local directory or a Hub id), or, with neither, the model the CLI uses
+    ($ETTIN_RERANK_MODEL, then the reranker bundled with the package)."""
+    from ..inference.reranker import Reranker
+
+    if model is not None and reranker is not None:
+        raise ValueError(
+            "give either model= (a name or path to load) or reranker= (a loaded Reranker), not both"
+        )
+    if reranker is not None:
+        if not isinstance(reranker, Reranker):
+            raise TypeError(
+                f"reranker must be an ettin_rerank.Reranker (e.g. Reranker.from_pretrained(...)), "
+                f"got {type(reranker).__name__}"
+            )
+        return reranker
+    if model is not None and not isinstance(model, str | os.PathLike):
+        raise TypeError(
+            f"model must be a model directory or Hub id (a string or path), got {type(model).__name__}"
+        )
+    return Reranker.from_pretrained(model)
+
+
+@dataclass(frozen=True)
+class RerankOptions:
+    """What an integration passes to `Reranker.rank`, checked and resolved once, at construction."""
+
+    top_n: int | None  # documents kept, best first; None keeps them all
+    activation: str  # "calibrated", "sigmoid" or "identity" (raw logits)
+    long_documents: str  # "chunk" (max over windows) or "truncate" (the first max_length tokens)
+
+
+def resolve_options(
+    reranker: Reranker, top_n: Any, activation: str | None, long_documents: str
+) -> RerankOptions:
+    """Check an integration's options against the reranker; `activation=None` means `default_activation`."""
+    from ..inference.reranker import check_activation, check_long_documents
+
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+        raise ValueError(f"top_n must be a positive integer, or None to keep every document; got {top_n!r}")
+    if activation is None:
+        activation = default_activation(reranker)
+    elif activation not in ("calibrated", "sigmoid", "identity"):
+        # None is the reranker's own name for raw logits; here it means "choose for me"
+        raise ValueError(
+            f"activation must be 'calibrated', 'sigmoid', 'identity' (raw logits) or None "
+            f"(calibrated when the model has a calibration, else sigmoid); got {activation!r}"
+        )
+    check_activation(activation, reranker.calibration)
+    return RerankOptions(top_n, activation, check_long_documents(long_documents))
+
+
+def rerank_texts(
+    reranker: Reranker, query: Any, texts: list[str], options: RerankOptions
+) -> list[dict[str, Any]]:
+    """`Reranker.rank` results for the texts (best first, at most `top_n`), each with `index`,
+    `score` and, when chunking, `n_chunks` and `best_chunk`."""
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a string, got {type(query).__name__}")
+    if not texts:
+        return []
+    return reranker.rank(
+        query,
+        texts,
+        top_k=options.top_n,
+        activation=options.activation,
+        long_documents=options.long_documents,
+        show_progress_bar=False,
+    )
