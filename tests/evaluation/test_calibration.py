@@ -184,6 +184,20 @@ def test_calibrated_beats_sigmoid_when_the_raw_scores_are_shifted():
     assert calibrated_ece < 0.02 < 0.1 < sigmoid_ece
     assert measurement.activations["calibrated"]["brier"] < measurement.activations["sigmoid"]["brier"]
     assert sum(b["count"] for b in measurement.activations["calibrated"]["bins"]) == len(held_out_labels)
+    # what `relevance_score > 0.5` keeps: far fewer pairs once calibrated, and mostly relevant ones
+    for activation, probabilities in (
+        ("sigmoid", sigmoid(held_out_scores)),
+        ("calibrated", calibration.probabilities(held_out_scores)),
+    ):
+        kept = measurement.activations[activation]["kept"]
+        assert kept["threshold"] == 0.5 and kept["pairs"] == int((probabilities > 0.5).sum())
+        assert kept["relevant"] == int(held_out_labels[probabilities > 0.5].sum())
+    sigmoid_kept, calibrated_kept = (measurement.activations[a]["kept"] for a in ("sigmoid", "calibrated"))
+    assert (
+        calibrated_kept["relevant"] / calibrated_kept["pairs"]
+        > 0.5
+        > sigmoid_kept["relevant"] / sigmoid_kept["pairs"]
+    )
 
 
 def test_platt_never_inverts_the_ranking():

@@ -143,13 +143,22 @@ def run_calibrate(args: argparse.Namespace) -> int:
             print(f"wrote {written['json']}, {written['png']}")
     print()
     print(
-        "| set | role | pairs | relevant | ECE sigmoid | ECE calibrated | Brier sigmoid | Brier calibrated |"
+        "| set | role | pairs | relevant | ECE sigmoid | ECE calibrated | Brier sigmoid | Brier calibrated "
+        "| kept by sigmoid > 0.5 | kept by calibrated > 0.5 |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, role, measurement in rows:
         sig, cal = measurement.activations["sigmoid"], measurement.activations["calibrated"]
         print(
             f"| {label} | {role} | {measurement.pairs['pairs']} | {measurement.pairs['relevant_pairs']} "
-            f"| {sig['ece']:.4f} | {cal['ece']:.4f} | {sig['brier']:.4f} | {cal['brier']:.4f} |"
+            f"| {sig['ece']:.4f} | {cal['ece']:.4f} | {sig['brier']:.4f} | {cal['brier']:.4f} "
+            f"| {describe_kept(sig['kept'])} | {describe_kept(cal['kept'])} |"
         )
     return 0
+
+
+def describe_kept(kept: dict) -> str:
+    """ "3250 (7.8% relevant)": how many pairs a threshold keeps and how many of those are relevant."""
+    if not kept["pairs"]:
+        return "0"
+    return f"{kept['pairs']} ({100 * kept['relevant'] / kept['pairs']:.1f}% relevant)"

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DEPTH = 100  # the main job's first-stage depth: calibrate on the pairs a reranker sees
 DEFAULT_BINS = 15
+# What users of Cohere, Jina and LangChain keep: `relevance_score > 0.5`. Reports say what it keeps.
+KEEP_THRESHOLD = 0.5
 DEFAULT_FIT_SPLIT = "train"  # fit on training judgements ...
 EVALUATION_SPLIT = "test"  # ... and measure on held-out ones
 # Platt scaling is an unregularised logistic fit on one feature; a large C makes scikit-learn's
@@ -389,7 +391,8 @@ class CalibrationMeasurement:
     pairs: dict[str, Any]  # the scored pairs' description (dataset, split, model, counts)
     calibration: dict[str, Any]  # method and provenance of the map measured
     n_bins: int
-    activations: dict[str, dict[str, Any]]  # "sigmoid" / "calibrated" -> ece, brier, bins
+    # "sigmoid" / "calibrated" -> ece, brier, kept (pairs above KEEP_THRESHOLD and how many are relevant), bins
+    activations: dict[str, dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -407,15 +410,22 @@ class CalibrationMeasurement:
 def measure_calibration(
     scored: ScoredPairs, calibration: Calibration, n_bins: int = DEFAULT_BINS
 ) -> CalibrationMeasurement:
-    """ECE and Brier score of sigmoid(raw) and of `calibration`, with their reliability bins."""
+    """ECE and Brier score of sigmoid(raw) and of `calibration`, what a 0.5 threshold keeps, and the
+    reliability bins."""
     activations = {}
     for activation, probabilities in (
         ("sigmoid", sigmoid(scored.scores)),
         ("calibrated", calibration.probabilities(scored.scores)),
     ):
+        kept = probabilities > KEEP_THRESHOLD
         activations[activation] = {
             "ece": expected_calibration_error(probabilities, scored.labels, n_bins),
             "brier": brier_score(probabilities, scored.labels),
+            "kept": {
+                "threshold": KEEP_THRESHOLD,
+                "pairs": int(kept.sum()),
+                "relevant": int(scored.labels[kept].sum()),
+            },
             "bins": [asdict(b) for b in reliability_bins(probabilities, scored.labels, n_bins)],
         }
     description = {
