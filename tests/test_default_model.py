@@ -87,6 +87,9 @@ def test_cli_uses_the_bundled_model_without_model_argument(bundled):
     described = json.loads(info.stdout)
     assert described["source"] == "bundled" and described["model"] == str(bundled)
     assert described["architecture"].startswith("BertModel")
+    # The weights inherit SciFact's non-commercial terms: info says so, and so does the library.
+    assert described["license"].startswith("cc-by-nc-2.0: ") and "non-commercial" in described["license"]
+    assert described["relevance_score"] == "calibrated"
 
     query, relevant, irrelevant = OBVIOUS[0]
     ranked = subprocess.run(

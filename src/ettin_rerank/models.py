@@ -47,3 +47,22 @@ def require_model(explicit: str | os.PathLike | None = None) -> ModelChoice:
             "(this install carries no bundled default model)"
         )
     return choice
+
+
+def model_license(directory: str | os.PathLike) -> str | None:
+    """The licence a model directory's card declares (`license:` in the README's front matter, with
+    its `license_note:` when there is one), or None when the card states none."""
+    card = Path(directory) / "README.md"
+    if not card.is_file():
+        return None
+    from huggingface_hub.repocard import metadata_load  # a base dependency; parses the YAML front matter
+
+    try:
+        metadata = metadata_load(card) or {}
+    except Exception:  # a card whose front matter is not YAML states no licence we can report
+        return None
+    license_id = metadata.get("license")
+    if not license_id:
+        return None
+    note = metadata.get("license_note")
+    return f"{license_id}: {note}" if note else str(license_id)

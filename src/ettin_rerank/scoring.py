@@ -36,6 +36,7 @@ class TokenizedPairScorer(PairScorer, Protocol):
 
     tokenizer: PairTokenizer
     calibration: Calibration | None  # raw score -> P(relevant), when the model carries one
+    license: str | None  # the licence the model card declares, reported by /v1/models
 
     @property
     def max_length(self) -> int: ...

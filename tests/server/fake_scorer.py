@@ -75,6 +75,7 @@ class FakeScorer:
         self.seconds_per_pair = seconds_per_pair
         self.name = name
         self.calibration = None  # a `Calibration` makes the server's default score calibrated
+        self.license = None
         self.batches: list[int] = []
 
     @property

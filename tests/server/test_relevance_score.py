@@ -117,3 +117,15 @@ def test_a_real_model_directory_with_calibration_json(tiny_model_dir: Path, tmp_
     assert card["id"] == "calibrated-tiny"
     expected = reranker.predict([(QUERY, d) for d in DOCS], activation="calibrated")
     np.testing.assert_allclose(by_index(body["results"]), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_v1_models_reports_the_licence_the_model_card_declares(tiny_model_dir: Path, tmp_path: Path):
+    model_dir = tmp_path / "carded-tiny"
+    shutil.copytree(tiny_model_dir, model_dir)
+    reranker = Reranker.from_pretrained(model_dir, max_length=TINY_MAX_LENGTH)
+    with make_client(reranker) as client:
+        assert client.get("/v1/models").json()["data"][0]["license"] is None  # no card, nothing claimed
+    (model_dir / "README.md").write_text("---\nlicense: apache-2.0\n---\n\n# a tiny model\n")
+    reranker = Reranker.from_pretrained(model_dir, max_length=TINY_MAX_LENGTH)
+    with make_client(reranker) as client:
+        assert client.get("/v1/models").json()["data"][0]["license"] == "apache-2.0"

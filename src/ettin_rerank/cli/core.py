@@ -168,6 +168,8 @@ def describe_model(model: str | None) -> dict:
         "hidden_size": config.hidden_size,
         "attention_heads": config.num_attention_heads,
         "vocab_size": config.vocab_size,
+        "license": reranker.license or "not stated in the model card",
+        "relevance_score": reranker.probability_activation,
     }
 
 

@@ -198,6 +198,7 @@ class Reranker:
         attention: str | None = None,
         batch_tokens: int | None = None,
         calibration: Calibration | None = None,
+        license: str | None = None,
         layout: str = "",
         architecture: str = "",
     ):
@@ -212,6 +213,7 @@ class Reranker:
         self.tokenizer = tokenizer
         self.name_or_path = name_or_path
         self.calibration = calibration  # raw score -> P(relevant), from `ettin-rerank calibrate`
+        self.license = license  # what the model card declares; None when it states none
         self.layout = layout
         self.architecture = architecture
         self.device = next(model.head.parameters()).device
@@ -255,9 +257,9 @@ class Reranker:
                 raise ValueError(f"num_threads must be positive, got {num_threads}")
             torch.set_num_threads(num_threads)  # process-wide: torch has one intra-op pool
         resolve_quantize(quantize, torch.device(device), resolve_dtype(dtype))  # fail before loading
-        if name_or_path is None:
-            from ..models import require_model
+        from ..models import model_license, require_model
 
+        if name_or_path is None:
             name_or_path = require_model().name_or_path
         directory = resolve_model_path(name_or_path)
         checkpoint = load_checkpoint(directory)
@@ -277,6 +279,7 @@ class Reranker:
             attention=attention,
             batch_tokens=batch_tokens,
             calibration=Calibration.load(directory),
+            license=model_license(directory),
             layout=checkpoint.layout,
             architecture=checkpoint.architecture,
         )

@@ -228,6 +228,7 @@ async def models(request: Request) -> ModelList:
         owned_by="ettin-rerank",
         max_model_len=engine.scorer.max_length,
         relevance_score=request.app.state.relevance.describe(),
+        license=engine.scorer.license,
     )
     return ModelList(data=[card])
 

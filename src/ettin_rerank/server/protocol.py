@@ -267,6 +267,9 @@ class ModelCard(BaseModel):
         description='What a default score is: "sigmoid" (of the raw logit), or "calibrated (METHOD, fitted '
         "on DATASET SPLIT)\", the probability of relevance from the model's calibration.json."
     )
+    license: str | None = Field(
+        default=None, description="The licence the model's card declares (absent when it states none)."
+    )
 
 
 class ModelList(BaseModel):
