@@ -12,7 +12,6 @@ pytest.importorskip("langchain_core", reason="the langchain extra is not install
 from langchain_core.documents import BaseDocumentCompressor, Document  # noqa: E402
 
 from ettin_rerank import Reranker  # noqa: E402
-from ettin_rerank.integrations import default_activation  # noqa: E402
 from ettin_rerank.integrations.langchain import EttinRerank  # noqa: E402
 from ettin_rerank.models import ENV_VAR, bundled_model_dir  # noqa: E402
 
@@ -39,7 +38,7 @@ def test_the_bundled_model_is_the_default_and_ranks_the_answer_first(monkeypatch
     compressor = EttinRerank()
     assert isinstance(compressor, BaseDocumentCompressor)
     assert compressor.model == str(bundled_model_dir()) and compressor.top_n == 3
-    assert compressor.activation == default_activation(compressor.reranker)
+    assert compressor.activation == compressor.reranker.probability_activation
     best = compressor.compress_documents(as_documents(DOCUMENTS), QUERY)
     assert len(best) == 3
     assert best[0].page_content == DOCUMENTS[ANSWER]

@@ -12,7 +12,6 @@ pytest.importorskip("llama_index.core", reason="the llamaindex extra is not inst
 from llama_index.core.postprocessor.types import BaseNodePostprocessor  # noqa: E402
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode  # noqa: E402
 
-from ettin_rerank.integrations import default_activation  # noqa: E402
 from ettin_rerank.integrations.llama_index import EttinRerank  # noqa: E402
 from ettin_rerank.models import ENV_VAR, bundled_model_dir  # noqa: E402
 
@@ -47,7 +46,7 @@ def test_the_bundled_model_is_the_default_and_ranks_the_answer_first(monkeypatch
 
 def test_scores_are_the_rerankers_and_inputs_are_untouched(bundled_reranker):
     postprocessor = EttinRerank(reranker=bundled_reranker, top_n=None)
-    assert postprocessor.activation == default_activation(bundled_reranker)
+    assert postprocessor.activation == bundled_reranker.probability_activation
     nodes = as_nodes(DOCUMENTS)
     best = postprocessor.postprocess_nodes(nodes, query_bundle=QueryBundle(QUERY))
     expected = bundled_reranker.rank(

@@ -25,7 +25,7 @@ def test_the_package_imports_no_framework():
         """
         import sys
         import ettin_rerank, ettin_rerank.integrations
-        from ettin_rerank.integrations import default_activation, load_reranker
+        from ettin_rerank.integrations import load_reranker
         loaded = [m for m in ("langchain_core", "llama_index") if m in sys.modules]
         assert not loaded, loaded
         """

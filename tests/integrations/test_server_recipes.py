@@ -75,9 +75,8 @@ def server_url() -> Iterator[str]:
 def in_process_scores(bundled_reranker) -> dict[int, float]:
     """What the in-process integrations give each document: the server must agree (one engine,
     one choice of activation)."""
-    from ettin_rerank.integrations import default_activation
 
-    results = bundled_reranker.rank(QUERY, DOCUMENTS, activation=default_activation(bundled_reranker))
+    results = bundled_reranker.rank(QUERY, DOCUMENTS, activation=bundled_reranker.probability_activation)
     return {r["index"]: r["score"] for r in results}
 
 

@@ -326,8 +326,10 @@ def fit_calibration(
 
 
 def sigmoid(scores: np.ndarray) -> np.ndarray:
-    """The uncalibrated activation, float32 like the Reranker's (tanh form: no overflow)."""
-    return (0.5 * (1.0 + np.tanh(0.5 * np.asarray(scores, dtype=np.float64)))).astype(np.float32)
+    """The uncalibrated activation, exactly as the engine and the server compute it (fp32)."""
+    from ..inference.reranker import apply_activation  # torch: loaded only when a report is measured
+
+    return apply_activation(np.asarray(scores, dtype=np.float32), "sigmoid")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ ACTIVATIONS = (None, "identity", "sigmoid", "calibrated")
 HUB_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*/*.json", "*/*.safetensors"]
 # Real tokens per batch. Packed batches have no padding, so this bounds activation memory.
 DEFAULT_BATCH_TOKENS = {"cpu": 8192, "cuda": 131072}
+PROGRESS_FROM_PAIRS = 10_000  # calls scoring fewer pairs show no progress bar unless asked
 
 
 QUANTIZE_MODES = (None, "int8")
@@ -333,6 +334,19 @@ class Reranker:
         batches = iter_packed(encoded, batch_tokens or self.batch_tokens, max_pairs=batch_size)
         return self._score_batches(batches, len(encoded), show_progress_bar)
 
+    def _raw_scores(
+        self,
+        pairs: list[tuple[str, str]],
+        long_documents: str,
+        batch_tokens: int | None,
+        show_progress_bar: bool | None,
+        batch_size: int | None,
+    ) -> tuple[np.ndarray, np.ndarray | None, list[tuple[int, int] | None] | None]:
+        """Raw scores by the `long_documents` mode; window counts and best spans only when chunking."""
+        if check_long_documents(long_documents) == "chunk":
+            return self._predict_chunked(pairs, batch_tokens, show_progress_bar, batch_size)
+        return self._predict_truncated(pairs, batch_tokens, show_progress_bar, batch_size), None, None
+
     def _predict_truncated(
         self,
         pairs: list[tuple[str, str]],
@@ -362,8 +376,7 @@ class Reranker:
         scores = np.empty(len(pairs), dtype=np.float32)
         n_chunks = np.ones(len(pairs), dtype=np.int64)
         best_spans: list[tuple[int, int] | None] = [None] * len(pairs)
-        show = show_progress_bar if show_progress_bar is not None else len(pairs) >= 10_000
-        with tqdm(total=len(pairs), desc="Scoring pairs", unit="pair", disable=not show) as progress:
+        with progress_bar(len(pairs), show_progress_bar) as progress:
             for start, end in chunk_bounds(pairs, DEFAULT_CHUNK_PAIRS, DEFAULT_CHUNK_CHARS):
                 queries, documents = zip(*pairs[start:end], strict=True)
                 job = PairsJob(list(queries), list(documents), TruncationOptions(long_document="chunk"))
@@ -384,8 +397,7 @@ class Reranker:
         scores = np.empty(total, dtype=np.float32)
         if not total:
             return scores
-        show = show_progress_bar if show_progress_bar is not None else total >= 10_000
-        with tqdm(total=total, desc="Scoring pairs", unit="pair", disable=not show) as progress:
+        with progress_bar(total, show_progress_bar) as progress:
             for indices, batch in batches:
                 batch = batch.to(self.device)
                 logits = self.model(
@@ -414,12 +426,8 @@ class Reranker:
         """
         pairs = validate_pairs(pairs)
         check_activation(activation, self.calibration)
-        mode = check_long_documents(long_documents)
-        if mode == "chunk":
-            scores = self._predict_chunked(pairs, batch_tokens, show_progress_bar, batch_size)[0]
-        else:
-            scores = self._predict_truncated(pairs, batch_tokens, show_progress_bar, batch_size)
-        return apply_activation(scores, activation, self.calibration)
+        raw = self._raw_scores(pairs, long_documents, batch_tokens, show_progress_bar, batch_size)[0]
+        return apply_activation(raw, activation, self.calibration)
 
     def rank(
         self,
@@ -446,12 +454,13 @@ class Reranker:
             raise ValueError(f"top_k must be >= 0, got {top_k}")
         check_activation(activation, self.calibration)
         pairs = [(query, d) for d in documents]
+        raw, n_chunks, spans = self._raw_scores(
+            pairs, long_documents, batch_tokens, show_progress_bar, batch_size
+        )
         shown = documents if return_documents else None
-        if check_long_documents(long_documents) == "truncate":
-            raw = self._predict_truncated(pairs, batch_tokens, show_progress_bar, batch_size)
-            return ranked_results(apply_activation(raw, activation, self.calibration), shown, top_k, raw)
-        raw, n_chunks, spans = self._predict_chunked(pairs, batch_tokens, show_progress_bar, batch_size)
         results = ranked_results(apply_activation(raw, activation, self.calibration), shown, top_k, raw)
+        if n_chunks is None:
+            return results
         for item in results:
             index = item["index"]
             item["n_chunks"] = int(n_chunks[index])
@@ -464,6 +473,12 @@ class Reranker:
             f"dtype={self.dtype}, quantize={self.quantize}, attention={self.attention!r}, "
             f"max_length={self.max_length})"
         )
+
+
+def progress_bar(total: int, show: bool | None) -> tqdm:
+    """The scoring bar; by default it shows from `PROGRESS_FROM_PAIRS` pairs (short calls stay quiet)."""
+    visible = show if show is not None else total >= PROGRESS_FROM_PAIRS
+    return tqdm(total=total, desc="Scoring pairs", unit="pair", disable=not visible)
 
 
 def check_activation(activation: str | None, calibration: Calibration | None) -> None:

@@ -31,12 +31,6 @@ def missing_framework(extra: str, package: str, error: ImportError) -> ImportErr
     )
 
 
-def default_activation(reranker: Reranker) -> str:
-    """The activation a framework's relevance score goes through when the caller names none:
-    the engine's own rule (`Reranker.probability_activation`), shared with the HTTP server."""
-    return reranker.probability_activation
-
-
 def load_reranker(model: str | os.PathLike | None = None, reranker: Any = None) -> Reranker:
     """The reranker an integration scores with: the one lent (`reranker=`), the one named
     (`model=`, a local directory or a Hub id), or, with neither, the model the CLI uses
@@ -73,13 +67,14 @@ class RerankOptions:
 def resolve_options(
     reranker: Reranker, top_n: Any, activation: str | None, long_documents: str
 ) -> RerankOptions:
-    """Check an integration's options against the reranker; `activation=None` means `default_activation`."""
+    """Check an integration's options against the reranker; `activation=None` means the engine's
+    `Reranker.probability_activation` (calibrated when the model has a calibration, else sigmoid)."""
     from ..inference.reranker import check_activation, check_long_documents
 
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
         raise ValueError(f"top_n must be a positive integer, or None to keep every document; got {top_n!r}")
     if activation is None:
-        activation = default_activation(reranker)
+        activation = reranker.probability_activation
     elif activation not in ("calibrated", "sigmoid", "identity"):
         # None is the reranker's own name for raw logits; here it means "choose for me"
         raise ValueError(
