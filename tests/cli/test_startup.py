@@ -143,7 +143,7 @@ def test_a_missing_extra_is_named_before_the_command_runs(monkeypatch, capsys, t
 
 def test_every_installed_extra_is_complete_here():
     """The test environment installs `[dev]`: every extra it includes resolves, so no command refuses."""
-    for extra in ("eval", "server", "train", "langchain", "llamaindex", "pdf"):
+    for extra in ("eval", "server", "train", "langchain", "llamaindex", "pdf", "onnx", "openvino"):
         assert options.missing_from_extra(extra) == [], extra
 
 

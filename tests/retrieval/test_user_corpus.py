@@ -15,7 +15,7 @@ def notes(tmp_path):
     (root / "sub" / "garden.md").write_text("# Garden notes\nWater the tomatoes early in the morning.\n")
     (root / "bike.md").write_text("Pump the bicycle tyres to the pressure printed on the sidewall.")
     (root / "empty.txt").write_text("   \n")
-    (root / "image.png").write_bytes(b"\x89PNG")
+    (root / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     return root
 
 
@@ -26,20 +26,25 @@ def test_text_directory_one_document_per_file(notes, caplog):
     assert corpus["sub/garden.md"].title == "Garden notes"
     assert corpus["sub/garden.md"].text == "Water the tomatoes early in the morning."
     assert corpus["kettle.txt"].title == ""
-    assert "1 empty file(s) skipped" in caplog.text
+    assert "skipped 2 of 5 files: 1 empty (empty.txt); 1 binary (image.png)" in caplog.text
 
 
 def test_user_corpus_errors(tmp_path):
-    (tmp_path / "only.png").write_bytes(b"x")
-    with pytest.raises(ValueError, match="no non-empty .txt/.md files"):
+    (tmp_path / "only.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
+    with pytest.raises(
+        ValueError, match=r"no readable documents in .*: skipped 1 of 1 files: 1 binary \(only.png\)"
+    ):
         load_user_corpus(tmp_path)
     with pytest.raises(FileNotFoundError, match="corpus not found"):
         load_user_corpus(tmp_path / "missing")
-    with pytest.raises(ValueError, match="expected a BEIR corpus.jsonl"):
-        load_user_corpus(tmp_path / "only.png")
-    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\xfa")
-    with pytest.raises(ValueError, match="not UTF-8"):
-        load_text_directory(tmp_path)
+    with pytest.raises(ValueError, match="1 binary"):
+        load_user_corpus(tmp_path / "only.png")  # one file is read like a folder of one
+    (tmp_path / "latin.txt").write_bytes(b"\xe9t\xe9 \xe0 la plage")
+    assert load_user_corpus(tmp_path / "latin.txt")["latin.txt"].text == "\u00e9t\u00e9 \u00e0 la plage"
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="it holds no files"):
+        load_text_directory(empty)
 
 
 def test_beir_corpus_accepted(tiny_beir):

@@ -73,3 +73,58 @@ def test_our_engines_are_pair_scorers_that_describe_their_mode(tiny_reranker_dir
     scores = engine.score_pairs(pairs)
     assert scores.dtype == np.float32 and scores.shape == (2,)
     np.testing.assert_array_equal(scores, engine.reranker.predict(pairs, batch_tokens=64))
+
+
+def test_onnx_engines_say_why_they_cannot_run_instead_of_failing(tiny_reranker_dir, tmp_path):
+    from ettin_rerank.benchmarking.engines import ONNX_MODES, OPENVINO_MODES, EngineUnavailable, load_engine
+
+    for name in (*ONNX_MODES, *OPENVINO_MODES):
+        with pytest.raises(EngineUnavailable, match="CPU engine"):
+            load_engine(name, str(tiny_reranker_dir), device="cuda", workdir=tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before exporting anything
+
+
+def test_table_prints_the_cpu_kernels_and_the_engines_not_measured():
+    from ettin_rerank.benchmarking.runner import format_table
+
+    report = {
+        "workload": {"name": "beir-short", "pairs": 3, "mean_tokens": 10.0},
+        "matmul_peak_gflops_fp32": 10.0,
+        "machine": {
+            "cpu": "Some CPU",
+            "cpu_kernels": {"flags": ["avx2", "fma"], "native_bf16": False, "native_int8": False},
+        },
+        "engines": {},
+        "unavailable": {"st-onnx": "CrossEncoder(backend='onnx') cannot load m: ImportError: no optimum"},
+    }
+    table = format_table(report)
+    assert "kernels: avx2 fma (no native bf16, no int8 dot product)" in table
+    assert "st-onnx        not measured: CrossEncoder(backend='onnx') cannot load m: ImportError" in table
+
+
+@pytest.mark.slow  # exports the model to ONNX and compiles it for OpenVINO (~40 s of CPU)
+def test_bench_runs_our_onnx_export_on_onnxruntime_and_openvino(tiny_reranker_dir, scifact_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
+    pytest.importorskip("sentence_transformers")
+    from ettin_rerank.benchmarking.runner import BenchConfig, format_table, run_bench
+
+    report = run_bench(
+        BenchConfig(
+            str(tiny_reranker_dir),
+            str(scifact_dir),
+            engines=["ours-exact", "onnx-ours", "openvino", "st-default", "st-onnx"],
+            num_queries=1,
+            docs_per_query=6,
+            repeats=1,
+            workdir=str(tmp_path),
+        )
+    )
+    engines = report["engines"]
+    for name in ("onnx-ours", "openvino"):
+        assert engines[name]["deviation"]["max_abs_diff"] <= 1e-4  # same fp32 graph, same pairs
+        assert engines[name]["pairs_per_s"] > 0
+    # sentence-transformers' onnx backend needs optimum: measured where it loads, else the reason is kept
+    assert "st-onnx" in engines or "cannot load" in report["unavailable"]["st-onnx"]
+    assert report["machine"]["cpu_kernels"]["flags"]
+    assert "onnx-ours" in format_table(report)

@@ -17,7 +17,7 @@ from ettin_rerank import Reranker
 
 EXACT_TOL = 1e-4
 BF16_TOL = 1e-2  # measured max 1.5e-3 on the tiny model
-INT8_TOL = 2e-3  # measured max 3e-4 on the tiny model
+INT8_TOL = 2e-3  # measured max 6.5e-5 on the tiny model (per-channel weight scales; 3e-4 per tensor)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +77,12 @@ def test_exact_mode_matches_sentence_transformers(tiny_reranker_dir, pairs):
 
 
 def test_bf16_mode_within_its_bound_with_fp32_head(tiny_reranker_dir, pairs, reference):
-    reranker = Reranker.from_pretrained(tiny_reranker_dir, dtype="bfloat16")
-    assert reranker.model.encoder_dtype == torch.bfloat16
+    # bf16 kernels on every CPU: a lent model runs as given, while from_pretrained(dtype="bfloat16")
+    # runs fp32 on a CPU without native bf16 (tests/inference/test_cpu_modes.py)
+    loaded = Reranker.from_pretrained(tiny_reranker_dir)
+    loaded.model.encoder.to(torch.bfloat16)
+    reranker = Reranker(loaded.model, loaded.tokenizer)
+    assert reranker.model.encoder_dtype == torch.bfloat16 and reranker.dtype == torch.bfloat16
     assert all(p.dtype == torch.float32 for p in reranker.model.head.parameters())
     scores = reranker.predict(pairs)
     assert scores.dtype == np.float32

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import platform
 import statistics
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..inference.cpu import cpu_kernels
 from ..inference.tokenization import PairTokenizer
 from ..modeling.loading import load_checkpoint
-from .engines import DEFAULT_ENGINES, OUR_MODES, BenchEngine, load_engine
+from .engines import (
+    DEFAULT_ENGINES,
+    OPENVINO_CALIBRATION_PAIRS,
+    OUR_MODES,
+    BenchEngine,
+    EngineUnavailable,
+    load_engine,
+)
 from .measure import EncoderShape, PeakMemory, matmul_peak_gflops, timed, useful_flops
 from .workloads import SHORT_MAX_LENGTH, WORKLOADS, beir_short_pairs, long_pairs
 
@@ -41,6 +51,7 @@ class BenchConfig:
     max_tokens: int = 8000
     max_length: int | None = None  # None: 512 for beir-short, the model's limit for long
     seed: int = 0
+    workdir: str | None = None  # where the ONNX/OpenVINO engines' exports go (None: a temporary folder)
 
 
 def _machine(device: str) -> dict[str, Any]:
@@ -58,18 +69,14 @@ def _machine(device: str) -> dict[str, Any]:
         info["cpu"] = next(
             (line.split(":", 1)[1].strip() for line in text.splitlines() if "model name" in line), ""
         )
-        flags = next(
-            (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
-        )
-        info["cpu_flags"] = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
     except OSError:
         pass
-    try:
-        import sentence_transformers
-
-        info["sentence_transformers"] = sentence_transformers.__version__
-    except ImportError:
-        info["sentence_transformers"] = None
+    info["cpu_kernels"] = cpu_kernels().describe()  # the flags that decide which kernels run
+    for package in ("sentence_transformers", "onnxruntime", "openvino"):
+        try:
+            info[package] = importlib.import_module(package).__version__
+        except ImportError:
+            info[package] = None
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
@@ -123,12 +130,34 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     flops = useful_flops(EncoderShape.from_config(checkpoint.model.config), lengths)
     del checkpoint
 
-    engines: dict[str, BenchEngine] = {}
-    for name in config.engines:
-        engines[name] = load_engine(
-            name, config.model_dir, config.device, max_length, config.batch_tokens, config.st_batch_size
+    calibration_pairs = None
+    if "openvino-int8" in config.engines:  # NNCF's calibration: other queries than the timed ones
+        per_query = 32
+        calibration_pairs = beir_short_pairs(
+            config.data_dir, OPENVINO_CALIBRATION_PAIRS // per_query, per_query, config.seed + 1
         )
-        engines[name].score_pairs(pairs[: min(8, len(pairs))])  # warm-up: lazy init, allocator, kernels
+    engines: dict[str, BenchEngine] = {}
+    unavailable: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="ettin-bench-") as scratch:
+        workdir = Path(config.workdir or scratch)
+        for name in config.engines:
+            try:
+                engines[name] = load_engine(
+                    name,
+                    config.model_dir,
+                    config.device,
+                    max_length,
+                    config.batch_tokens,
+                    config.st_batch_size,
+                    threads=config.threads,
+                    workdir=workdir,
+                    calibration_pairs=calibration_pairs,
+                )
+            except EngineUnavailable as error:
+                logger.warning("%s not measured: %s", name, error)
+                unavailable[name] = str(error)
+                continue
+            engines[name].score_pairs(pairs[: min(8, len(pairs))])  # warm-up: lazy init, allocator, kernels
 
     seconds: dict[str, list[float]] = {name: [] for name in engines}
     peaks: dict[str, int] = dict.fromkeys(engines, 0)
@@ -178,6 +207,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         },
         "matmul_peak_gflops_fp32": cpu_peak,
         "engines": results,
+        "unavailable": unavailable,  # engine -> why it could not run here
         "our_modes": {name: OUR_MODES[name] for name in results if name in OUR_MODES},
     }
 
@@ -188,18 +218,30 @@ def format_table(report: dict[str, Any]) -> str:
         f"workload {report['workload']['name']}: {report['workload']['pairs']} pairs, "
         f"mean {report['workload']['mean_tokens']:.0f} tokens; fp32 matmul peak "
         + (f"{peak:.1f} GFLOP/s" if peak else "n/a"),
-        f"{'engine':<12} {'pairs/s':>9} {'x st-def':>9} {'x st-bf16':>9} {'GFLOP/s':>8} {'peak MB':>8} "
+        f"cpu: {report['machine'].get('cpu', '?')}; kernels: {cpu_summary(report['machine'])}",
+        f"{'engine':<14} {'pairs/s':>9} {'x st-def':>9} {'x st-bf16':>9} {'GFLOP/s':>8} {'peak MB':>8} "
         f"{'max|diff|':>10} {'spearman':>8} {'top10':>6}",
     ]
     for name, e in report["engines"].items():
         dev = e.get("deviation", {})
         lines.append(
-            f"{name:<12} {e['pairs_per_s']:>9.2f} {e.get('ratio_vs_st-default', float('nan')):>9.2f} "
+            f"{name:<14} {e['pairs_per_s']:>9.2f} {e.get('ratio_vs_st-default', float('nan')):>9.2f} "
             f"{e.get('ratio_vs_st-bf16', float('nan')):>9.2f} {e['gflops_per_s']:>8.1f} {e['peak_memory_mb']:>8.0f} "
             f"{dev.get('max_abs_diff', float('nan')):>10.2e} {dev.get('spearman', float('nan')):>8.5f} "
             f"{dev.get('top10_agreement', float('nan')):>6.3f}"
         )
+    for name, reason in report.get("unavailable", {}).items():
+        lines.append(f"{name:<14} not measured: {reason}")
     return "\n".join(lines)
+
+
+def cpu_summary(machine: dict[str, Any]) -> str:
+    """The CPU's kernel flags in one phrase, e.g. "avx2 fma (no native bf16, no int8 dot product)"."""
+    kernels = machine.get("cpu_kernels") or {}
+    flags = " ".join(kernels.get("flags", [])) or "unknown"
+    bf16 = "native bf16" if kernels.get("native_bf16") else "no native bf16"
+    int8 = "int8 dot product (VNNI/AMX)" if kernels.get("native_int8") else "no int8 dot product"
+    return f"{flags} ({bf16}, {int8})"
 
 
 def write_json(report: dict[str, Any], path: str | Path) -> Path:

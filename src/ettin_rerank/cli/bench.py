@@ -1,4 +1,5 @@
-"""`ettin-rerank bench`: our engine in each mode against Sentence Transformers, same pairs, same machine."""
+"""`ettin-rerank bench`: our engine in each mode against Sentence Transformers, ONNX Runtime and
+OpenVINO, same pairs, same machine."""
 
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ SHORT_MAX_LENGTH = "ettin_rerank.benchmarking.workloads:SHORT_MAX_LENGTH"
 def register(subparsers) -> None:
     subparsers.add_parser(
         "bench",
-        help="measure pairs/s of our engine (each mode) and sentence-transformers' CrossEncoder",
+        help="measure pairs/s of our engine (each mode) against sentence-transformers, ONNX Runtime and OpenVINO",
         description=(
             "Runs every engine on the same model directory and pairs, alternating repeats, and reports the "
             "median pairs/s, ratios against sentence-transformers, achieved GFLOP/s next to the measured fp32 "
-            "matmul peak, peak memory and each mode's score deviation. Writes JSON and a PNG chart."
+            "matmul peak, peak memory and each mode's score deviation. The onnx-ours* and openvino* engines run "
+            "our ONNX export (encoder + head, padded batches); an engine that cannot load here is reported with "
+            "the reason, not fatal. Prints this CPU's kernel flags. Writes JSON and a PNG chart."
         ),
         add_arguments=add_bench_arguments,
         needs_extra="eval",  # sentence-transformers (the baseline), scipy and matplotlib (the report)
@@ -75,6 +78,9 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
         type=int,
     )
     add_flag(bench, defaults, "--seed")
+    add_flag(
+        bench, defaults, "--workdir", "where ONNX exports are written (default: a temporary folder)", type=str
+    )
     bench.add_argument("--out", type=Path, default=Path("bench-results/bench.json"), help="JSON report path")
     bench.add_argument("--chart", type=Path, default=None, help="PNG chart path (default: next to --out)")
 

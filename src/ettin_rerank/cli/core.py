@@ -127,9 +127,19 @@ def run_rank(args) -> int:
         activation=args.activation,
         long_documents=args.long_documents,
     )
+    truncated = 0
+    if args.long_documents == "truncate":
+        # which documents the cut lost text of: the pair template's own report (a second tokenization)
+        cut = reranker.encode([(args.query, document) for document in documents]).truncated
+        for item in results:
+            item["truncated"] = bool(cut[item["index"]])
+        truncated = int(cut.sum())
     if args.json:
         print(
-            json.dumps({"model": reranker.name, "query": args.query, "results": results}, ensure_ascii=False)
+            json.dumps(
+                {"model": reranker.name, "query": args.query, "truncated": truncated, "results": results},
+                ensure_ascii=False,
+            )
         )
         return 0
     from rich.console import Console
@@ -150,10 +160,18 @@ def run_rank(args) -> int:
             snippet[:100] + ("…" if len(snippet) > 100 else ""),
         )
     Console().print(table)
+    if truncated:
+        print(
+            f"note: {truncated} of {len(documents)} documents were cut to the model's {reranker.max_length} "
+            "tokens (--long-documents truncate): the rest of them was not read",
+            file=sys.stderr,
+        )
     return 0
 
 
 def describe_model(model: str | None) -> dict:
+    from ..inference.cpu import cpu_kernels  # torch: imported when the command runs
+
     choice = require_model(model)
     reranker = load_reranker(choice)
     config = reranker.model.config
@@ -170,6 +188,7 @@ def describe_model(model: str | None) -> dict:
         "vocab_size": config.vocab_size,
         "license": reranker.license or "not stated in the model card",
         "relevance_score": reranker.probability_activation,
+        "cpu": cpu_kernels().describe(),  # which kernels this CPU has: what dtype="auto" picks
     }
 
 
@@ -178,8 +197,13 @@ def run_info(args) -> int:
     if args.json:
         print(json.dumps(info))
     else:
-        width = max(map(len, info))
-        for key, value in info.items():
-            shown = f"{value:,}" if key == "parameters" else value
-            print(f"{key:<{width}}  {shown}")
+        cpu = info.pop("cpu")
+        lines = {key: f"{value:,}" if key == "parameters" else value for key, value in info.items()}
+        lines["cpu_flags"] = f"{' '.join(cpu['flags']) or 'none'} (torch: {cpu['torch_capability']})"
+        lines["cpu_native_bf16"] = "yes" if cpu["native_bf16"] else "no"
+        lines["cpu_native_int8"] = "yes" if cpu["native_int8"] else "no"
+        lines["dtype_auto"] = cpu["auto_dtype"]
+        width = max(map(len, lines))
+        for key, value in lines.items():
+            print(f"{key:<{width}}  {value}")
     return 0

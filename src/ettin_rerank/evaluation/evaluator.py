@@ -165,7 +165,7 @@ def evaluate(
         from ..retrieval.nano import build_nano_subset
 
         dataset = build_nano_subset(
-            dataset, n_queries=nano, max_corpus=nano_max_corpus, seed=seed, show_progress=show_progress
+            dataset, n_queries=nano, max_corpus=nano_max_corpus, seed=seed, show_progress=False
         )
 
     empty_queries = [q for q, text in dataset.queries.items() if not text.strip()]
@@ -193,7 +193,7 @@ def evaluate(
             dense_model,
             device,
             cache_dir,
-            show_progress=show_progress,
+            show_progress=False,  # other libraries' bars (bm25s, sentence-transformers); ours is the rerank bar
         )
         timings.update(stage_timings)
     identical_dropped = identical_relevant = 0

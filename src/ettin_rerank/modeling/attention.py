@@ -427,6 +427,68 @@ def eager_attention(
 
 
 # ----------------------------------------------------------------------------------------
+# Padded rows: the reference on a (batch, length) batch, for graphs traced with static
+# shapes' logic (the ONNX export); no engine picks it (`default_backend` never names it).
+# ----------------------------------------------------------------------------------------
+
+PADDED_ATTENTION = "padded"
+
+
+@dataclass
+class PaddedPacking(Packing):
+    """A padded (batch, length) batch seen as packed rows: sequence i occupies rows i*length ..
+    (i+1)*length - 1, padding included. Everything is a tensor computed from shapes, so the
+    batch and length axes stay dynamic when traced; only `PADDED_ATTENTION` reads `key_mask`."""
+
+    key_mask: torch.Tensor | None = None  # (batch, length) bool: True on real tokens
+
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor) -> PaddedPacking:
+        batch, length = attention_mask.shape
+        return cls(
+            cu_seqlens=torch.arange(batch + 1, dtype=torch.int32) * length,  # (batch + 1,)
+            seqlens=[],  # unknown while tracing; the padded backend never reads it
+            max_seqlen=length,
+            position_ids=torch.arange(length, dtype=torch.long).repeat(batch),  # (batch * length,)
+            key_mask=attention_mask.bool(),
+        )
+
+
+def padded_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    packing: PaddedPacking,
+    window: int | None,
+    scale: float,
+    first_tokens_only: bool = False,
+) -> torch.Tensor:
+    """The eager reference (`reference_attention`) on rows that are already padded.
+
+    q, k, v: (batch * length, heads, head_dim), or q: (batch, heads, head_dim) for first tokens.
+    """
+    if not isinstance(packing, PaddedPacking):
+        raise ValueError(
+            f"attention={PADDED_ATTENTION!r} is the backend for padded rows (the ONNX export traces it); "
+            "packed batches use 'varlen' or 'eager'"
+        )
+    mask = packing.key_mask
+    batch, length = mask.shape
+    heads, head_dim = k.shape[1:]
+    k_padded, v_padded = (
+        t.reshape(batch, length, heads, head_dim).transpose(1, 2) for t in (k, v)
+    )  # (batch, heads, length, head_dim)
+    if first_tokens_only:
+        positions = torch.zeros(1, dtype=torch.long, device=q.device)
+        return reference_attention(q[:, :, None, :], k_padded, v_padded, mask, window, scale, positions)[
+            :, :, 0
+        ]  # (batch, heads, head_dim)
+    q_padded = q.reshape(batch, length, heads, head_dim).transpose(1, 2)
+    out = reference_attention(q_padded, k_padded, v_padded, mask, window, scale)
+    return out.transpose(1, 2).reshape(batch * length, heads, head_dim)
+
+
+# ----------------------------------------------------------------------------------------
 # The registry.
 # ----------------------------------------------------------------------------------------
 
@@ -449,6 +511,7 @@ ATTENTION_BACKENDS: dict[str, AttentionFn] = {
     "varlen": _first_tokens_by_kernel(cpu_varlen_attention),
     "flash": _first_tokens_by_kernel(flash_varlen_attention),
     "torch_varlen": _first_tokens_by_kernel(torch_varlen_attention),
+    PADDED_ATTENTION: padded_attention,
 }
 
 

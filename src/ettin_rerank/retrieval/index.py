@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..scoring import PairScorer
-from .beir import Document, load_corpus, write_corpus
+import numpy as np
+
+from ..inference.long_documents import LONG_DOCUMENT_MODES, PairsJob, TruncationOptions, prepare
+from ..scoring import PairScorer, checked_scores
+from .beir import Document, load_corpus, scoring_text, write_corpus
 from .bm25 import BM25Config
+from .files import INDEX_MARKER, PassageSettings, ReadReport, passage_position
 from .first_stage import (
     DEFAULT_FIRST_STAGE,
     FirstStage,
@@ -17,51 +24,155 @@ from .first_stage import (
     build_first_stage,
     load_first_stage,
 )
-from .rerank import rerank_run
-from .user_corpus import load_user_corpus
+from .user_corpus import read_user_corpus
+
+if TYPE_CHECKING:
+    from ..inference.reranker import Reranker
 
 logger = logging.getLogger(__name__)
-_META_FILE = "ettin_index.json"
+_META_FILE = INDEX_MARKER
 _FORMAT_VERSION = 1
+_WORD = re.compile(r"\w+")
+EXCERPT_LEAD_WORDS = 4  # context shown before a snippet's first query word
+EXCERPT_SCAN_CHARS = 20_000  # how much of an unwindowed text a snippet is looked for in
 
 
 @dataclass
 class SearchHit:
     rank: int
-    doc_id: str
+    doc_id: str  # a file's path relative to the folder indexed, `path#pN` for a long file's Nth passage
     score: float  # reranker logit when reranked, else the first-stage score
     first_stage_score: float
     first_stage_rank: int  # 1-based position in the first stage's list
     title: str
     text: str
+    query: str = ""  # what was searched: the snippet shows the part that shares most words with it
+    window: tuple[int, int] | None = None  # chars of `text` in the reranker's best window; None: all
+    n_chunks: int | None = None  # windows the reranker scored; None: not reranked by the engine
+    truncated: bool = False  # the reranker saw only part of the document (long_documents="truncate")
+
+    @property
+    def file(self) -> str:
+        return passage_position(self.doc_id)[0]
+
+    @property
+    def passage(self) -> int | None:
+        """1-based passage of a long file; None for a file indexed whole."""
+        return passage_position(self.doc_id)[1]
 
     def snippet(self, width: int = 200) -> str:
-        flat = " ".join(self.text.split())
-        return flat if len(flat) <= width else flat[: width - 3].rstrip() + "..."
+        """Up to `width` characters of the best window (or of the text): the stretch sharing most
+        words with the query, from its start when none does."""
+        start, end = self.window or (0, len(self.text))
+        return excerpt(self.text[start:end], self.query, width)
 
     def to_dict(self, snippet_width: int = 200) -> dict:
         return {
             "rank": self.rank,
             "doc_id": self.doc_id,
+            "file": self.file,
+            "passage": self.passage,
             "score": self.score,
             "first_stage_score": self.first_stage_score,
             "first_stage_rank": self.first_stage_rank,
             "title": self.title,
             "snippet": self.snippet(snippet_width),
+            "n_chunks": self.n_chunks,
+            "truncated": self.truncated,
         }
+
+
+def excerpt(text: str, query: str, width: int) -> str:
+    """`text` with its whitespace flattened, cut to `width` characters where it shares most words
+    with `query` (words of 3+ characters, lowercased; its start when none); "..." marks a cut.
+    Only the first `EXCERPT_SCAN_CHARS` are searched, so a whole long file costs no more."""
+    words = text[:EXCERPT_SCAN_CHARS].split()
+    flat = " ".join(words)
+    if len(flat) <= width and len(text) <= EXCERPT_SCAN_CHARS:
+        return flat
+    budget = width - 7  # room for the "... " and "..." marks
+    terms = {w.lower() for w in _WORD.findall(query) if len(w) >= 3}
+    hits = [bool(terms) and any(w.lower() in terms for w in _WORD.findall(word)) for word in words]
+    best_start, best_hits = 0, 0
+    end = length = inside = 0  # words[start:end] fit in `budget`: their joined length + 1, their hits
+    for start in range(len(words)):
+        if end < start:
+            end, length, inside = start, 0, 0
+        while end < len(words) and length + len(words[end]) <= budget:
+            length += len(words[end]) + 1
+            inside += hits[end]
+            end += 1
+        if inside > best_hits:
+            best_start, best_hits = start, inside
+        if end > start:
+            length -= len(words[start]) + 1
+            inside -= hits[start]
+    if best_hits:  # start a few words before the first match, not where the stretch could begin
+        first_match = hits.index(True, best_start)
+        best_start = max(best_start, first_match - EXCERPT_LEAD_WORDS)
+    shown = " ".join(words[best_start:])
+    cut = shown[:budget]
+    if len(cut) < len(shown) and not shown[len(cut)].isspace() and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]  # end on a whole word
+    more = len(cut) < len(shown) or len(text) > EXCERPT_SCAN_CHARS
+    return ("... " if best_start else "") + cut + ("..." if more else "")
+
+
+@dataclass
+class CandidateScores:
+    """The reranker's view of each candidate, in candidate order."""
+
+    scores: np.ndarray  # (candidates,) float32 raw scores
+    windows: list[tuple[int, int] | None]  # chars of the scored text in the best window; None: all
+    n_chunks: list[int | None]  # windows scored; None when the scorer does not say
+    truncated: list[bool]
+
+
+def score_candidates(
+    reranker: Reranker | PairScorer,
+    query: str,
+    texts: Sequence[str],
+    long_documents: str = "chunk",
+    show_progress: bool = False,
+) -> CandidateScores:
+    """Score each text with the query. The engine (a `Reranker`) reads long texts as the library's
+    `long_documents` mode says (`inference/long_documents.py`, as `Reranker.rank` and the server do),
+    reporting windows and truncation; any other `PairScorer` scores the texts as it cuts them."""
+    if long_documents not in LONG_DOCUMENT_MODES:
+        raise ValueError(f"long_documents must be one of {LONG_DOCUMENT_MODES}, got {long_documents!r}")
+    if not hasattr(reranker, "predict_encoded"):
+        raw = reranker.score_pairs([(query, text) for text in texts])
+        scores = checked_scores(raw, len(texts), reranker.name)
+        return CandidateScores(scores, [None] * len(texts), [None] * len(texts), [False] * len(texts))
+    job = PairsJob([query] * len(texts), list(texts), TruncationOptions(long_document=long_documents))
+    prepared = prepare(reranker.tokenizer, job)
+    rows = reranker.predict_encoded(prepared.encoded, show_progress_bar=show_progress)
+    scores = checked_scores(prepared.aggregate(rows), len(texts), reranker.name)
+    windows = [prepared.spans[row] for row in prepared.best_rows(rows)] if len(texts) else []
+    return CandidateScores(
+        scores, windows, [int(n) for n in prepared.n_chunks], [bool(t) for t in prepared.truncated]
+    )
 
 
 class SearchIndex:
     """Documents plus a first stage, saved in one directory::
 
-    INDEX_DIR/ettin_index.json   format and settings
-    INDEX_DIR/corpus.jsonl       the documents (BEIR format)
+    INDEX_DIR/ettin_index.json   format and settings, and what reading the documents skipped
+    INDEX_DIR/corpus.jsonl       the documents (BEIR format): files, or passages of long files
     INDEX_DIR/...                what the first stage saves (bm25/, dense/; see first_stage.py)
     """
 
-    def __init__(self, corpus: dict[str, Document], first_stage: FirstStage):
+    def __init__(
+        self,
+        corpus: dict[str, Document],
+        first_stage: FirstStage,
+        passages: PassageSettings | None = None,
+        reading: ReadReport | None = None,
+    ):
         self.corpus = corpus
         self.first_stage = first_stage
+        self.passages = passages  # how files were cut (None: a BEIR corpus, or an index without the record)
+        self.reading = reading  # what reading the documents skipped (None when not known)
 
     @classmethod
     def build(
@@ -72,12 +183,16 @@ class SearchIndex:
         dense_model: str | None = None,
         device: str | None = "cpu",
         show_progress: bool = True,
+        passages: PassageSettings | None = None,
+        reading: ReadReport | None = None,
     ) -> SearchIndex:
+        """Index `corpus`; `show_progress` is the first stage's own (bm25s, sentence-transformers) bars."""
         # The index keeps its own embeddings, so the shared embedding cache is not written.
         settings = FirstStageSettings(
             bm25=bm25_config, dense_model=dense_model, device=device, use_cache=False
         )
-        return cls(corpus, build_first_stage(first_stage, corpus, settings, show_progress=show_progress))
+        stage = build_first_stage(first_stage, corpus, settings, show_progress=show_progress)
+        return cls(corpus, stage, passages, reading)
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -89,23 +204,35 @@ class SearchIndex:
             "first_stage": self.first_stage.name,
             "documents": len(self.corpus),
         }
+        if self.passages is not None:
+            meta["passages"] = {"words": self.passages.words, "overlap": self.passages.overlap}
+        if self.reading is not None:
+            meta["reading"] = self.reading.to_dict()
         (directory / _META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         return directory
 
     @classmethod
-    def open(cls, path: str | Path, device: str | None = "cpu") -> SearchIndex:
-        """A saved index; or, for a folder of .txt/.md files or a corpus.jsonl, a BM25 index built in memory."""
+    def open(
+        cls,
+        path: str | Path,
+        device: str | None = "cpu",
+        passages: PassageSettings | None = None,
+        show_progress: bool = False,
+    ) -> SearchIndex:
+        """A saved index; or, for a folder of documents, one file or a corpus.jsonl, a BM25 index built
+        in memory (`reading` says what was skipped; `show_progress`: a bar over the bytes read)."""
         path = Path(path)
         if (path / _META_FILE).is_file():
             return cls.load(path, device=device)
         if not path.exists():
             raise FileNotFoundError(
                 f"{path} does not exist: pass an index directory (from `ettin-rerank index`), "
-                "a folder of .txt/.md files or a corpus.jsonl"
+                "a folder of documents, a file, or a corpus.jsonl"
             )
-        corpus = load_user_corpus(path)
+        passages = passages or PassageSettings()
+        corpus, reading = read_user_corpus(path, passages, show_progress=show_progress)
         logger.info("indexed %d documents from %s in memory (bm25)", len(corpus), path)
-        return cls.build(corpus, "bm25", show_progress=False)
+        return cls.build(corpus, "bm25", show_progress=False, passages=passages, reading=reading)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = "cpu") -> SearchIndex:
@@ -122,42 +249,86 @@ class SearchIndex:
             )
         corpus = load_corpus(directory / "corpus.jsonl")
         first_stage = load_first_stage(meta["first_stage"], directory, FirstStageSettings(device=device))
-        return cls(corpus, first_stage)
+        passages = PassageSettings(**meta["passages"]) if "passages" in meta else None
+        return cls(corpus, first_stage, passages)
 
     def retrieve(self, query: str, top_k: int = 100) -> dict[str, float]:
         return self.first_stage.search({"q": query}, k=top_k)["q"]
 
     def search(
-        self, query: str, top_k: int = 100, n: int = 10, reranker: PairScorer | None = None
+        self,
+        query: str,
+        top_k: int = 100,
+        n: int = 10,
+        reranker: Reranker | PairScorer | None = None,
+        long_documents: str = "chunk",
+        show_progress: bool = False,
     ) -> list[SearchHit]:
         """First stage top-`top_k`, reranked with `reranker` when given, best `n` returned.
 
-        Equal reranker scores keep first-stage order.
+        `long_documents`: "chunk" scores a document longer than the reranker reads in overlapping
+        windows and keeps the best (its snippet shows that window); "truncate" reads its start only
+        (`SearchHit.truncated`). Equal reranker scores keep first-stage order. `show_progress`: the
+        reranker's bar.
         """
         if not query.strip():
             raise ValueError("the query is empty")
         if n < 1 or top_k < 1:
             raise ValueError("n and top_k must be at least 1")
         candidates = self.retrieve(query, top_k)
-        final = dict(candidates)
-        if reranker is not None and candidates:
-            final = rerank_run(
-                reranker, {"q": query}, self.corpus, {"q": candidates}, top_k=top_k, show_progress=False
-            )["q"]
         by_score = sorted(candidates, key=lambda doc_id: -candidates[doc_id])  # stable: ties keep order
         first_stage_rank = {doc_id: position for position, doc_id in enumerate(by_score, start=1)}
-        hits = []
-        for rank, (doc_id, score) in enumerate(list(final.items())[:n], start=1):
-            doc = self.corpus[doc_id]
-            hits.append(
-                SearchHit(
-                    rank,
-                    doc_id,
-                    float(score),
-                    float(candidates[doc_id]),
-                    first_stage_rank[doc_id],
-                    doc.title,
-                    doc.text,
+        docs = [self.corpus[doc_id] for doc_id in by_score]
+        if reranker is None or not docs:
+            hits = [_hit(doc, candidates[doc.doc_id], candidates, first_stage_rank, query) for doc in docs]
+        else:
+            texts = [scoring_text(doc) for doc in docs]
+            scored = score_candidates(reranker, query, texts, long_documents, show_progress)
+            order = sorted(range(len(docs)), key=lambda i: -float(scored.scores[i]))  # stable
+            hits = [
+                _hit(
+                    docs[i],
+                    float(scored.scores[i]),
+                    candidates,
+                    first_stage_rank,
+                    query,
+                    window=_text_window(docs[i], scored.windows[i]),
+                    n_chunks=scored.n_chunks[i],
+                    truncated=scored.truncated[i],
                 )
-            )
-        return hits
+                for i in order
+            ]
+        for rank, hit in enumerate(hits[:n], start=1):
+            hit.rank = rank
+        return hits[:n]
+
+
+def _hit(
+    doc: Document,
+    score: float,
+    candidates: dict[str, float],
+    first_stage_rank: dict[str, int],
+    query: str,
+    **reranked,
+) -> SearchHit:
+    """A hit, ranked later; `reranked`: the reranker's window, n_chunks and truncated."""
+    return SearchHit(
+        0,
+        doc.doc_id,
+        float(score),
+        float(candidates[doc.doc_id]),
+        first_stage_rank[doc.doc_id],
+        doc.title,
+        doc.text,
+        query=query,
+        **reranked,
+    )
+
+
+def _text_window(doc: Document, span: tuple[int, int] | None) -> tuple[int, int] | None:
+    """A window of the scored text (`title text`) as characters of `doc.text`."""
+    if span is None:
+        return None
+    offset = len(scoring_text(doc)) - len(doc.text)  # the title and its space, when there is a title
+    start, end = span
+    return max(start - offset, 0), max(end - offset, 0)

@@ -1,4 +1,7 @@
-"""A user's own documents: a BEIR `corpus.jsonl`, or a directory of `.txt`/`.md` files."""
+"""A user's own documents: a BEIR `corpus.jsonl`, a folder of files, or one file.
+
+What a folder's files become (decoding, skipping, passages) is decided in `files.py`.
+"""
 
 from __future__ import annotations
 
@@ -6,57 +9,56 @@ import logging
 from pathlib import Path
 
 from .beir import Document, load_corpus
+from .files import PassageSettings, ReadReport, read_folder
 
 logger = logging.getLogger(__name__)
 
-TEXT_SUFFIXES = (".txt", ".md")
+
+def read_user_corpus(
+    path: str | Path, passages: PassageSettings | None = None, show_progress: bool = False
+) -> tuple[dict[str, Document], ReadReport]:
+    """The documents at `path` and what reading them skipped: a BEIR `corpus.jsonl` (or a dataset
+    folder holding one) as it is, else every readable file under the folder (see `files.py`).
+
+    Raises when nothing could be read, naming what was skipped."""
+    path = Path(path)
+    beir_corpus = path / "corpus.jsonl" if path.is_dir() else path
+    if beir_corpus.is_file() and beir_corpus.suffix.lower() == ".jsonl":
+        corpus = load_corpus(beir_corpus)
+        # each record is a document as given: nothing skipped, nothing cut
+        return corpus, ReadReport(files_read=len(corpus), passages=len(corpus))
+    if not path.exists():
+        raise FileNotFoundError(f"corpus not found: {path}")
+    corpus, report = read_folder(path, passages, show_progress=show_progress)
+    require_documents(path, corpus, report)
+    return corpus, report
 
 
-def load_text_directory(
-    directory: str | Path, suffixes: tuple[str, ...] = TEXT_SUFFIXES
-) -> dict[str, Document]:
-    """One document per file, found recursively; the id is the path relative to `directory`
-    (with "/" separators); a Markdown file whose first line is a `# ` heading uses it
-    as the title. Files are read as UTF-8; empty files are skipped with a warning."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"not a directory: {directory}")
-    paths = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-    corpus: dict[str, Document] = {}
-    empty: list[str] = []
-    for path in paths:
-        doc_id = path.relative_to(directory).as_posix()
-        try:
-            content = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise ValueError(
-                f"{path} is not UTF-8 text ({error.reason}); convert it or remove it from {directory}"
-            ) from error
-        if not content.strip():
-            empty.append(doc_id)
-            continue
-        title, text = "", content.strip()
-        if path.suffix.lower() == ".md":
-            first, _, rest = text.partition("\n")
-            if first.startswith("# "):
-                title, text = first[2:].strip(), rest.strip()
-        corpus[doc_id] = Document(doc_id, title, text)
-    if empty:
-        logger.warning("%d empty file(s) skipped, e.g. %s", len(empty), empty[0])
+def require_documents(path: str | Path, corpus: dict[str, Document], report: ReadReport) -> None:
     if not corpus:
-        raise ValueError(f"no non-empty {'/'.join(suffixes)} files under {directory}; nothing to index")
+        raise ValueError(f"no readable documents in {path}: {report.summary() or 'it holds no files'}")
+
+
+def _log_skipped(report: ReadReport) -> None:
+    summary = report.summary()
+    if summary:
+        logger.warning("%s", summary)
+
+
+def load_user_corpus(path: str | Path, passages: PassageSettings | None = None) -> dict[str, Document]:
+    """`read_user_corpus`'s documents; files skipped are logged as one warning."""
+    corpus, report = read_user_corpus(path, passages)
+    _log_skipped(report)
     return corpus
 
 
-def load_user_corpus(path: str | Path) -> dict[str, Document]:
-    """A BEIR `corpus.jsonl` (or a BEIR dataset directory holding one), or a directory of text files."""
-    path = Path(path)
-    if path.is_file():
-        if path.suffix.lower() != ".jsonl":
-            raise ValueError(f"{path}: expected a BEIR corpus.jsonl file or a directory of .txt/.md files")
-        return load_corpus(path)
-    if path.is_dir():
-        if (path / "corpus.jsonl").is_file():
-            return load_corpus(path / "corpus.jsonl")
-        return load_text_directory(path)
-    raise FileNotFoundError(f"corpus not found: {path}")
+def load_text_directory(
+    directory: str | Path, passages: PassageSettings | None = None
+) -> dict[str, Document]:
+    """The documents of a folder of files (`load_user_corpus` without the BEIR case)."""
+    if not Path(directory).is_dir():
+        raise FileNotFoundError(f"not a directory: {directory}")
+    corpus, report = read_folder(directory, passages)
+    require_documents(directory, corpus, report)
+    _log_skipped(report)
+    return corpus

@@ -607,6 +607,10 @@ class Distiller:
     def _selection_score(self, record: dict[str, float]) -> float:
         if "ndcg@10" in record:
             return record["ndcg@10"]
+        if "heldout_spearman" in record and self.config.loss == "margin-mse":
+            # margin-MSE fixes only score differences within a query, so the pointwise MSE
+            # says nothing; the within-query agreement with the teacher's order does
+            return record["heldout_spearman"]
         if "heldout_mse" in record:
             return -record["heldout_mse"]
         return float(record["step"])  # nothing measured: the latest is the best

@@ -1,0 +1,140 @@
+"""CPU kernel detection and the precision it decides: `dtype="auto"`, bf16 falling back to exact
+fp32 where the CPU has no native bf16, and int8 with per-channel weight scales."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from ettin_rerank import Reranker
+from ettin_rerank.inference import reranker as reranker_module
+from ettin_rerank.inference.cpu import KERNEL_FLAGS, CpuKernels, cpu_kernels, parse_cpuinfo_flags
+from ettin_rerank.inference.reranker import resolve_dtype, resolve_modes
+
+AVX2_EPYC = "processor\t: 0\nflags\t\t: fpu sse2 avx fma avx2 bmi2\nbugs\t\t: sysret_ss_attrs\n"
+SAPPHIRE_RAPIDS = (
+    "flags\t\t: avx2 fma avx512f avx512bw avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+    "flags\t\t: only the first processor's line is read\n"
+)
+NATIVE_BF16 = CpuKernels(("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"), "AVX512", "test")
+AVX2_ONLY = CpuKernels(("avx2", "fma"), "AVX2", "test")
+PAIRS = [("what is ettin?", "a giant of norse myth " * 20), ("packed attention", "no padding at all")] * 5
+
+
+def test_this_cpu_is_described_by_a_typed_result():
+    kernels = cpu_kernels()
+    assert isinstance(kernels, CpuKernels)
+    assert set(kernels.flags) <= set(KERNEL_FLAGS)
+    assert kernels.torch_capability == torch.backends.cpu.get_cpu_capability()
+    assert kernels.native_bf16 == any(f in kernels.flags for f in ("avx512_bf16", "amx_bf16"))
+    described = kernels.describe()
+    assert described["flags"] == list(kernels.flags)
+    assert described["auto_dtype"] in ("float32", "bfloat16")
+
+
+def test_cpuinfo_flags_decide_the_native_kernels():
+    epyc = CpuKernels(parse_cpuinfo_flags(AVX2_EPYC), "AVX2", "test")
+    assert epyc.flags == ("avx2", "fma")
+    assert not epyc.native_bf16 and not epyc.native_int8
+    assert epyc.auto_dtype() == torch.float32
+    assert epyc.missing(("avx512_bf16", "amx_bf16")) == "avx512_bf16 or amx_bf16"
+    spr = CpuKernels(parse_cpuinfo_flags(SAPPHIRE_RAPIDS), "AVX512", "test")
+    assert spr.flags == ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    assert spr.native_bf16 and spr.native_int8
+    assert spr.auto_dtype() == torch.bfloat16
+    assert parse_cpuinfo_flags("Features\t: fp asimd bf16\n") == ()  # no x86 flags line: nothing claimed
+
+
+@pytest.mark.parametrize(("kernels", "want"), [(NATIVE_BF16, torch.bfloat16), (AVX2_ONLY, torch.float32)])
+def test_auto_follows_the_rule(monkeypatch, kernels, want):
+    monkeypatch.setattr(reranker_module, "cpu_kernels", lambda: kernels)
+    assert resolve_dtype("auto", "cpu") == want
+    assert resolve_dtype("auto", "cpu", quantize="int8") == torch.float32  # int8 takes fp32 activations
+    assert resolve_dtype("float32", "cpu") == torch.float32  # the library default stays exact
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert resolve_dtype("auto", "cuda") == torch.bfloat16
+    assert resolve_dtype("auto", "meta") == torch.float32  # any other device: exact
+
+
+def test_auto_on_this_machine_is_what_its_cpu_decides():
+    assert resolve_dtype("auto") == cpu_kernels().auto_dtype()
+
+
+def test_bf16_runs_bf16_only_on_a_native_bf16_cpu(monkeypatch, caplog):
+    monkeypatch.setattr(reranker_module, "cpu_kernels", lambda: NATIVE_BF16)
+    assert resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+    monkeypatch.setattr(reranker_module, "cpu_kernels", lambda: AVX2_ONLY)
+    reranker_module.warn_bf16_fallback.cache_clear()
+    with caplog.at_level(logging.WARNING, logger=reranker_module.__name__):
+        assert resolve_dtype("bfloat16", "cpu") == torch.float32
+        assert resolve_dtype("bf16", "cpu") == torch.float32
+    warnings = [r.getMessage() for r in caplog.records if "bfloat16" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # once per process
+    assert "avx512_bf16 or amx_bf16" in warnings[0] and "float32" in warnings[0]
+
+
+def test_bf16_on_this_cpu(tiny_reranker_dir, caplog):
+    """On a CPU without native bf16 (e.g. AVX2 only), bfloat16 warns and gives exactly the fp32 scores."""
+    if cpu_kernels().native_bf16:
+        pytest.skip("this CPU has native bf16: bfloat16 runs bf16 here (tests/speed/test_modes.py bounds it)")
+    reranker_module.warn_bf16_fallback.cache_clear()
+    with caplog.at_level(logging.WARNING, logger=reranker_module.__name__):
+        bf16 = Reranker.from_pretrained(tiny_reranker_dir, dtype="bfloat16")
+    assert any("no native bf16 kernels" in r.getMessage() for r in caplog.records)
+    assert bf16.dtype == torch.float32 and bf16.model.encoder_dtype == torch.float32
+    assert "dtype=torch.float32" in repr(bf16)  # reports the dtype it really runs
+    exact = Reranker.from_pretrained(tiny_reranker_dir)
+    np.testing.assert_array_equal(bf16.predict(PAIRS), exact.predict(PAIRS))
+
+
+def test_mode_errors_do_not_depend_on_the_cpu(monkeypatch):
+    for kernels in (NATIVE_BF16, AVX2_ONLY):
+        monkeypatch.setattr(reranker_module, "cpu_kernels", lambda kernels=kernels: kernels)
+        with pytest.raises(ValueError, match="CPU mode with float32"):
+            resolve_modes("cpu", "bfloat16", "int8")
+        assert resolve_modes("cpu", "auto", "int8") == (torch.device("cpu"), torch.float32, "int8")
+    with pytest.raises(ValueError, match="'auto'"):
+        resolve_dtype("int4")
+
+
+INT8_PER_CHANNEL_TOL = 3e-4  # measured max 6.5e-5 on these pairs (per-tensor scales: 3e-4)
+
+
+def test_int8_has_per_channel_weight_scales_and_stays_within_its_bound(tiny_reranker_dir):
+    import random
+
+    rng = random.Random(0)
+    words = [
+        "ettin",
+        "rerank",
+        "giant",
+        "norse",
+        "myth",
+        "packed",
+        "attention",
+        "window",
+        "global",
+        "local",
+        "token",
+    ]
+    pairs = [
+        (
+            " ".join(rng.choices(words, k=rng.randint(1, 12))),
+            " ".join(rng.choices(words, k=rng.randint(1, 400))),
+        )
+        for _ in range(40)
+    ]
+    int8 = Reranker.from_pretrained(tiny_reranker_dir, quantize="int8")
+    assert int8.quantize == "int8" and int8.dtype == torch.float32
+    quantized = [
+        m for m in int8.model.encoder.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)
+    ]
+    assert quantized and not any(type(m) is torch.nn.Linear for m in int8.model.encoder.modules())
+    assert {m.weight().qscheme() for m in quantized} == {torch.per_channel_affine}
+    for linear in quantized:  # one scale per output row
+        assert linear.weight().q_per_channel_scales().shape == (linear.out_features,)
+    exact = Reranker.from_pretrained(tiny_reranker_dir).predict(pairs)
+    assert np.abs(int8.predict(pairs) - exact).max() <= INT8_PER_CHANNEL_TOL
