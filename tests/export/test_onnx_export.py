@@ -154,14 +154,3 @@ def test_bad_input_gets_a_clear_error(tiny_onnx, tiny_reranker_dir, tmp_path):
         export_onnx(tiny_reranker_dir, tmp_path / "x", quantize="int4")
     with pytest.raises(ValueError, match="max_length must be between"):
         export_onnx(tiny_reranker_dir, tmp_path / "x", max_length=10**9)
-
-
-def test_the_padded_backend_refuses_packed_batches():
-    import torch
-
-    from ettin_rerank.export.onnx import PADDED_ATTENTION
-    from ettin_rerank.modeling.attention import ATTENTION_BACKENDS, Packing
-
-    q = k = v = torch.zeros(5, 2, 4)
-    with pytest.raises(ValueError, match="ONNX export's backend"):
-        ATTENTION_BACKENDS[PADDED_ATTENTION](q, k, v, Packing.from_lengths([2, 3]), None, 0.5)

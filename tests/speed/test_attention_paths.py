@@ -7,7 +7,9 @@ import torch
 
 from ettin_rerank.modeling.attention import (
     ATTENTION_BACKENDS,
+    PADDED_ATTENTION,
     Packing,
+    _global_plan,
     default_backend,
     first_token_attention,
     global_grouped_attention,
@@ -22,6 +24,7 @@ LENGTHS = [
     [33] * 7,
     [700, 3, 450],
     [130, 128, 127, 2, 66, 31, 32],
+    [50, 50, 50, 10, 10, 200, 200],  # equal-length runs mid-batch: groups read and written as views
 ]
 
 
@@ -134,3 +137,25 @@ def test_cuda_backends_match_reference(backend):
             .cpu()
         )
         torch.testing.assert_close(got, want, atol=2e-2, rtol=2e-2)
+
+
+def test_equal_length_runs_are_read_as_views_and_padded_groups_gathered():
+    packing = Packing.from_lengths([50, 50, 50, 5, 5, 200, 200, 7])
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(packing.total_tokens, 2, 8) for _ in range(3))
+    groups = _global_plan(packing, q.device)
+    by_length = {group.length: group for group in groups}
+    assert by_length[200].contiguous_from == 160 and by_length[50].contiguous_from == 0
+    assert by_length[7].contiguous_from is None  # 7, 5, 5: padded, so gathered
+    expected = padded_reference(q, k, v, packing, None, 0.3)
+    torch.testing.assert_close(
+        global_grouped_attention(q, k, v, packing, 0.3), expected, atol=1e-5, rtol=1e-5
+    )
+    whole = Packing.from_lengths([33] * 4)
+    assert [group.contiguous_from for group in _global_plan(whole, q.device)] == [0]
+
+
+def test_the_padded_backend_refuses_packed_batches():
+    q = k = v = torch.zeros(5, 2, 4)
+    with pytest.raises(ValueError, match="backend for padded rows"):
+        ATTENTION_BACKENDS[PADDED_ATTENTION](q, k, v, Packing.from_lengths([2, 3]), None, 0.5)

@@ -186,6 +186,9 @@ class _Group:
     key_mask: torch.Tensor | None  # (count, 1, 1, length) bool, None when nothing is padded
     count: int
     length: int
+    # first packed row when the group is count x length consecutive rows (nothing padded, packing
+    # order): then it is read and written as a view, with no gather or scatter (equal-length batches)
+    contiguous_from: int | None = None
 
 
 def group_sequences(seqlens: list[int], max_padding: float = GROUP_PADDING) -> list[list[int]]:
@@ -233,13 +236,18 @@ def _global_plan(packing: Packing, device: torch.device) -> list[_Group]:
             first = torch.tensor([starts[i] for i in members], dtype=torch.long)  # (count,)
             gather, valid = _padded_rows(first, lengths, length)  # (count, length) each
             padded = bool((~valid).any())
+            rows = gather.reshape(-1)  # (count * length,)
+            contiguous = not padded and bool(
+                torch.equal(rows, torch.arange(int(rows[0]), int(rows[0]) + len(rows)))
+            )
             groups.append(
                 _Group(
-                    gather=gather.reshape(-1).to(device),
+                    gather=rows.to(device),
                     valid=valid.reshape(-1).to(device),
                     key_mask=valid[:, None, None, :].to(device) if padded else None,
                     count=count,
                     length=length,
+                    contiguous_from=int(rows[0]) if contiguous else None,
                 )
             )
         packing.cache[key] = groups
@@ -254,13 +262,24 @@ def global_grouped_attention(
     if packing.batch_size == 1:
         out = _sdpa(q[None].transpose(1, 2), k[None].transpose(1, 2), v[None].transpose(1, 2), None, scale)
         return out[0].transpose(0, 1)  # (total_tokens, heads, head_dim)
-    out = torch.empty_like(q)
-    for group in _global_plan(packing, q.device):
+    groups = _global_plan(packing, q.device)
+    out = None
+    for group in groups:
         shape = (group.count, group.length, heads, head_dim)
-        qg, kg, vg = (t.index_select(0, group.gather).view(shape).transpose(1, 2) for t in (q, k, v))
+        if group.contiguous_from is not None:
+            rows = slice(group.contiguous_from, group.contiguous_from + group.count * group.length)
+            qg, kg, vg = (t[rows].view(shape).transpose(1, 2) for t in (q, k, v))
+        else:
+            qg, kg, vg = (t.index_select(0, group.gather).view(shape).transpose(1, 2) for t in (q, k, v))
         # qg, kg, vg: (count, heads, length, head_dim)
         og = _sdpa(qg, kg, vg, group.key_mask, scale).transpose(1, 2).reshape(-1, heads, head_dim)
-        if group.key_mask is None:
+        if len(groups) == 1 and group.contiguous_from == 0:
+            return og  # the whole batch is one unpadded group: nothing to scatter
+        if out is None:
+            out = torch.empty_like(q)
+        if group.contiguous_from is not None:
+            out[rows] = og
+        elif group.key_mask is None:
             out.index_copy_(0, group.gather, og)
         else:
             out.index_copy_(0, group.gather[group.valid], og[group.valid])
