@@ -47,3 +47,31 @@ def tiny_reranker_dir(tmp_path_factory, modernbert_tokenizer_dir) -> Path:
     return create_random_reranker(
         "tiny", modernbert_tokenizer_dir, tmp_path_factory.mktemp("tiny-reranker"), seed=0
     )
+
+
+@pytest.fixture(scope="session")
+def random_word_pairs() -> list[tuple[str, str]]:
+    """40 seeded pairs of the model-family words, queries up to 12 words and documents up to 400."""
+    import random
+
+    rng = random.Random(0)
+    words = [
+        "ettin",
+        "rerank",
+        "giant",
+        "norse",
+        "myth",
+        "packed",
+        "attention",
+        "window",
+        "global",
+        "local",
+        "token",
+    ]
+    return [
+        (
+            " ".join(rng.choices(words, k=rng.randint(1, 12))),
+            " ".join(rng.choices(words, k=rng.randint(1, 400))),
+        )
+        for _ in range(40)
+    ]

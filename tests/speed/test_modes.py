@@ -7,8 +7,6 @@ margin of about 5x; the head and the returned scores stay fp32.
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 import torch
@@ -21,28 +19,8 @@ INT8_TOL = 2e-3  # measured max 6.5e-5 on the tiny model (per-channel weight sca
 
 
 @pytest.fixture(scope="module")
-def pairs():
-    rng = random.Random(0)
-    words = [
-        "ettin",
-        "rerank",
-        "giant",
-        "norse",
-        "myth",
-        "packed",
-        "attention",
-        "window",
-        "global",
-        "local",
-        "token",
-    ]
-    return [
-        (
-            " ".join(rng.choices(words, k=rng.randint(1, 12))),
-            " ".join(rng.choices(words, k=rng.randint(1, 400))),
-        )
-        for _ in range(40)
-    ]
+def pairs(random_word_pairs):
+    return random_word_pairs
 
 
 def padded_reference_scores(reranker: Reranker, pairs) -> np.ndarray:
