@@ -50,8 +50,9 @@ def require_model(explicit: str | os.PathLike | None = None) -> ModelChoice:
 
 
 def model_license(directory: str | os.PathLike) -> str | None:
-    """The licence a model directory's card declares (`license:` in the README's front matter, with
-    its `license_note:` when there is one), or None when the card states none."""
+    """The licence a model directory's card declares (`license:` in the README's front matter, or its
+    `license_name:` when the licence is `other`, as on the Hub; with its `license_note:` when there is
+    one), or None when the card states none."""
     card = Path(directory) / "README.md"
     if not card.is_file():
         return None
@@ -62,6 +63,8 @@ def model_license(directory: str | os.PathLike) -> str | None:
     except Exception:  # a card whose front matter is not YAML states no licence we can report
         return None
     license_id = metadata.get("license")
+    if license_id == "other":
+        license_id = metadata.get("license_name") or license_id
     if not license_id:
         return None
     note = metadata.get("license_note")

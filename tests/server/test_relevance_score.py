@@ -129,3 +129,10 @@ def test_v1_models_reports_the_licence_the_model_card_declares(tiny_model_dir: P
     reranker = Reranker.from_pretrained(model_dir, max_length=TINY_MAX_LENGTH)
     with make_client(reranker) as client:
         assert client.get("/v1/models").json()["data"][0]["license"] == "apache-2.0"
+    # `license: other` names its terms in `license_name:` (the Hub's convention); that name is reported
+    (model_dir / "README.md").write_text(
+        "---\nlicense: other\nlicense_name: research-only\nlicense_note: ask first\n---\n\n# a tiny model\n"
+    )
+    reranker = Reranker.from_pretrained(model_dir, max_length=TINY_MAX_LENGTH)
+    with make_client(reranker) as client:
+        assert client.get("/v1/models").json()["data"][0]["license"] == "research-only: ask first"

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ettin_rerank.training.io import PROVENANCE_COLUMNS
+from ettin_rerank.training.io import PROVENANCE_COLUMNS, provenance_summary, read_table
 from ettin_rerank.training.selection import select_for_query, select_training_pairs
 
 
@@ -110,3 +110,18 @@ def test_select_rejects_missing_columns(tmp_path):
     )
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['label', 'teacher_score'\]"):
         select_training_pairs(tmp_path / "bad", tmp_path / "out")
+
+
+def test_provenance_summary_names_every_source_of_a_merged_training_set(tmp_path):
+    """A training set merged from several datasets (the default model's stage two) reports them all,
+    not the first shard's."""
+    one = _scored(tmp_path / "merged" / "a", n_queries=1, per_query=4)
+    other = one.set_column(
+        one.column_names.index("dataset"), "dataset", pa.array(["cranfield"] * one.num_rows)
+    )
+    pq.write_table(other, tmp_path / "merged" / "b.parquet")
+    (tmp_path / "merged" / "a" / "part-00000.parquet").rename(tmp_path / "merged" / "a.parquet")
+    merged = read_table(tmp_path / "merged", ("query_id",), "distill")
+    summary = provenance_summary(merged)
+    assert summary["dataset"] == ["cranfield", "dataset-value"]
+    assert summary["teacher"] == "teacher-value"

@@ -246,8 +246,9 @@ def load_or_score(
         if cached is not None:
             logger.info("using cached scores %s (%d pairs)", cache_path, len(cached.scores))
             return cached
+    # other libraries' bars (bm25s, sentence-transformers) stay off, as in `evaluate`; ours is the scoring bar
     scored = score_labelled_pairs(
-        scorer, labelled_pairs(source, show_progress=show_progress), show_progress=show_progress
+        scorer, labelled_pairs(source, show_progress=False), show_progress=show_progress
     )
     if cache_path is not None:
         scored.save(cache_path, key)

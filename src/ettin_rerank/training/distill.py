@@ -46,7 +46,7 @@ from ..modeling.attention import default_backend
 from ..modeling.crossencoder import CrossEncoderModel
 from ..modeling.loading import save_modular
 from ..retrieval.beir import load_beir
-from .io import TRAIN_COLUMNS, check_columns, parquet_files, provenance_of, read_table
+from .io import TRAIN_COLUMNS, check_columns, parquet_files, provenance_summary, read_table
 from .losses import LOSSES, per_pair_loss
 from .report import plot_loss_curve
 from .student import Student, build_student
@@ -109,7 +109,7 @@ class TrainingData:
     teacher: np.ndarray  # (pairs,) float32
     group: np.ndarray  # (pairs,) int64 query index
     query_ids: np.ndarray  # (pairs,) str
-    provenance: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, str | list[str]] = field(default_factory=dict)  # several values: merged sources
 
     def __len__(self) -> int:
         return len(self.teacher)
@@ -147,7 +147,7 @@ def load_pairs(
     _, group = np.unique(query_ids, return_inverse=True)
     pairs = list(zip(table.column("query").to_pylist(), table.column("document").to_pylist(), strict=True))
     encoded = tokenizer.encode_pairs(pairs)
-    return TrainingData(encoded, teacher, group.astype(np.int64), query_ids, provenance_of(table))
+    return TrainingData(encoded, teacher, group.astype(np.int64), query_ids, provenance_summary(table))
 
 
 # --- data order -----------------------------------------------------------------------------

@@ -136,6 +136,18 @@ def count_rows(path: str | Path) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in parquet_files(path))
 
 
+def provenance_summary(table: pa.Table) -> dict[str, str | list[str]]:
+    """Each provenance column's value, or its sorted distinct values when the rows come from several
+    sources (a training set merged from several datasets); absent columns are left out."""
+    out: dict[str, str | list[str]] = {}
+    for name in PROVENANCE_COLUMNS:
+        if name not in table.column_names or not table.num_rows:
+            continue
+        values = sorted({str(value or "") for value in table.column(name).unique().to_pylist()})
+        out[name] = values[0] if len(values) == 1 else values
+    return out
+
+
 def provenance_of(table: pa.Table) -> dict[str, str]:
     """The first row's provenance values (empty strings for absent columns)."""
     out = {}
