@@ -105,6 +105,11 @@ def test_long_documents_chunk_reads_past_the_max_length(bundled):
     assert all(r["n_chunks"] == 1 and r["best_chunk"] == [0, len(documents[r["index"]])] for r in chunked[1:])
     truncated = {r["index"]: r["score"] for r in bundled.rank(QUERY, documents)}
     assert chunked[0]["score"] > truncated[1]
+    # truncate reports, per result, whether the cut lost text: the tokenizer's own flags
+    cut = bundled.encode([(QUERY, d) for d in documents]).truncated
+    ranked = bundled.rank(QUERY, documents, top_k=3)
+    assert [r["truncated"] for r in ranked] == [bool(cut[r["index"]]) for r in ranked]
+    assert cut.tolist() == [False, True, False, False] and "n_chunks" not in ranked[0]
     np.testing.assert_allclose(
         bundled.predict([(QUERY, d) for d in documents], long_documents="chunk"),
         [r["score"] for r in sorted(chunked, key=lambda r: r["index"])],

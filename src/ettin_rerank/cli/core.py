@@ -117,23 +117,20 @@ def read_documents(source: str) -> list[str]:
 
 
 def run_rank(args) -> int:
+    if args.top_k is not None and args.top_k < 0:
+        raise ValueError(f"--top-k must be >= 0, got {args.top_k}")
     documents = read_documents(args.documents)
     reranker = load_reranker(require_model(args.model), args)
-    results = reranker.rank(
+    ranked = reranker.rank(
         args.query,
         documents,
-        top_k=args.top_k,
         return_documents=True,
         activation=args.activation,
         long_documents=args.long_documents,
     )
-    truncated = 0
-    if args.long_documents == "truncate":
-        # which documents the cut lost text of: the pair template's own report (a second tokenization)
-        cut = reranker.encode([(args.query, document) for document in documents]).truncated
-        for item in results:
-            item["truncated"] = bool(cut[item["index"]])
-        truncated = int(cut.sum())
+    # counted over every document, not only the ones shown
+    truncated = sum(item.get("truncated", False) for item in ranked)
+    results = ranked if args.top_k is None else ranked[: args.top_k]
     if args.json:
         print(
             json.dumps(

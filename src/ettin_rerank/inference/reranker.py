@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,16 @@ def validate_documents(documents: Any) -> list[str]:
     return out
 
 
+@dataclass
+class RawScores:
+    """Raw fp32 scores of pairs in input order, with what the `long_documents` mode reports."""
+
+    scores: np.ndarray  # (pairs,) fp32
+    truncated: np.ndarray | None = None  # truncate: (pairs,) bool, the pair was cut to max_length
+    n_chunks: np.ndarray | None = None  # chunk: (pairs,) int64, windows scored
+    best_spans: list[tuple[int, int] | None] | None = None  # chunk: best window's characters; None: fit whole
+
+
 class Reranker:
     """A cross-encoder reranker running our unpadded encoder; a `scoring.PairScorer`.
 
@@ -402,11 +413,11 @@ class Reranker:
         batch_tokens: int | None,
         show_progress_bar: bool | None,
         batch_size: int | None,
-    ) -> tuple[np.ndarray, np.ndarray | None, list[tuple[int, int] | None] | None]:
-        """Raw scores by the `long_documents` mode; window counts and best spans only when chunking."""
+    ) -> RawScores:
+        """Raw scores by the `long_documents` mode, with what that mode reports per pair."""
         if check_long_documents(long_documents) == "chunk":
             return self._predict_chunked(pairs, batch_tokens, show_progress_bar, batch_size)
-        return self._predict_truncated(pairs, batch_tokens, show_progress_bar, batch_size), None, None
+        return self._predict_truncated(pairs, batch_tokens, show_progress_bar, batch_size)
 
     def _predict_truncated(
         self,
@@ -414,12 +425,22 @@ class Reranker:
         batch_tokens: int | None,
         show_progress_bar: bool | None,
         batch_size: int | None,
-    ) -> np.ndarray:
-        """Tokenize chunk by chunk in a background thread while the model scores; input order kept."""
-        batches = iter_pair_batches(
-            pairs, self.tokenizer, batch_tokens or self.batch_tokens, max_pairs=batch_size
-        )
-        return self._score_batches(batches, len(pairs), show_progress_bar)
+    ) -> RawScores:
+        """Tokenize chunk by chunk in a background thread while the model scores; input order kept.
+
+        The tokenizer's own truncation flags are kept on the way, so what the cut lost is reported
+        without a second tokenization."""
+        cut: list[np.ndarray] = []  # one array per tokenized chunk, in order (one producer thread)
+
+        def encode(chunk: Sequence[tuple[str, str]]) -> EncodedPairs:
+            encoded = self.tokenizer.encode_pairs(chunk)
+            cut.append(encoded.truncated)
+            return encoded
+
+        batches = iter_pair_batches(pairs, encode, batch_tokens or self.batch_tokens, max_pairs=batch_size)
+        scores = self._score_batches(batches, len(pairs), show_progress_bar)
+        truncated = np.concatenate(cut) if cut else np.zeros(0, dtype=bool)
+        return RawScores(scores, truncated=truncated)
 
     def _predict_chunked(
         self,
@@ -427,7 +448,7 @@ class Reranker:
         batch_tokens: int | None,
         show_progress_bar: bool | None,
         batch_size: int | None,
-    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int] | None]]:
+    ) -> RawScores:
         """Documents that do not fit scored in overlapping windows, max over windows (`long_documents`).
 
         Returns the pair scores, each pair's window count, and the character span of each pair's
@@ -448,7 +469,7 @@ class Reranker:
                 for pair, row in enumerate(prepared.best_rows(rows)):
                     best_spans[start + pair] = prepared.spans[row]
                 progress.update(end - start)
-        return scores, n_chunks, best_spans
+        return RawScores(scores, n_chunks=n_chunks, best_spans=best_spans)
 
     @torch.inference_mode()
     def _score_batches(
@@ -487,7 +508,7 @@ class Reranker:
         """
         pairs = validate_pairs(pairs)
         check_activation(activation, self.calibration)
-        raw = self._raw_scores(pairs, long_documents, batch_tokens, show_progress_bar, batch_size)[0]
+        raw = self._raw_scores(pairs, long_documents, batch_tokens, show_progress_bar, batch_size).scores
         return apply_activation(raw, activation, self.calibration)
 
     def rank(
@@ -505,8 +526,10 @@ class Reranker:
         """Documents sorted by score, highest first; equal scores keep the caller's order.
 
         Each result: `index` (into `documents`), `score`, and `document` with `return_documents`.
-        With `long_documents="chunk"`, also `n_chunks` (windows scored) and `best_chunk`: the
-        [start, end) character span of the window that scored best (the whole document when it fit).
+        With `long_documents="truncate"`, also `truncated`: whether the pair was cut to `max_length`
+        (the rest of the document was not read). With `"chunk"`, `n_chunks` (windows scored) and
+        `best_chunk`: the [start, end) character span of the window that scored best (the whole
+        document when it fit).
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, got {type(query).__name__}")
@@ -515,17 +538,18 @@ class Reranker:
             raise ValueError(f"top_k must be >= 0, got {top_k}")
         check_activation(activation, self.calibration)
         pairs = [(query, d) for d in documents]
-        raw, n_chunks, spans = self._raw_scores(
-            pairs, long_documents, batch_tokens, show_progress_bar, batch_size
-        )
+        raw = self._raw_scores(pairs, long_documents, batch_tokens, show_progress_bar, batch_size)
         shown = documents if return_documents else None
-        results = ranked_results(apply_activation(raw, activation, self.calibration), shown, top_k, raw)
-        if n_chunks is None:
-            return results
+        results = ranked_results(
+            apply_activation(raw.scores, activation, self.calibration), shown, top_k, raw.scores
+        )
         for item in results:
             index = item["index"]
-            item["n_chunks"] = int(n_chunks[index])
-            item["best_chunk"] = list(spans[index] or (0, len(documents[index])))
+            if raw.truncated is not None:
+                item["truncated"] = bool(raw.truncated[index])
+            if raw.n_chunks is not None:
+                item["n_chunks"] = int(raw.n_chunks[index])
+                item["best_chunk"] = list(raw.best_spans[index] or (0, len(documents[index])))
         return results
 
     def __repr__(self) -> str:
