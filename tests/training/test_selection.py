@@ -118,10 +118,14 @@ def test_provenance_summary_names_every_source_of_a_merged_training_set(tmp_path
     one = _scored(tmp_path / "merged" / "a", n_queries=1, per_query=4)
     other = one.set_column(
         one.column_names.index("dataset"), "dataset", pa.array(["cranfield"] * one.num_rows)
-    )
+    ).set_column(one.column_names.index("query_id"), "query_id", pa.array(["cranfield:q0"] * one.num_rows))
     pq.write_table(other, tmp_path / "merged" / "b.parquet")
     (tmp_path / "merged" / "a" / "part-00000.parquet").rename(tmp_path / "merged" / "a.parquet")
     merged = read_table(tmp_path / "merged", ("query_id",), "distill")
     summary = provenance_summary(merged)
     assert summary["dataset"] == ["cranfield", "dataset-value"]
     assert summary["teacher"] == "teacher-value"
+    # `select` over the merged set keeps each row's own source rather than stamping the first shard's
+    select_training_pairs(tmp_path / "merged", tmp_path / "selected", keep=4, per_query=4, seed=0)
+    selected = pq.read_table(tmp_path / "selected" / "train")
+    assert sorted(set(selected.column("dataset").to_pylist())) == ["cranfield", "dataset-value"]

@@ -146,14 +146,3 @@ def provenance_summary(table: pa.Table) -> dict[str, str | list[str]]:
         values = sorted({str(value or "") for value in table.column(name).unique().to_pylist()})
         out[name] = values[0] if len(values) == 1 else values
     return out
-
-
-def provenance_of(table: pa.Table) -> dict[str, str]:
-    """The first row's provenance values (empty strings for absent columns)."""
-    out = {}
-    for name in PROVENANCE_COLUMNS:
-        if name in table.column_names and table.num_rows:
-            out[name] = str(table.column(name)[0].as_py() or "")
-        else:
-            out[name] = ""
-    return out

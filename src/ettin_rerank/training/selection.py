@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from .io import (
     MANIFEST,
-    provenance_of,
+    PROVENANCE_COLUMNS,
     read_table,
     shard_path,
     utc_now,
@@ -111,7 +111,6 @@ def select_training_pairs(
         )
     output_dir = Path(output_dir)
     table = read_table(scored_dir, REQUIRED_COLUMNS, "select")
-    provenance = provenance_of(table)
     query_ids = table.column("query_id").to_numpy(zero_copy_only=False).astype(str)
     scores = table.column("teacher_score").to_numpy(zero_copy_only=False).astype(np.float64)
     labels = table.column("label").to_numpy(zero_copy_only=False)
@@ -165,7 +164,9 @@ def select_training_pairs(
         out = out.append_column(
             "selection", pa.array(["top" if t == 0 else "medium" for _, _, t in selected])
         )
-        out = with_provenance(out, {**provenance, "created_at": utc_now()})
+        # each row keeps its own source (a merged input holds several); absent columns are added empty
+        missing = {name: "" for name in PROVENANCE_COLUMNS if name not in out.column_names}
+        out = with_provenance(out, {**missing, "created_at": utc_now()})
         # Shards hold whole queries.
         out_queries = out.column("query_id").to_pylist()
         boundaries = (
