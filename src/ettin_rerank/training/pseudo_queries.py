@@ -175,17 +175,21 @@ class PseudoQuerySettings:
     seed: int = 12
 
 
+def sentences_of(text: str, min_words: int, window_words: int) -> list[str]:
+    """The sentences of `text` with at least `min_words` words; unpunctuated text (Vaswani) is cut
+    into windows of `window_words` words instead."""
+    sentences = [s for s in SENTENCE_END.split(text) if len(WORD.findall(s)) >= min_words]
+    if len(sentences) <= 1:
+        words = WORD.findall(text)
+        sentences = [" ".join(words[i : i + window_words]) for i in range(0, len(words), window_words)]
+        sentences = [s for s in sentences if len(s.split()) >= min_words]
+    return sentences
+
+
 def cloze_query(text: str, rng: random.Random, settings: PseudoQuerySettings) -> str | None:
     """`min_words`..`max_words` consecutive content words (function words and numbers dropped)
     from one sentence of `text`, in order: a keyword query (None if no sentence has enough)."""
-    sentences = [s for s in SENTENCE_END.split(text) if len(WORD.findall(s)) >= settings.min_words]
-    if len(sentences) <= 1:  # unpunctuated text (Vaswani): windows of words stand in for sentences
-        words = WORD.findall(text)
-        sentences = [
-            " ".join(words[i : i + settings.window_words])
-            for i in range(0, len(words), settings.window_words)
-        ]
-        sentences = [s for s in sentences if len(s.split()) >= settings.min_words]
+    sentences = sentences_of(text, settings.min_words, settings.window_words)
     if not sentences:
         return None
     rng.shuffle(sentences)
