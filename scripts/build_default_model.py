@@ -174,29 +174,7 @@ def stage_two(args: argparse.Namespace, stage_one_model: Path) -> Path:
             (merged / part).mkdir(parents=True, exist_ok=True)
             for shard in sorted((source / part).glob("*.parquet")):
                 shutil.copyfile(shard, merged / part / f"{source.parent.name}-{shard.name}")
-    run(
-        "distill",
-        "--student",
-        str(stage_one_model),
-        "--train",
-        str(merged),
-        "-o",
-        str(work / "student"),
-        "--lr",
-        str(args.mix_lr),
-        "--loss",
-        "margin-mse",
-        "--batch-size",
-        str(args.batch_size),
-        "--max-steps",
-        str(args.mix_steps),
-        "--max-length",
-        str(args.mix_max_length),
-        "--eval-every",
-        str(args.eval_every),
-        "--seed",
-        str(args.seed),
-    )
+    run(*distill_args(args, stage_one_model, merged, work / "student", args.mix_lr, args.mix_steps))
     return work / "student"
 
 
@@ -219,30 +197,37 @@ def stage_three(args: argparse.Namespace, stage_two_model: Path) -> Path:
             seed=args.seed,
         ),
     )
-    run(
+    run(*distill_args(args, stage_two_model, train, work / "student", args.windows_lr, args.windows_steps))
+    return work / "student"
+
+
+def distill_args(
+    args: argparse.Namespace, student: Path, train: Path, output: Path, lr: float, steps: int
+) -> list[str]:
+    """Stages two and three: margin-MSE from an earlier stage's model at stage two's length."""
+    return [
         "distill",
         "--student",
-        str(stage_two_model),
+        str(student),
         "--train",
         str(train),
         "-o",
-        str(work / "student"),
+        str(output),
         "--lr",
-        str(args.windows_lr),
+        str(lr),
         "--loss",
         "margin-mse",
         "--batch-size",
         str(args.batch_size),
         "--max-steps",
-        str(args.windows_steps),
+        str(steps),
         "--max-length",
         str(args.mix_max_length),
         "--eval-every",
         str(args.eval_every),
         "--seed",
         str(args.seed),
-    )
-    return work / "student"
+    ]
 
 
 def mine_args(dataset: Path, depth: int, output: Path) -> list[str]:
