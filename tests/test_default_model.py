@@ -87,8 +87,9 @@ def test_cli_uses_the_bundled_model_without_model_argument(bundled):
     described = json.loads(info.stdout)
     assert described["source"] == "bundled" and described["model"] == str(bundled)
     assert described["architecture"].startswith("BertModel")
-    # The weights inherit SciFact's non-commercial terms: info says so, and so does the library.
-    assert described["license"].startswith("cc-by-nc-2.0: ") and "non-commercial" in described["license"]
+    # The weights inherit their training text's non-commercial terms: info says so, and so does the library.
+    assert described["license"].startswith("non-commercial-research: ")
+    assert "CC BY-NC 2.0" in described["license"] and "MS MARCO" in described["license"]
     assert described["relevance_score"] == "calibrated"
 
     query, relevant, irrelevant = OBVIOUS[0]

@@ -1,6 +1,6 @@
 """Shared data and models for the LangChain / LlamaIndex / Cohere-client tests.
 
-The documents are obvious on purpose: the bundled reranker (a small model trained on SciFact)
+The documents are obvious on purpose: the bundled reranker (a small model distilled on five domains)
 must put the right one first, so a broken integration (wrong order, wrong index mapping,
 scores of the wrong documents) fails these tests.
 """
@@ -24,7 +24,7 @@ DOCUMENTS = [
 QUERY = "What is the capital of France?"
 ANSWER = 1  # the index of the document that answers QUERY
 
-# About 355 tokens about housework: past the bundled model's 192-token limit, so an answer
+# About 355 tokens about housework: past the bundled model's 256-token limit, so an answer
 # appended after it is invisible to a truncated pair.
 FILLER = " ".join(
     [
