@@ -9,8 +9,8 @@ deep inside ranks below short notes that merely share the query's words.
 This step adds, for each query of a scored training set, copies of a few short candidates
 embedded at a random place among sentences cut from other documents of the same corpus, filling
 the student's window. Their target is the candidate's own teacher score: the relevance of a
-window is the relevance of its most relevant part (the random sentences around it come from
-documents the first stage did not retrieve for the query). One window of filler alone is added
+window is the relevance of its most relevant part (the sentences around it come from documents
+mined for other queries, never from this query's own candidates). One window of filler alone is added
 too, scored as the query's least relevant candidate: random text from the corpus is at most as
 relevant as anything the first stage mined for it.
 """
