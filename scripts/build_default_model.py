@@ -189,7 +189,7 @@ def stage_three(args: argparse.Namespace, stage_two_model: Path) -> Path:
     train = write_embedded_window_dataset(
         args.work / "mixed" / "train",
         work / "train",
-        stage_two_model / "tokenizer.json",
+        stage_two_model,
         EmbeddedWindowSettings(
             max_length=args.mix_max_length,
             source_tokens=args.windows_source_tokens,

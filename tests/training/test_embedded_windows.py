@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-from tokenizers import Tokenizer
 
+from ettin_rerank.inference.tokenization import PairTokenizer
 from ettin_rerank.training.embedded_windows import (
     EmbeddedWindowSettings,
     embed_in_filler,
@@ -17,10 +17,7 @@ from .conftest import write_pairs
 
 @pytest.fixture
 def tokenizer(bert_tokenizer_dir):
-    tokenizer = Tokenizer.from_file(str(bert_tokenizer_dir / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return tokenizer
+    return PairTokenizer.from_dir(bert_tokenizer_dir, 96, with_token_type_ids=False)
 
 
 def test_windows_hold_a_candidate_whole_among_other_queries_documents(tmp_path, tokenizer):
@@ -39,7 +36,7 @@ def test_windows_hold_a_candidate_whole_among_other_queries_documents(tmp_path, 
 
     for row in added:
         own = by_query[row["query_id"]]
-        pair_tokens = len(tokenizer.encode(row["query"], row["document"]).ids)
+        pair_tokens = len(tokenizer.encode_pairs([(row["query"], row["document"])], 10_000).input_ids[0])
         assert pair_tokens <= settings.max_length  # never cut: the window is read whole
         if row in windows:
             source = next(r for r in own if r["doc_id"] == row["doc_id"].removesuffix("@window"))
@@ -58,17 +55,16 @@ def test_the_dataset_is_written_once_and_not_resumed_with_other_settings(tmp_pat
     selected = tmp_path / "selected"
     write_pairs(selected / "train", n_queries=4, seed=1)
     write_pairs(selected / "heldout", n_queries=2, seed=2)
-    tokenizer_path = bert_tokenizer_dir / "tokenizer.json"
     settings = EmbeddedWindowSettings(max_length=96, source_tokens=40)
 
-    out = write_embedded_window_dataset(selected, tmp_path / "windows", tokenizer_path, settings)
+    out = write_embedded_window_dataset(selected, tmp_path / "windows", bert_tokenizer_dir, settings)
     train = pq.read_table(out / "train" / "part-00000.parquet")
     assert train.num_rows > 4 * 8 and pq.read_table(out / "heldout" / "part-00000.parquet").num_rows > 2 * 8
     stamp = (out / "train" / "part-00000.parquet").stat().st_mtime_ns
 
-    write_embedded_window_dataset(selected, tmp_path / "windows", tokenizer_path, settings)
+    write_embedded_window_dataset(selected, tmp_path / "windows", bert_tokenizer_dir, settings)
     assert (out / "train" / "part-00000.parquet").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="other settings"):
         write_embedded_window_dataset(
-            selected, tmp_path / "windows", tokenizer_path, EmbeddedWindowSettings(max_length=128)
+            selected, tmp_path / "windows", bert_tokenizer_dir, EmbeddedWindowSettings(max_length=128)
         )

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from tokenizers import Tokenizer
 
+from ..inference.tokenization import PairTokenizer
 from .io import (
     MANIFEST,
     TRAIN_COLUMNS,
@@ -37,8 +37,6 @@ from .io import (
 )
 from .pseudo_queries import sentences_of
 
-SPECIAL_TOKENS_PER_PAIR = 3  # [CLS] query [SEP] document [SEP]
-
 
 @dataclass(frozen=True)
 class EmbeddedWindowSettings:
@@ -49,9 +47,9 @@ class EmbeddedWindowSettings:
     seed: int = 12
 
 
-def _filler_pools(table: pa.Table, tokenizer: Tokenizer) -> dict[str, list[tuple[str, str, int]]]:
+def _filler_pools(table: pa.Table, tokenizer: PairTokenizer) -> dict[str, list[tuple[str, str, int]]]:
     """Per dataset: (doc_id, sentence, tokens) for the sentences of every distinct document."""
-    pools: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    sentences: dict[str, list[tuple[str, str]]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
     for dataset, doc_id, document in zip(
         table.column("dataset").to_pylist(),
@@ -62,12 +60,16 @@ def _filler_pools(table: pa.Table, tokenizer: Tokenizer) -> dict[str, list[tuple
         if (dataset, doc_id) in seen:
             continue
         seen.add((dataset, doc_id))
-        for sentence in sentences_of(document, min_words=5, window_words=30):
-            pools[dataset].append((doc_id, sentence, 0))
-    for dataset, pool in pools.items():
-        counts = tokenizer.encode_batch([s for _, s, _ in pool], add_special_tokens=False)
-        pools[dataset] = [(d, s, len(c.ids)) for (d, s, _), c in zip(pool, counts, strict=True)]
-    return pools
+        sentences[dataset].extend((doc_id, s) for s in sentences_of(document, min_words=5, window_words=30))
+    return {
+        dataset: [
+            (doc_id, sentence, int(tokens))
+            for (doc_id, sentence), tokens in zip(
+                pool, tokenizer.count_tokens([s for _, s in pool]), strict=True
+            )
+        ]
+        for dataset, pool in sentences.items()
+    }
 
 
 def _fill(
@@ -90,18 +92,15 @@ def _fill(
 
 
 def embed_in_filler(
-    table: pa.Table, tokenizer: Tokenizer, settings: EmbeddedWindowSettings | None = None
+    table: pa.Table, tokenizer: PairTokenizer, settings: EmbeddedWindowSettings | None = None
 ) -> pa.Table:
-    """`table` (a `select` output: scored pairs grouped by query) with the embedded windows added.
-
-    `tokenizer` is the student's, without padding or truncation (lengths are counted with it)."""
+    """`table` (a `select` output: scored pairs grouped by query) with the embedded windows added;
+    lengths are counted with the student's `tokenizer`."""
     settings = settings or EmbeddedWindowSettings()
     rng = random.Random(settings.seed)
     pools = _filler_pools(table, tokenizer)
     rows = table.to_pylist()
-    document_tokens = [
-        len(e.ids) for e in tokenizer.encode_batch([r["document"] for r in rows], add_special_tokens=False)
-    ]
+    document_tokens = tokenizer.count_tokens([r["document"] for r in rows])
     by_query: dict[str, list[int]] = defaultdict(list)
     for index, row in enumerate(rows):
         by_query[row["query_id"]].append(index)
@@ -109,8 +108,8 @@ def embed_in_filler(
     for query_id, indices in by_query.items():
         first = rows[indices[0]]
         pool = pools[first["dataset"]]
-        query_tokens = len(tokenizer.encode(first["query"], add_special_tokens=False).ids)
-        free = settings.max_length - SPECIAL_TOKENS_PER_PAIR - query_tokens
+        query_tokens = int(tokenizer.count_tokens([first["query"]])[0])
+        free = settings.max_length - tokenizer.num_special_tokens - query_tokens
         exclude = {rows[i]["doc_id"] for i in indices}
         short = [i for i in indices if document_tokens[i] <= min(settings.source_tokens, free // 2)]
         best = max(short, key=lambda i: rows[i]["teacher_score"], default=None)
@@ -119,7 +118,7 @@ def embed_in_filler(
         rng.shuffle(others)
         sources = list(dict.fromkeys([*([best] if best is not None else []), *labelled, *others]))
         for i in sources[: settings.per_query]:
-            target = rng.randint(int(settings.min_fill * free), free) - document_tokens[i]
+            target = rng.randint(int(settings.min_fill * free), free) - int(document_tokens[i])
             filler = _fill(target, exclude, pool, rng)
             if not filler:
                 continue
@@ -147,14 +146,14 @@ def embed_in_filler(
     if not added:
         return table
     extra = pa.Table.from_pylist(added, schema=table.schema)
-    # each query's new pairs follow its own: margin-mse groups rows by query id, not by position
+    # appended after all original rows: margin-mse groups rows by query id, not by position
     return pa.concat_tables([table, extra]).combine_chunks()
 
 
 def write_embedded_window_dataset(
     selected_dir: str | Path,
     output_dir: str | Path,
-    tokenizer_path: str | Path,
+    tokenizer_dir: str | Path,
     settings: EmbeddedWindowSettings | None = None,
 ) -> Path:
     """OUTPUT/{train,heldout}/part-00000.parquet: each split of `selected_dir` with its embedded
@@ -164,9 +163,7 @@ def write_embedded_window_dataset(
     recorded = asdict(settings)
     if require_same_settings(output, recorded, "embedded windows") is not None:
         return output
-    tokenizer = Tokenizer.from_file(str(tokenizer_path))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
+    tokenizer = PairTokenizer.from_dir(tokenizer_dir, settings.max_length, with_token_type_ids=False)
     rows: dict[str, int] = {}
     for split in ("train", "heldout"):
         source = Path(selected_dir) / split
@@ -175,6 +172,6 @@ def write_embedded_window_dataset(
         table = embed_in_filler(read_table(source, TRAIN_COLUMNS, "embedded windows"), tokenizer, settings)
         write_atomic(table, shard_path(output / split, 0))
         rows[split] = table.num_rows
-    manifest = {"settings": recorded, "source": str(selected_dir), "tokenizer": str(tokenizer_path)}
+    manifest = {"settings": recorded, "source": str(selected_dir), "tokenizer": str(tokenizer_dir)}
     write_json_atomic({**manifest, "rows": rows, "created_at": utc_now()}, output / MANIFEST)
     return output
