@@ -41,7 +41,12 @@ def server_url() -> Iterator[str]:
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if k != ENV_VAR}
     process = subprocess.Popen(
-        [sys.executable, "-m", "ettin_rerank", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            # exact fp32, as the in-process scores it is compared with at 1e-4 (the command's default,
+            # dtype auto, is bf16 on a CPU with native bf16 kernels)
+            *(sys.executable, "-m", "ettin_rerank", "serve", "--dtype", "float32"),
+            *("--host", "127.0.0.1", "--port", str(port)),
+        ],
         env={**environment, "ETTIN_RERANK_API_KEY": API_KEY},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

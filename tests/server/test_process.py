@@ -120,6 +120,7 @@ def random_request(rng: random.Random, k: int) -> tuple[str, list[str]]:
 def test_concurrent_clients_get_exactly_their_own_scores(tiny_model_dir: Path, tiny_reranker):
     headers = {"Authorization": f"Bearer {API_KEY}"}
     args = ("--model", str(tiny_model_dir), "--max-length", str(TINY_MAX_LENGTH), "--max-wait-ms", "20")
+    args += ("--dtype", "float32")  # the mode `tiny_reranker` scores in (serve's default is auto)
     with serve(*args, env={"ETTIN_RERANK_API_KEY": API_KEY}) as (url, _):
         wait_ready(url, headers)
         assert httpx.post(f"{url}/v2/rerank", json={"query": "q", "documents": ["d"]}).status_code == 401
