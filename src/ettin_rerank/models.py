@@ -1,7 +1,8 @@
-"""Which model a command uses when the user names none.
+"""Which model a command uses, and where its files are.
 
 Order: an explicit `--model` / argument, then the `ETTIN_RERANK_MODEL` environment
-variable, then the reranker bundled with the package (if this install carries one).
+variable, then the reranker bundled with the package (if this install carries one). A name that is
+not a local directory is a Hugging Face Hub id (`resolve_model_path`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 ENV_VAR = "ETTIN_RERANK_MODEL"
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+HUB_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*/*.json", "*/*.safetensors"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,27 @@ def require_model(explicit: str | os.PathLike | None = None) -> ModelChoice:
             "(this install carries no bundled default model)"
         )
     return choice
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
+    """A local directory as is; anything else is treated as a Hugging Face Hub id and downloaded."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    name = str(name_or_path)
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise FileNotFoundError(f"model directory {name} does not exist")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, allow_patterns=HUB_FILE_PATTERNS, etag_timeout=5))
+    except Exception as error:  # offline mode, DNS failure, 404: all mean "not loadable here"
+        raise FileNotFoundError(
+            f"cannot load {name!r}: it is not a local directory and the Hugging Face Hub could not provide it "
+            f"({type(error).__name__}). On a machine with Hub access run "
+            f"`huggingface-cli download {name} --local-dir ./{name.split('/')[-1]}`, copy the directory here, "
+            f"and pass its local path instead."
+        ) from error
 
 
 def model_license(directory: str | os.PathLike) -> str | None:

@@ -7,6 +7,10 @@ engines; evaluation, teacher scoring and benchmarks consume it and nothing wider
 `TokenizedPairScorer` is the same contract plus the scorer's tokenization, for the one caller
 that forms its own batches by tokens (the HTTP server's batcher): it tokenizes with the
 scorer's own `PairTokenizer` and hands it exactly one batch at a time.
+
+`LongDocumentScorer` is a `PairScorer` that also reads documents longer than its window by a
+long-document mode (truncate or chunk) and reports what it cut or windowed (`score_report`):
+search scores through it when the scorer is one, else through `score_pairs`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from .inference.calibration import Calibration
+    from .inference.long_documents import PairScores
     from .inference.tokenization import EncodedPairs, PairTokenizer
 
 
@@ -45,6 +50,22 @@ class TokenizedPairScorer(PairScorer, Protocol):
 
     def score_encoded(self, encoded: EncodedPairs) -> np.ndarray:
         """These rows as one batch, in the calling thread, without re-planning: (rows,) float32."""
+        ...
+
+
+@runtime_checkable
+class LongDocumentScorer(PairScorer, Protocol):
+    """A `PairScorer` that scores pairs by a long-document mode and reports windows."""
+
+    def score_report(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        long_documents: str = "truncate",
+        batch_tokens: int | None = None,
+        show_progress_bar: bool | None = None,
+        batch_size: int | None = None,
+    ) -> PairScores:
+        """Raw fp32 scores in input order, with each pair's truncation, window count and best window."""
         ...
 
 

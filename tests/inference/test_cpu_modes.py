@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from ettin_rerank import Reranker
-from ettin_rerank.inference import reranker as reranker_module
+from ettin_rerank.inference import modes
 from ettin_rerank.inference.cpu import KERNEL_FLAGS, CpuKernels, cpu_kernels, parse_cpuinfo_flags
-from ettin_rerank.inference.reranker import resolve_dtype, resolve_modes
+from ettin_rerank.inference.modes import resolve_dtype, resolve_modes
 
 AVX2_EPYC = "processor\t: 0\nflags\t\t: fpu sse2 avx fma avx2 bmi2\nbugs\t\t: sysret_ss_attrs\n"
 SAPPHIRE_RAPIDS = (
@@ -50,7 +50,7 @@ def test_cpuinfo_flags_decide_the_native_kernels():
 
 @pytest.mark.parametrize(("kernels", "want"), [(NATIVE_BF16, torch.bfloat16), (AVX2_ONLY, torch.float32)])
 def test_auto_follows_the_rule(monkeypatch, kernels, want):
-    monkeypatch.setattr(reranker_module, "cpu_kernels", lambda: kernels)
+    monkeypatch.setattr(modes, "cpu_kernels", lambda: kernels)
     assert resolve_dtype("auto", "cpu") == want
     assert resolve_dtype("auto", "cpu", quantize="int8") == torch.float32  # int8 takes fp32 activations
     assert resolve_dtype("float32", "cpu") == torch.float32  # the library default stays exact
@@ -64,11 +64,11 @@ def test_auto_on_this_machine_is_what_its_cpu_decides():
 
 
 def test_bf16_runs_bf16_only_on_a_native_bf16_cpu(monkeypatch, caplog):
-    monkeypatch.setattr(reranker_module, "cpu_kernels", lambda: NATIVE_BF16)
+    monkeypatch.setattr(modes, "cpu_kernels", lambda: NATIVE_BF16)
     assert resolve_dtype("bfloat16", "cpu") == torch.bfloat16
-    monkeypatch.setattr(reranker_module, "cpu_kernels", lambda: AVX2_ONLY)
-    reranker_module.warn_bf16_fallback.cache_clear()
-    with caplog.at_level(logging.WARNING, logger=reranker_module.__name__):
+    monkeypatch.setattr(modes, "cpu_kernels", lambda: AVX2_ONLY)
+    modes.warn_slow_bf16.cache_clear()
+    with caplog.at_level(logging.WARNING, logger=modes.__name__):
         assert resolve_dtype("bfloat16", "cpu") == torch.float32
         assert resolve_dtype("bf16", "cpu") == torch.float32
     warnings = [r.getMessage() for r in caplog.records if "bfloat16" in r.getMessage()]
@@ -80,8 +80,8 @@ def test_bf16_on_this_cpu(tiny_reranker_dir, caplog):
     """On a CPU without native bf16 (e.g. AVX2 only), bfloat16 warns and gives exactly the fp32 scores."""
     if cpu_kernels().native_bf16:
         pytest.skip("this CPU has native bf16: bfloat16 runs bf16 here (tests/speed/test_modes.py bounds it)")
-    reranker_module.warn_bf16_fallback.cache_clear()
-    with caplog.at_level(logging.WARNING, logger=reranker_module.__name__):
+    modes.warn_slow_bf16.cache_clear()
+    with caplog.at_level(logging.WARNING, logger=modes.__name__):
         bf16 = Reranker.from_pretrained(tiny_reranker_dir, dtype="bfloat16")
     assert any("no native bf16 kernels" in r.getMessage() for r in caplog.records)
     assert bf16.dtype == torch.float32 and bf16.model.encoder_dtype == torch.float32
@@ -92,7 +92,7 @@ def test_bf16_on_this_cpu(tiny_reranker_dir, caplog):
 
 def test_mode_errors_do_not_depend_on_the_cpu(monkeypatch):
     for kernels in (NATIVE_BF16, AVX2_ONLY):
-        monkeypatch.setattr(reranker_module, "cpu_kernels", lambda kernels=kernels: kernels)
+        monkeypatch.setattr(modes, "cpu_kernels", lambda kernels=kernels: kernels)
         with pytest.raises(ValueError, match="CPU mode with float32"):
             resolve_modes("cpu", "bfloat16", "int8")
         assert resolve_modes("cpu", "auto", "int8") == (torch.device("cpu"), torch.float32, "int8")

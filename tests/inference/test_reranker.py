@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ettin_rerank import Reranker
-from ettin_rerank.inference.reranker import ranked_results
+from ettin_rerank.inference.scores import ranked_results
 from ettin_rerank.modeling.loading import CheckpointError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ettin_rerank.inference.reranker import apply_activation
+from ettin_rerank.inference.scores import apply_activation
 from ettin_rerank.scoring import TokenizedPairScorer
 from ettin_rerank.server.settings import default_served_name
 

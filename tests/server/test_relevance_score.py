@@ -11,7 +11,7 @@ import pytest
 
 from ettin_rerank import Reranker
 from ettin_rerank.inference.calibration import Calibration
-from ettin_rerank.inference.reranker import apply_activation
+from ettin_rerank.inference.scores import apply_activation
 
 from .conftest import TINY_MAX_LENGTH, make_client
 from .fake_scorer import FakeScorer

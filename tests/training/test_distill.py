@@ -103,6 +103,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path, train_dir, modernber
         DistillConfig(
             train=str(train_dir), output_dir=str(tmp_path / "one"), student="tiny", tokenizer=str(modernbert_tokenizer_dir),
             max_steps=6, batch_size=8, max_length=32, learning_rate=1e-3, eval_every=0.5, eval_at_start=False,
+            precision="fp32",  # the mode both runs compare in (auto is bf16 autocast on a native-bf16 CPU)
         )
     )  # fmt: skip
     with socket.socket() as probe:
@@ -113,6 +114,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path, train_dir, modernber
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
         "--master_port", str(port), "-m", "ettin_rerank",
         *_args(train_dir, tmp_path / "two", modernbert_tokenizer_dir, steps=6)[:-1], "--eval-every", "0.5", "--no-eval-at-start",
+        "--precision", "fp32",
     ]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]

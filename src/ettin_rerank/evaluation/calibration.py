@@ -328,7 +328,7 @@ def fit_calibration(
 
 def sigmoid(scores: np.ndarray) -> np.ndarray:
     """The uncalibrated activation, exactly as the engine and the server compute it (fp32)."""
-    from ..inference.reranker import apply_activation  # torch: loaded only when a report is measured
+    from ..inference.scores import apply_activation
 
     return apply_activation(np.asarray(scores, dtype=np.float32), "sigmoid")
 

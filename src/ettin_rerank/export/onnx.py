@@ -30,10 +30,10 @@ import torch
 from torch import nn
 
 from ..inference.cpu import cpu_kernels
-from ..inference.reranker import resolve_model_path
 from ..modeling.attention import PADDED_ATTENTION, PaddedPacking
 from ..modeling.crossencoder import CrossEncoderModel
 from ..modeling.loading import TOKENIZER_FILES, load_checkpoint
+from ..models import resolve_model_path
 from .onnx_scorer import OnnxManifest
 
 logger = logging.getLogger(__name__)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..inference.calibration import Calibration
+from ..inference.inputs import validate_pairs
 from ..inference.tokenization import EncodedPairs, PairTokenizer
 from ..scoring import checked_scores
 
@@ -76,20 +77,6 @@ class OnnxManifest:
             )
         known = set(cls.__dataclass_fields__)
         return cls(**{key: value for key, value in data.items() if key in known})
-
-
-def _checked_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Pairs as (str, str) tuples, or a ValueError naming the first bad one."""
-    checked = []
-    for index, pair in enumerate(pairs):
-        if (
-            not isinstance(pair, tuple | list)
-            or len(pair) != 2
-            or not all(isinstance(text, str) for text in pair)
-        ):
-            raise ValueError(f"pair {index} must be a (query, document) pair of strings, got {pair!r}")
-        checked.append((pair[0], pair[1]))
-    return checked
 
 
 def padded_batch(encoded: EncodedPairs, pad_token_id: int, inputs: Sequence[str]) -> dict[str, np.ndarray]:
@@ -187,7 +174,7 @@ class OnnxReranker:
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """`scoring.PairScorer`: raw fp32 logits in input order; batches of `batch_size` pairs of
         similar length (longest first), each padded to its longest pair."""
-        encoded = self.tokenizer.encode_pairs(_checked_pairs(pairs))
+        encoded = self.tokenizer.encode_pairs(validate_pairs(pairs))
         scores = np.empty(len(encoded), dtype=np.float32)
         order = np.argsort(-encoded.lengths, kind="stable")
         for start in range(0, len(order), self.batch_size):

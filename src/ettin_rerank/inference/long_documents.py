@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config.loading import LONG_DOCUMENT_MODES
 from .tokenization import EncodedPairs, PairTokenizer, TextTokens, chunk_windows
 
 CHUNK_MARGIN = 4  # tokens kept free per window for re-tokenization drift at the cuts
-LONG_DOCUMENT_MODES = ("truncate", "chunk")
 
 
 class DocumentTooLong(ValueError):
@@ -57,6 +57,29 @@ class TruncationOptions:
     max_chunks_per_doc: int | None = (
         None  # chunk mode: score at most this many windows per document (its first)
     )
+
+
+def check_long_documents(mode: str) -> str:
+    if mode not in LONG_DOCUMENT_MODES:
+        raise ValueError(f"long_documents must be one of {LONG_DOCUMENT_MODES}, got {mode!r}")
+    return mode
+
+
+@dataclass
+class PairScores:
+    """Raw fp32 scores of pairs in input order, with what reading them cut or windowed: what every
+    surface (`Reranker.score_report`, search, the server) reports about long documents."""
+
+    scores: np.ndarray  # (pairs,) fp32; the max over windows for a chunked document
+    truncated: np.ndarray  # (pairs,) bool: some of the pair's text was not scored
+    n_chunks: np.ndarray  # (pairs,) int64: windows scored (1 unless chunked)
+    best_spans: list[tuple[int, int] | None]  # per pair: best window's characters; None: read whole
+
+    @classmethod
+    def whole(cls, scores: np.ndarray, truncated: np.ndarray) -> PairScores:
+        """Scores of pairs each read as one row (cut to the max length where `truncated`)."""
+        n = len(scores)
+        return cls(scores, truncated, np.ones(n, dtype=np.int64), [None] * n)
 
 
 @dataclass
@@ -97,6 +120,11 @@ class Prepared:
         scores = np.full(self.n_pairs, -np.inf, dtype=np.float32)
         np.maximum.at(scores, self.owner, row_scores.astype(np.float32, copy=False))
         return scores
+
+    def report(self, row_scores: np.ndarray) -> PairScores:
+        """Row scores -> each pair's score, with its truncation, window count and best window."""
+        best_spans = [self.spans[row] for row in self.best_rows(row_scores)] if self.n_pairs else []
+        return PairScores(self.aggregate(row_scores), self.truncated, self.n_chunks, best_spans)
 
     def best_rows(self, row_scores: np.ndarray) -> np.ndarray:
         """(pairs,) int64: the row that gave each pair its score (the first of equal windows)."""

@@ -69,7 +69,8 @@ def resolve_options(
 ) -> RerankOptions:
     """Check an integration's options against the reranker; `activation=None` means the engine's
     `Reranker.probability_activation` (calibrated when the model has a calibration, else sigmoid)."""
-    from ..inference.reranker import check_activation, check_long_documents
+    from ..inference.long_documents import check_long_documents
+    from ..inference.scores import check_activation
 
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
         raise ValueError(f"top_n must be a positive integer, or None to keep every document; got {top_n!r}")

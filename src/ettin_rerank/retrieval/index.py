@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..inference.long_documents import LONG_DOCUMENT_MODES, PairsJob, TruncationOptions, prepare
-from ..scoring import PairScorer, checked_scores
+from ..inference.long_documents import check_long_documents
+from ..scoring import LongDocumentScorer, PairScorer, checked_scores
 from .beir import Document, load_corpus, scoring_text, write_corpus
 from .bm25 import BM25Config
 from .files import INDEX_MARKER, PassageSettings, ReadReport, passage_position
@@ -129,28 +129,26 @@ class CandidateScores:
 
 
 def score_candidates(
-    reranker: Reranker | PairScorer,
+    reranker: PairScorer,
     query: str,
     texts: Sequence[str],
     long_documents: str = "chunk",
     show_progress: bool = False,
 ) -> CandidateScores:
-    """Score each text with the query. The engine (a `Reranker`) reads long texts as the library's
-    `long_documents` mode says (`inference/long_documents.py`, as `Reranker.rank` and the server do),
-    reporting windows and truncation; any other `PairScorer` scores the texts as it cuts them."""
-    if long_documents not in LONG_DOCUMENT_MODES:
-        raise ValueError(f"long_documents must be one of {LONG_DOCUMENT_MODES}, got {long_documents!r}")
-    if not hasattr(reranker, "predict_encoded"):
-        raw = reranker.score_pairs([(query, text) for text in texts])
-        scores = checked_scores(raw, len(texts), reranker.name)
+    """Score each text with the query. A `LongDocumentScorer` (the engine) reads long texts by the
+    `long_documents` mode, reporting windows and truncation; any other `PairScorer` scores the texts
+    as it cuts them."""
+    check_long_documents(long_documents)
+    pairs = [(query, text) for text in texts]
+    if not isinstance(reranker, LongDocumentScorer):
+        scores = checked_scores(reranker.score_pairs(pairs), len(texts), reranker.name)
         return CandidateScores(scores, [None] * len(texts), [None] * len(texts), [False] * len(texts))
-    job = PairsJob([query] * len(texts), list(texts), TruncationOptions(long_document=long_documents))
-    prepared = prepare(reranker.tokenizer, job)
-    rows = reranker.predict_encoded(prepared.encoded, show_progress_bar=show_progress)
-    scores = checked_scores(prepared.aggregate(rows), len(texts), reranker.name)
-    windows = [prepared.spans[row] for row in prepared.best_rows(rows)] if len(texts) else []
+    report = reranker.score_report(pairs, long_documents, show_progress_bar=show_progress)
     return CandidateScores(
-        scores, windows, [int(n) for n in prepared.n_chunks], [bool(t) for t in prepared.truncated]
+        checked_scores(report.scores, len(texts), reranker.name),
+        list(report.best_spans),
+        [int(n) for n in report.n_chunks],
+        [bool(t) for t in report.truncated],
     )
 
 

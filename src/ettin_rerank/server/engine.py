@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..inference.long_documents import DocumentTooLong, PairsJob, Prepared, prepare
+from ..inference.long_documents import DocumentTooLong, PairScores, PairsJob, Prepared, prepare
 from ..scoring import TokenizedPairScorer
 from .errors import (
     CannotFinishInTime,
@@ -43,12 +43,17 @@ logger = logging.getLogger(__name__)
 class ScoredPairs:
     """Raw fp32 scores of a job's pairs, in its order, with what the response reports about them."""
 
-    scores: np.ndarray  # (pairs,) fp32 raw logits (max over windows when chunked)
+    report: PairScores  # raw fp32 scores (max over windows when chunked), cuts and windows
     prepared: Prepared
     tokenize_s: float
     queue_s: float
     inference_s: float
     total_s: float
+
+    @property
+    def scores(self) -> np.ndarray:
+        """(pairs,) fp32 raw scores, in the job's order."""
+        return self.report.scores
 
 
 class RerankEngine:
@@ -175,7 +180,7 @@ class RerankEngine:
         done = work.finished_at or time.monotonic()
         began = work.started_at or done
         return ScoredPairs(
-            scores=prepared.aggregate(row_scores),
+            report=prepared.report(row_scores),
             prepared=prepared,
             tokenize_s=tokenized - start,
             queue_s=max(began - tokenized, 0.0),

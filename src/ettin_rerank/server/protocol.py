@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
 from ..inference.calibration import Calibration
 from ..inference.long_documents import PairsJob, TruncationOptions
-from ..inference.reranker import apply_activation, probability_activation, ranked_results
+from ..inference.scores import apply_activation, probability_activation, ranked_results
 from ..scoring import TokenizedPairScorer
 from .engine import ScoredPairs
 from .errors import InvalidRequest

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from ..family import EttinSize
 from ..inference.batching import pack, plan_batches
+from ..inference.modes import auto_dtype
 from ..inference.reranker import Reranker
 from ..inference.tokenization import EncodedPairs, PairTokenizer
 from ..modeling.attention import default_backend
@@ -93,7 +94,7 @@ class DistillConfig:
     keep_best: int = 2  # best checkpoints kept (the last one is always kept as well, for resuming)
     eval_at_start: bool = True  # measure the untrained student too (step 0)
     seed: int = 12
-    precision: str = "auto"  # auto: bf16 autocast on CUDA with bf16 support, else fp32
+    precision: str = "auto"  # auto: bf16 autocast where `inference.modes.auto_dtype` picks bf16, else fp32
     device: str | None = None  # default: cuda (this process's local rank) when available, else cpu
     data_seed: int | None = None  # shuffling seed (default: seed)
 
@@ -327,7 +328,7 @@ class Distiller:
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device(f"cuda:{local_rank}")
         self.use_bf16 = config.precision == "bf16" or (
-            config.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+            config.precision == "auto" and auto_dtype(self.device) == torch.bfloat16
         )
 
     @property
