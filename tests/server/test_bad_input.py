@@ -32,9 +32,9 @@ CASES = [
     ("/v2/rerank", {**GOOD, "top_n": 1, "top_k": 1}, 422, "top_k"),
     ("/v2/rerank", {**GOOD, "return_documents": "yes"}, 422, "return_documents"),
     ("/v2/rerank", {**GOOD, "max_tokens_per_doc": 0}, 422, "max_tokens_per_doc"),
-    ("/v2/rerank", {**GOOD, "truncation_direction": "middle"}, 422, "truncation_direction"),
+    ("/rerank", {**GOOD, "truncation_direction": "middle"}, 422, "truncation_direction"),
     ("/v2/rerank", {**GOOD, "long_document": "split"}, 422, "long_document"),
-    ("/v2/rerank", {**GOOD, "raw_scores": True, "use_activation": True}, 422, "use_activation"),
+    ("/rerank", {**GOOD, "raw_scores": True, "use_activation": True}, 422, "use_activation"),
     ("/v2/rerank", {**GOOD, "rank_fields": ["title"]}, 422, "documents[0].title"),  # a field it lacks
     ("/v2/rerank", {**GOOD, "rank_fields": []}, 422, "rank_fields"),
     ("/v2/rerank", {**GOOD, "rank_fields": "text"}, 422, "rank_fields"),
@@ -54,6 +54,16 @@ CASES = [
     ("/v2/rerank", {**GOOD, "rank_field": ["text"]}, 422, "rank_field"),  # unknown field
     ("/v2/rerank", {**GOOD, "top_nn": 3}, 422, "top_nn"),  # a typo is caught, not ignored
     ("/v2/rerank", [GOOD], 422, "body"),
+    # a field of a dialect the route does not serve is unknown there
+    ("/v2/rerank", {**GOOD, "raw_scores": True}, 422, "raw_scores"),
+    ("/v2/rerank", {"query": "q", "input": ["d"]}, 422, "input"),
+    ("/v1/rerank", {"query": "q", "texts": ["d"]}, 422, "texts"),
+    ("/rerank", {**GOOD, "rank_fields": ["text"]}, 422, "rank_fields"),
+    ("/rerank", {**GOOD, "top_k": 1}, 422, "top_k"),
+    ("/score", {"text_1": "q", "text_2": ["d"], "documents": ["d"]}, 422, "documents"),
+    ("/rerank", {"query": "q"}, 422, "documents"),
+    ("/rerank", {"query": "q", "documents": ["d"], "texts": ["d"]}, 422, "texts"),
+    ("/v1/rerank", {"query": "q", "documents": ["d"], "input": ["d"]}, 422, "input"),
     ("/score", {"text_1": "q"}, 422, "text_2"),
     ("/score", {"text_1": "q", "text_2": []}, 422, "text_2"),
     ("/score", {"text_1": [], "text_2": ["d"]}, 422, "text_1"),

@@ -26,7 +26,7 @@ def joined(record: dict, fields: list[str]) -> str:
 def test_rank_fields_score_the_named_fields_as_lines(client, scorer, fields):
     body = client.post(
         "/v1/rerank",
-        json={"query": QUERY, "documents": RECORDS, "rank_fields": fields, "raw_scores": True},
+        json={"query": QUERY, "documents": RECORDS, "rank_fields": fields, "use_activation": False},
     ).json()
     texts = [joined(record, fields) for record in RECORDS]
     expected = scorer.score_pairs([(QUERY, text) for text in texts])
@@ -65,7 +65,7 @@ def test_a_missing_rank_field_is_a_422_naming_it(fake_client):
 def test_objects_without_rank_fields_are_scored_by_their_text_as_before(fake_client):
     body = fake_client.post(
         "/v2/rerank",
-        json={"query": "cats", "documents": [{"text": "cats", "title": "ignored"}], "raw_scores": True},
+        json={"query": "cats", "documents": [{"text": "cats", "title": "ignored"}], "use_activation": False},
     ).json()
     assert body["results"][0]["relevance_score"] == 2.0
     missing = fake_client.post("/v2/rerank", json={"query": "q", "documents": [{"title": "t"}]})
@@ -82,7 +82,7 @@ ALL_WINDOWS = chunk_windows(N_TOKENS, WINDOW)
 
 def rerank(client, **options) -> dict:
     response = client.post(
-        "/v1/rerank", json={"query": "cats purr", "documents": [LONG], "raw_scores": True, **options}
+        "/v1/rerank", json={"query": "cats purr", "documents": [LONG], "use_activation": False, **options}
     )
     assert response.status_code == 200, response.text
     body = response.json()

@@ -30,7 +30,7 @@ def test_default_truncation_is_reported_and_matches_predict(client, scorer):
     long_doc = "cats purr " + " ".join(["many words about other things"] * 80)
     docs = ["cats purr", long_doc]
     body = client.post(
-        "/v1/rerank", json={"query": "why do cats purr", "documents": docs, "raw_scores": True}
+        "/v1/rerank", json={"query": "why do cats purr", "documents": docs, "use_activation": False}
     ).json()
     meta = {m["index"]: m for m in body["meta"]["results"]}
     assert meta[1]["truncated"] is True and meta[1]["tokens"] == scorer.max_length
@@ -54,7 +54,7 @@ def test_max_tokens_per_doc_cuts_each_document(fake_client):
                 "documents": [doc],
                 "max_tokens_per_doc": 5,
                 "truncation_side": side,
-                "raw_scores": True,
+                "use_activation": False,
             },
         ).json()
         expected = FakeScorer().score_pairs([("a e h", kept)])[0]
@@ -108,11 +108,16 @@ def test_chunking_scores_the_best_window():
     doc = " ".join(f"w{i}" for i in range(40)) + " cats purr " + " ".join(f"v{i}" for i in range(10))
     with make_client(scorer) as client:
         truncated = client.post(
-            "/v1/rerank", json={"query": "cats purr", "documents": [doc], "raw_scores": True}
+            "/v1/rerank", json={"query": "cats purr", "documents": [doc], "use_activation": False}
         ).json()
         chunked = client.post(
             "/v1/rerank",
-            json={"query": "cats purr", "documents": [doc], "raw_scores": True, "long_document": "chunk"},
+            json={
+                "query": "cats purr",
+                "documents": [doc],
+                "use_activation": False,
+                "long_document": "chunk",
+            },
         ).json()
     assert truncated["results"][0]["relevance_score"] == -2.0  # the match lies past the max length
     assert chunked["results"][0]["relevance_score"] == 2.0

@@ -136,7 +136,7 @@ def test_concurrent_clients_get_exactly_their_own_scores(tiny_model_dir: Path, t
             elif route == "/rerank":
                 body = {"query": query, "texts": docs, "raw_scores": True}
             else:
-                body = {"query": query, "documents": docs, "raw_scores": True}
+                body = {"query": query, "documents": docs, "use_activation": False}
             with httpx.Client(timeout=120) as client:
                 return route, client.post(f"{url}{route}", json=body, headers=headers)
 

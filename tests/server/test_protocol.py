@@ -152,7 +152,7 @@ def test_vllm_score_n_to_n(client, scorer):
 
 def test_fp32_activation_matches_library(client, scorer):
     """Scores are the library's: fp32 logits through the fp32 sigmoid."""
-    raw = client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS, "raw_scores": True}).json()
+    raw = client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS, "use_activation": False}).json()
     activated = client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS}).json()
     raw_by_index = {r["index"]: r["relevance_score"] for r in raw["results"]}
     for result in activated["results"]:
@@ -175,3 +175,54 @@ def test_operations_endpoints(client, scorer):
     assert "ettin_rerank_pairs_scored_total" in metrics.text
     schema = client.get("/openapi.json").json()
     assert {"/v2/rerank", "/v1/rerank", "/rerank", "/score", "/v1/score"} <= set(schema["paths"])
+
+
+# Each dialect's request fields (docs/http-dialects.md), and the server's own `long_document`.
+VLLM_RERANK = {"model", "query", "documents", "top_n", "use_activation", "truncate_prompt_tokens"}
+VLLM_RERANK |= {
+    "truncation_side",
+    "max_tokens_per_doc",
+    "max_tokens_per_query",
+    "user",
+    "request_id",
+    "priority",
+}
+VLLM_SCORE = {"model", "text_1", "text_2", "use_activation", "truncate_prompt_tokens", "truncation_side"}
+VLLM_SCORE |= {"user", "request_id", "priority"}
+COHERE = {"model", "query", "documents", "top_n", "max_tokens_per_doc", "priority"}
+COHERE |= {"return_documents", "rank_fields", "max_chunks_per_doc"}  # v1, and the first v2 API
+JINA = {"model", "query", "documents", "top_n", "return_documents"}
+VOYAGE = {"model", "query", "documents", "top_k", "return_documents", "truncation"}
+MIXEDBREAD = {"model", "query", "input", "top_k", "return_input"}
+TEI = {"query", "texts", "raw_scores", "return_text", "truncate", "truncation_direction"}
+SERVER = {"long_document"}
+ROUTE_FIELDS = {
+    "/v2/rerank": COHERE | VLLM_RERANK | SERVER,
+    "/v1/rerank": JINA | VLLM_RERANK | COHERE | VOYAGE | MIXEDBREAD | SERVER,
+    "/rerank": TEI | VLLM_RERANK | SERVER,
+    "/score": VLLM_SCORE | SERVER,
+    "/v1/score": VLLM_SCORE | SERVER,
+}
+
+
+def request_schema(schema: dict, path: str) -> dict:
+    reference = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return schema["components"]["schemas"][reference.rsplit("/", 1)[-1]]
+
+
+@pytest.mark.parametrize("path", sorted(ROUTE_FIELDS))
+def test_each_route_advertises_only_the_fields_of_the_dialects_it_serves(fake_client, path):
+    body = request_schema(fake_client.get("/openapi.json").json(), path)
+    assert set(body["properties"]) == ROUTE_FIELDS[path]
+    assert body["additionalProperties"] is False
+
+
+def test_the_schemas_require_the_documents_under_the_route_s_names(fake_client):
+    schema = fake_client.get("/openapi.json").json()
+    cohere, tei, v1 = (request_schema(schema, path) for path in ("/v2/rerank", "/rerank", "/v1/rerank"))
+    assert {"query", "documents"} <= set(cohere["required"]) and "oneOf" not in cohere
+    assert not {"texts", "text_1", "input", "raw_scores"} & set(cohere["properties"])
+    assert tei["oneOf"] == [{"required": ["documents"]}, {"required": ["texts"]}]
+    assert not {"text_1", "input", "rank_fields", "top_k"} & set(tei["properties"])
+    assert v1["oneOf"] == [{"required": ["documents"]}, {"required": ["input"]}]
+    assert not {"texts", "text_1", "raw_scores"} & set(v1["properties"])

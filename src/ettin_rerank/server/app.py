@@ -20,8 +20,8 @@ from .errors import ApiError, ClientDisconnected, error_body, error_response, fo
 from .metrics import ServerMetrics
 from .middleware import OPEN_PATHS, GuardMiddleware, MetricsMiddleware
 from .protocol import (
+    CohereRerankRequest,
     CohereRerankResponse,
-    Dialect,
     ErrorResponse,
     HealthResponse,
     JinaRerankResponse,
@@ -34,12 +34,12 @@ from .protocol import (
     ScoreRequest,
     ScoreResponse,
     ServerInfo,
+    TEIRerankRequest,
     TEIRerankResponse,
+    V1RerankRequest,
     rerank_response,
     score_response,
     timing_headers,
-    to_rerank_job,
-    to_score_job,
 )
 from .settings import ServerSettings, default_served_name
 
@@ -129,11 +129,11 @@ async def _disconnected(request: Request) -> None:
 
 
 async def _rerank(
-    request: Request, response: Response, body: RerankRequest, dialect: Dialect
+    request: Request, response: Response, body: RerankRequest
 ) -> CohereRerankResponse | JinaRerankResponse | TEIRerankResponse:
     engine: RerankEngine = request.app.state.engine
     relevance: RelevanceScore = request.app.state.relevance
-    job, view = to_rerank_job(body, dialect, engine.scorer, engine.settings, relevance)
+    job, view = body.to_job(engine.scorer, engine.settings, relevance)
     scored = await engine.score(job, _disconnected(request))
     response.headers.update(timing_headers(scored))
     return rerank_response(view, scored, request.app.state.model_name, relevance)
@@ -142,15 +142,15 @@ async def _rerank(
 @router.post(
     "/v2/rerank", tags=["rerank"], response_model=CohereRerankResponse, responses=ERRORS, **TYPED_BODY
 )
-async def rerank_cohere(request: Request, response: Response, body: RerankRequest) -> Any:
+async def rerank_cohere(request: Request, response: Response, body: CohereRerankRequest) -> Any:
     """Cohere v2 rerank: `{index, relevance_score}` results; documents echoed only on request."""
-    return await _rerank(request, response, body, Dialect.COHERE)
+    return await _rerank(request, response, body)
 
 
 @router.post("/v1/rerank", tags=["rerank"], response_model=JinaRerankResponse, responses=ERRORS, **TYPED_BODY)
-async def rerank_jina(request: Request, response: Response, body: RerankRequest) -> Any:
-    """Jina / vLLM rerank: `{index, relevance_score, document: {text}}` results."""
-    return await _rerank(request, response, body, Dialect.JINA)
+async def rerank_jina(request: Request, response: Response, body: V1RerankRequest) -> Any:
+    """Jina / vLLM / Cohere v1 / Voyage rerank: `{index, relevance_score, document: {text}}` results."""
+    return await _rerank(request, response, body)
 
 
 @router.post(
@@ -160,15 +160,15 @@ async def rerank_jina(request: Request, response: Response, body: RerankRequest)
     responses=ERRORS,
     **TYPED_BODY,
 )
-async def rerank_tei(request: Request, response: Response, body: RerankRequest) -> Any:
-    """TEI when the body has `texts` (a bare `[{index, score, text?}]` array); otherwise the Jina / vLLM shape."""
-    return await _rerank(request, response, body, Dialect.TEI if body.texts is not None else Dialect.JINA)
+async def rerank_tei(request: Request, response: Response, body: TEIRerankRequest) -> Any:
+    """TEI when the body has `texts` (a bare `[{index, score, text?}]` array); otherwise vLLM (the Jina shape)."""
+    return await _rerank(request, response, body)
 
 
 async def _score(request: Request, response: Response, body: ScoreRequest) -> ScoreResponse:
     engine: RerankEngine = request.app.state.engine
     relevance: RelevanceScore = request.app.state.relevance
-    job, activation = to_score_job(body, engine.scorer, engine.settings, relevance)
+    job, activation = body.to_job(engine.scorer, engine.settings, relevance)
     scored = await engine.score(job, _disconnected(request))
     response.headers.update(timing_headers(scored))
     return score_response(scored, activation, request.app.state.model_name, relevance)

@@ -1,10 +1,12 @@
-"""The HTTP dialects: request models, the one conversion to internal jobs, and response models.
+"""The HTTP dialects: request models that convert themselves to internal jobs, and response models.
 
-One request model (`RerankRequest`) serves every rerank route and accepts the field names of
-every dialect (see docs/server.md). `to_rerank_job` / `to_score_job` are the only place where
-client fields become engine options. `rerank_response` / `score_response` are the only place
-responses are shaped: they build the typed models the routes return, so the OpenAPI document
-describes exactly what is sent (optional fields that are `None` are left out of the body).
+Each scoring route has its own request model, holding exactly the fields of the dialects that
+route serves (see docs/server.md), so its OpenAPI schema advertises nothing else and any other
+field is refused. They share one base: vLLM's fields (vLLM serves every route), the server's
+`long_document`, and the one conversion (`to_job`), the only place where client fields become
+engine options. `rerank_response` / `score_response` are the only place responses are shaped:
+they build the typed models the routes return, so the OpenAPI document describes exactly what is
+sent (optional fields that are `None` are left out of the body).
 """
 
 from __future__ import annotations
@@ -28,10 +30,20 @@ from .settings import ServerSettings
 
 
 class Dialect(StrEnum):
+    """The response shape a rerank request is answered with."""
+
     COHERE = "cohere"  # POST /v2/rerank
-    JINA = "jina"  # POST /v1/rerank, and /rerank without `texts` (Jina and vLLM share the shape)
+    JINA = "jina"  # POST /v1/rerank, and /rerank with `documents` (Jina and vLLM share the shape)
     TEI = "tei"  # POST /rerank with `texts`
 
+
+# One concept's names across the dialects: a route's model has some of them, a request gives at
+# most one (an error names the second one given).
+DOCUMENT_FIELDS = ("documents", "texts", "input")
+TOP_N_FIELDS = ("top_n", "top_k")
+ECHO_FIELDS = ("return_documents", "return_text", "return_input")
+ALLOW_TRUNCATION_FIELDS = ("truncate", "truncation")
+SIDE_FIELDS = ("truncation_direction", "truncation_side")
 
 # Documents arrive as strings or objects; converted at the boundary so the error can name the
 # exact item. An object is scored by its "text", or, with `rank_fields`, by the named fields.
@@ -70,83 +82,201 @@ def strict_int(ge: int, le: int | None = None) -> Any:
     return Annotated[int, Field(strict=True, ge=ge, le=le)]
 
 
-class RerankRequest(BaseModel):
-    """Rerank `documents` (or `texts`, or `input`) against `query`. Unknown fields are refused."""
+def _documents_required(schema: dict[str, Any]) -> None:
+    """The OpenAPI schema requires the documents under one of the names the route's model has (the
+    model leaves them optional so that `to_job` can name the one missing, or the one given twice)."""
+    names = [name for name in DOCUMENT_FIELDS if name in schema.get("properties", {})]
+    if len(names) == 1:
+        schema.setdefault("required", []).append(names[0])
+    else:
+        schema["oneOf"] = [{"required": [name]} for name in names]
 
-    model_config = ConfigDict(
-        extra="forbid",
-        # exactly one of the three document fields (the OpenAPI document says so; the boundary enforces it)
-        json_schema_extra={
-            "oneOf": [{"required": ["documents"]}, {"required": ["texts"]}, {"required": ["input"]}]
-        },
+
+class PoolingRequest(BaseModel):
+    """What every scoring route takes: vLLM's own fields (vLLM serves /rerank, /v1/rerank,
+    /v2/rerank and /score, with these in each request) and the server's `long_document`.
+    Unknown fields are refused. The helpers read a field by name, so a field the route's model
+    lacks reads as not given (pydantic has already refused it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: StrictStr | None = Field(None, description="Accepted and ignored: the server serves one model.")
+    use_activation: StrictBool | None = Field(
+        None,
+        description="vLLM: false returns raw logits, true the sigmoid (default: the server's relevance score).",
     )
+    truncate_prompt_tokens: strict_int(-1) | None = Field(
+        None, description="vLLM: pair budget; -1: the model max."
+    )
+    truncation_side: Side | None = Field(None, description="vLLM: which end of a long document is cut.")
+    long_document: Literal["truncate", "chunk"] | None = Field(
+        None, description="Override the server default."
+    )
+    user: StrictStr | None = Field(None, description="Accepted and ignored (OpenAI-style clients).")
+    request_id: StrictStr | None = Field(None, description="Accepted and ignored (vLLM).")
+    priority: strict_int(-(2**31), 2**31) | None = Field(
+        None, description="Accepted and ignored (vLLM, Cohere v2)."
+    )
+
+    def _value(self, name: str) -> Any:
+        return getattr(self, name, None)
+
+    def _one_of(self, names: tuple[str, ...], required: bool = False) -> tuple[str | None, Any]:
+        """The one field of `names` given, as (name, value); (None, None) when none is."""
+        given = [(name, value) for name in names if (value := self._value(name)) is not None]
+        if len(given) > 1:
+            raise InvalidRequest(f"give only one of {', '.join(n for n, _ in given)}", field=given[1][0])
+        if not given:
+            if required:
+                known = [name for name in names if name in type(self).model_fields]
+                alternatives = f" (or {', '.join(known[1:])})" if len(known) > 1 else ""
+                raise InvalidRequest(f"field required: {known[0]}{alternatives}", field=known[0])
+            return None, None
+        return given[0]
+
+    def _activation(self, relevance: RelevanceScore) -> str | None:
+        return _activation(self._value("raw_scores"), self.use_activation, relevance.default_activation)
+
+    def _truncation(self, scorer: TokenizedPairScorer, settings: ServerSettings) -> TruncationOptions:
+        long_document, max_chunks = _chunking(self.long_document, self._value("max_chunks_per_doc"), settings)
+        _, side = self._one_of(SIDE_FIELDS)
+        _, allow = self._one_of(ALLOW_TRUNCATION_FIELDS)
+        return TruncationOptions(
+            max_length=_pair_budget(self.truncate_prompt_tokens, scorer),
+            max_tokens_per_doc=self._value("max_tokens_per_doc"),
+            max_tokens_per_query=self._value("max_tokens_per_query"),
+            side=(side or "right").lower(),
+            allow=allow is not False,
+            long_document=long_document,
+            max_chunks_per_doc=max_chunks,
+        )
+
+
+class RerankRequest(PoolingRequest):
+    """vLLM's rerank request: rerank `documents` against `query`. Every rerank route takes these
+    fields; each route's model adds those of the other dialects it serves."""
+
+    model_config = ConfigDict(json_schema_extra=_documents_required)
 
     query: StrictStr = Field(min_length=1, description="The search query; must not be empty.")
-    documents: DocumentList | None = Field(None, description="Cohere, Jina, vLLM, Voyage: strings or {text}.")
-    texts: DocumentList | None = Field(None, description="TEI: the /rerank route answers with TEI's array.")
-    input: DocumentList | None = Field(None, description="Mixedbread's name for the documents.")
-    model: StrictStr | None = Field(None, description="Accepted and ignored: the server serves one model.")
+    documents: DocumentList | None = Field(None, description="Strings or {text} objects.")
     top_n: strict_int(0) | None = Field(None, description="Results to return; 0 or absent: all.")
-    top_k: strict_int(0) | None = Field(None, description="Alias of top_n (Voyage, Mixedbread).")
-    return_documents: StrictBool | None = Field(None, description="Echo each document's text.")
-    return_text: StrictBool | None = Field(None, description="TEI's name for return_documents.")
-    return_input: StrictBool | None = Field(None, description="Mixedbread's name for return_documents.")
-    rank_fields: RankFields | None = Field(
-        None,
-        description="Cohere v1: score object documents by these fields, joined as `field: value` lines.",
-    )
-    raw_scores: StrictBool | None = Field(
-        None,
-        description="TEI: true returns raw logits, false the sigmoid (default: the server's relevance score).",
-    )
-    use_activation: StrictBool | None = Field(
-        None, description="vLLM: false returns raw logits, true the sigmoid."
-    )
     max_tokens_per_doc: strict_int(1) | None = Field(
-        None, description="Cut each document to this many tokens."
+        None, description="Cohere, vLLM: cut each document to this many tokens."
     )
     max_tokens_per_query: strict_int(1) | None = Field(
         None, description="vLLM: cut the query to this many tokens."
     )
-    truncate: StrictBool | None = Field(None, description="TEI: false refuses pairs over the max length.")
-    truncation: StrictBool | None = Field(
-        None, description="Voyage: false refuses pairs over the max length."
-    )
-    truncation_direction: Side | None = Field(None, description="TEI: which end of a long document is cut.")
-    truncation_side: Side | None = Field(None, description="vLLM's name for truncation_direction.")
-    truncate_prompt_tokens: strict_int(-1) | None = Field(
-        None, description="vLLM: pair budget; -1: the model max."
-    )
-    long_document: Literal["truncate", "chunk"] | None = Field(
-        None, description="Override the server default."
+
+    def response_dialect(self) -> Dialect:
+        return Dialect.JINA  # vLLM answers in Jina's shape
+
+    def to_job(
+        self, scorer: TokenizedPairScorer, settings: ServerSettings, relevance: RelevanceScore
+    ) -> tuple[PairsJob, RerankView]:
+        if not self.query.strip():
+            raise InvalidRequest("query must not be empty", field="query")
+        field, items = self._one_of(DOCUMENT_FIELDS, required=True)
+        rank_fields = self._value("rank_fields")
+        _check_rank_fields(rank_fields)
+        documents = _documents(items, field, rank_fields)
+        _check_count(len(documents), field, settings)
+        dialect = self.response_dialect()
+        _, top_n = self._one_of(TOP_N_FIELDS)
+        _, echo = self._one_of(ECHO_FIELDS)
+        if echo is None:
+            echo = dialect == Dialect.JINA  # Jina and vLLM echo by default; Cohere v2 and TEI do not
+        truncation = self._truncation(scorer, settings)
+        job = PairsJob([self.query] * len(documents), documents, truncation, documents_field=field)
+        view = RerankView(
+            dialect=dialect,
+            documents=documents,
+            top_n=top_n or None,
+            return_documents=echo,
+            activation=self._activation(relevance),
+        )
+        return job, view
+
+
+class CohereDocumentOptions(BaseModel):
+    """Cohere's fields beyond vLLM's: Cohere v1 has them, and so had the first v2 API (clients
+    written for it still send them). `return_documents` is also Jina's and Voyage's name."""
+
+    return_documents: StrictBool | None = Field(None, description="Echo each document's text.")
+    rank_fields: RankFields | None = Field(
+        None,
+        description="Cohere v1: score object documents by these fields, joined as `field: value` lines.",
     )
     max_chunks_per_doc: strict_int(1) | None = Field(
         None,
         description="Cohere v1: score at most this many windows per document (their first); implies chunk.",
     )
-    user: StrictStr | None = Field(None, description="Accepted and ignored (OpenAI-style clients).")
-    request_id: StrictStr | None = Field(None, description="Accepted and ignored (vLLM).")
-    priority: strict_int(-(2**31), 2**31) | None = Field(None, description="Accepted and ignored (vLLM).")
 
 
-class ScoreRequest(BaseModel):
+class CohereRerankRequest(RerankRequest, CohereDocumentOptions):
+    """POST /v2/rerank: Cohere v2, and vLLM (which serves /v2/rerank too)."""
+
+    def response_dialect(self) -> Dialect:
+        return Dialect.COHERE
+
+
+class V1RerankRequest(RerankRequest, CohereDocumentOptions):
+    """POST /v1/rerank: Jina, vLLM, Cohere v1 and Voyage all post here; so do Mixedbread clients
+    (`input`, `top_k`, `return_input`). Answered in Jina's shape."""
+
+    input: DocumentList | None = Field(None, description="Mixedbread's name for the documents.")
+    top_k: strict_int(0) | None = Field(None, description="Voyage's and Mixedbread's name for top_n.")
+    return_input: StrictBool | None = Field(None, description="Mixedbread's name for return_documents.")
+    truncation: StrictBool | None = Field(
+        None, description="Voyage: false refuses pairs over the max length."
+    )
+
+
+class TEIRerankRequest(RerankRequest):
+    """POST /rerank: TEI (`texts`, answered with TEI's bare array) and vLLM (`documents`, answered
+    in Jina's shape), the two servers whose clients post to this path."""
+
+    texts: DocumentList | None = Field(None, description="TEI's name for the documents.")
+    raw_scores: StrictBool | None = Field(
+        None,
+        description="TEI: true returns raw logits, false the sigmoid (default: the server's relevance score).",
+    )
+    return_text: StrictBool | None = Field(None, description="TEI: echo each document's text.")
+    truncate: StrictBool | None = Field(None, description="TEI: false refuses pairs over the max length.")
+    truncation_direction: Side | None = Field(None, description="TEI's name for truncation_side.")
+
+    def response_dialect(self) -> Dialect:
+        return Dialect.TEI if self.texts is not None else super().response_dialect()
+
+
+class ScoreRequest(PoolingRequest):
     """vLLM pair scoring: `text_1` against `text_2`, 1-to-N or N-to-N, answered in input order."""
-
-    model_config = ConfigDict(extra="forbid")
 
     text_1: TextOrTexts = Field(description="A query, or a list of 1 or N queries.")
     text_2: TextOrTexts = Field(description="A document, or a list of N documents.")
-    model: StrictStr | None = None
-    use_activation: StrictBool | None = Field(
-        None,
-        description="false returns raw logits, true the sigmoid (default: the server's relevance score).",
-    )
-    truncate_prompt_tokens: strict_int(-1) | None = Field(None, description="Pair budget; -1: the model max.")
-    truncation_side: Side | None = None
-    long_document: Literal["truncate", "chunk"] | None = None
-    user: StrictStr | None = None
-    request_id: StrictStr | None = None
-    priority: strict_int(-(2**31), 2**31) | None = None
+
+    def to_job(
+        self, scorer: TokenizedPairScorer, settings: ServerSettings, relevance: RelevanceScore
+    ) -> tuple[PairsJob, str | None]:
+        """The job, and the activation its scores get."""
+        left, right = _texts(self.text_1, "text_1"), _texts(self.text_2, "text_2")
+        if not left:
+            raise InvalidRequest("text_1 must not be empty", field="text_1")
+        _check_count(len(right), "text_2", settings)
+        if len(left) == 1:
+            left = left * len(right)
+        elif len(left) != len(right):
+            raise InvalidRequest(
+                f"text_1 has {len(left)} items and text_2 {len(right)}: give one text_1 or as many as text_2",
+                field="text_1",
+            )
+        for i, query in enumerate(left):
+            if not query.strip():
+                raise InvalidRequest(
+                    "queries must not be empty", field="text_1" if len(set(left)) == 1 else f"text_1[{i}]"
+                )
+        job = PairsJob(left, right, self._truncation(scorer, settings), documents_field="text_2")
+        return job, self._activation(relevance)
 
 
 # -- response models: what the routes return (None fields are omitted from the body) -------------
@@ -409,17 +539,6 @@ def _texts(value: Any, field: str) -> list[str]:
     )
 
 
-def _one_of(request: BaseModel, names: tuple[str, ...], required: bool = False) -> tuple[str | None, Any]:
-    given = [(n, getattr(request, n)) for n in names if getattr(request, n) is not None]
-    if len(given) > 1:
-        raise InvalidRequest(f"give only one of {', '.join(n for n, _ in given)}", field=given[1][0])
-    if not given:
-        if required:
-            raise InvalidRequest(f"field required: {names[0]} (or {', '.join(names[1:])})", field=names[0])
-        return None, None
-    return given[0]
-
-
 def _activation(raw_scores: bool | None, use_activation: bool | None, default: str) -> str | None:
     """None (raw logits), "sigmoid" when the client asks for the activation by its dialect's flag
     (TEI raw_scores=false, vLLM use_activation=true: the sigmoid, as those servers mean it), or
@@ -462,16 +581,6 @@ def _pair_budget(truncate_prompt_tokens: int | None, scorer: TokenizedPairScorer
     return truncate_prompt_tokens
 
 
-def _side(request: BaseModel, names: tuple[str, ...]) -> str:
-    _, side = _one_of(request, names)
-    return (side or "right").lower()
-
-
-def _allow_truncation(request: RerankRequest) -> bool:
-    name, value = _one_of(request, ("truncate", "truncation"))
-    return True if value is None else bool(value)
-
-
 def _check_count(n: int, field: str, settings: ServerSettings) -> None:
     if n == 0:
         raise InvalidRequest(f"{field} must not be empty: give at least one document", field=field)
@@ -480,73 +589,6 @@ def _check_count(n: int, field: str, settings: ServerSettings) -> None:
             f"{field} has {n} items; this server accepts at most {settings.max_documents} per request",
             field=field,
         )
-
-
-def to_rerank_job(
-    request: RerankRequest,
-    dialect: Dialect,
-    scorer: TokenizedPairScorer,
-    settings: ServerSettings,
-    relevance: RelevanceScore,
-) -> tuple[PairsJob, RerankView]:
-    if not request.query.strip():
-        raise InvalidRequest("query must not be empty", field="query")
-    field, items = _one_of(request, ("documents", "texts", "input"), required=True)
-    _check_rank_fields(request.rank_fields)
-    documents = _documents(items, field, request.rank_fields)
-    _check_count(len(documents), field, settings)
-    long_document, max_chunks = _chunking(request.long_document, request.max_chunks_per_doc, settings)
-    _, top_n = _one_of(request, ("top_n", "top_k"))
-    _, echo = _one_of(request, ("return_documents", "return_text", "return_input"))
-    if echo is None:
-        echo = dialect == Dialect.JINA  # Jina and vLLM echo by default; Cohere v2 and TEI do not
-    truncation = TruncationOptions(
-        max_length=_pair_budget(request.truncate_prompt_tokens, scorer),
-        max_tokens_per_doc=request.max_tokens_per_doc,
-        max_tokens_per_query=request.max_tokens_per_query,
-        side=_side(request, ("truncation_direction", "truncation_side")),
-        allow=_allow_truncation(request),
-        long_document=long_document,
-        max_chunks_per_doc=max_chunks,
-    )
-    job = PairsJob([request.query] * len(documents), documents, truncation, documents_field=field)
-    view = RerankView(
-        dialect=dialect,
-        documents=documents,
-        top_n=top_n or None,
-        return_documents=echo,
-        activation=_activation(request.raw_scores, request.use_activation, relevance.default_activation),
-    )
-    return job, view
-
-
-def to_score_job(
-    request: ScoreRequest, scorer: TokenizedPairScorer, settings: ServerSettings, relevance: RelevanceScore
-) -> tuple[PairsJob, str | None]:
-    left, right = _texts(request.text_1, "text_1"), _texts(request.text_2, "text_2")
-    if not left:
-        raise InvalidRequest("text_1 must not be empty", field="text_1")
-    _check_count(len(right), "text_2", settings)
-    if len(left) == 1:
-        left = left * len(right)
-    elif len(left) != len(right):
-        raise InvalidRequest(
-            f"text_1 has {len(left)} items and text_2 {len(right)}: give one text_1 or as many as text_2",
-            field="text_1",
-        )
-    for i, query in enumerate(left):
-        if not query.strip():
-            raise InvalidRequest(
-                "queries must not be empty", field="text_1" if len(set(left)) == 1 else f"text_1[{i}]"
-            )
-    truncation = TruncationOptions(
-        max_length=_pair_budget(request.truncate_prompt_tokens, scorer),
-        side=(request.truncation_side or "right").lower(),
-        long_document=request.long_document,
-        max_chunks_per_doc=settings.max_chunks_per_doc,
-    )
-    activation = _activation(None, request.use_activation, relevance.default_activation)
-    return PairsJob(left, right, truncation, documents_field="text_2"), activation
 
 
 # -- responses -----------------------------------------------------------------------------------
