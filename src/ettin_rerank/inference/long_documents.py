@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config.loading import LONG_DOCUMENT_MODES  # noqa: F401 (the modes this module implements)
 from .tokenization import EncodedPairs, PairTokenizer, TextTokens, chunk_windows
 
 CHUNK_MARGIN = 4  # tokens kept free per window for re-tokenization drift at the cuts
-LONG_DOCUMENT_MODES = ("truncate", "chunk")
 
 
 class DocumentTooLong(ValueError):

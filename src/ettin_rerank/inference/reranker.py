@@ -14,6 +14,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..config.loading import (
+    ACTIVATIONS,
+    AUTO_DTYPE,
+    DEFAULT_BATCH_TOKENS,
+    DTYPE_NAMES,
+    LOADING,
+    PROGRESS_FROM_PAIRS,
+    QUANTIZE_MODES,
+)
 from ..modeling.activations import sigmoid_fp32
 from ..modeling.attention import check_backend, default_backend
 from ..modeling.crossencoder import CrossEncoderModel
@@ -34,23 +43,9 @@ from .tokenization import EncodedPairs, PairTokenizer
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
-ACTIVATIONS = (None, "identity", "sigmoid", "calibrated")
+# the torch dtype of each precision name a user may write
+DTYPES = {name: getattr(torch, dtype) for name, dtype in DTYPE_NAMES.items()}
 HUB_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*/*.json", "*/*.safetensors"]
-# Real tokens per batch. Packed batches have no padding, so this bounds activation memory.
-DEFAULT_BATCH_TOKENS = {"cpu": 8192, "cuda": 131072}
-PROGRESS_FROM_PAIRS = 10_000  # calls scoring fewer pairs show no progress bar unless asked
-
-
-QUANTIZE_MODES = (None, "int8")
-AUTO_DTYPE = "auto"  # bf16 where it has native kernels (CUDA, AVX512_BF16/AMX CPUs), else exact fp32
 
 
 def check_quantize(quantize: str | None) -> str | None:
@@ -305,13 +300,13 @@ class Reranker:
     def from_pretrained(
         cls,
         name_or_path: str | os.PathLike | None = None,
-        device: str | torch.device = "cpu",
-        dtype: str | torch.dtype = "float32",
-        max_length: int | None = None,
-        quantize: str | None = None,
-        num_threads: int | None = None,
-        attention: str | None = None,
-        batch_tokens: int | None = None,
+        device: str | torch.device = LOADING.device,
+        dtype: str | torch.dtype = LOADING.dtype,
+        max_length: int | None = LOADING.max_length,
+        quantize: str | None = LOADING.quantize,
+        num_threads: int | None = LOADING.num_threads,
+        attention: str | None = LOADING.attention,
+        batch_tokens: int | None = LOADING.batch_tokens,
     ) -> Reranker:
         """Load a model directory or Hub id; with none, the model the CLI uses ($ETTIN_RERANK_MODEL,
         then the reranker bundled with the package).
