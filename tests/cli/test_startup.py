@@ -1,22 +1,22 @@
 """Startup conventions of `ettin-rerank`: `--version`, `-v` after the command, help without the engine,
-and flag defaults read from the library's source that stay equal to the imported ones."""
+quickly, and settings modules (`ettin_rerank.config`) that import only the standard library."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.metadata
 import json
+import pkgutil
 import subprocess
 import sys
 import textwrap
-from types import SimpleNamespace
+import time
 
 import pytest
 
 import ettin_rerank
-from ettin_rerank import cli
-from ettin_rerank.cli import options, source_defaults
+from ettin_rerank import cli, config
+from ettin_rerank.cli import options
 
 # what `--help` must never load: the engine, the server, training and the extras
 HEAVY_MODULES = (
@@ -147,110 +147,35 @@ def test_every_installed_extra_is_complete_here():
         assert options.missing_from_extra(extra) == [], extra
 
 
-def plain(value):
-    """A value with dataclass instances and namespaces turned into dicts, for comparison."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
-    if isinstance(value, SimpleNamespace):
-        value = vars(value)
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(plain(item) for item in value)
-    return value
+# what no settings module may import: they are read by `--help` and by every library module
+NOT_IN_CONFIG = ("torch", "numpy", "fastapi", "pyarrow", "tokenizers")
 
 
-def test_defaults_read_from_source_equal_the_imported_ones():
-    """Every default and choice a command reads from the library's source (without importing it) is
-    what importing the library gives."""
-    source_defaults.READ.clear()
-    subparsers = cli.build_parser()._subparsers._group_actions[0]
-    for parser in subparsers.choices.values():
-        parser.add_pending_arguments()
-    assert len(source_defaults.READ) >= 15, sorted(source_defaults.READ)
-    for target, read in source_defaults.READ.items():
-        module_name, qualname = target.split(":")
-        value = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            value = getattr(value, part)
-        if callable(value) and not isinstance(value, dict):
-            expected = vars(options.defaults_of(value))
-        else:
-            expected = value
-        assert plain(read) == plain(expected), target
-
-
-def parse_module(tmp_path, source: str) -> source_defaults.ModuleSource:
-    path = tmp_path / "example.py"
-    path.write_text(textwrap.dedent(source), encoding="utf-8")
-    return source_defaults.ModuleSource("ettin_rerank.example", path)
-
-
-def test_source_reader_reads_plain_data(tmp_path):
-    module = parse_module(
-        tmp_path,
+def test_config_modules_import_only_the_standard_library():
+    """Importing every `ettin_rerank.config.*` module loads none of torch, numpy, fastapi, pyarrow,
+    tokenizers: the CLI reads its defaults from them before any command runs."""
+    names = sorted(f"{config.__name__}.{module.name}" for module in pkgutil.iter_modules(config.__path__))
+    assert {"ettin_rerank.config.loading", "ettin_rerank.config.server"} <= set(names)
+    result = run_python(
+        f"""
+        import importlib, json, sys
+        for name in {names!r}:
+            importlib.import_module(name)
+        print(json.dumps([m for m in {list(NOT_IN_CONFIG)!r} if m in sys.modules]))
         """
-        from dataclasses import dataclass, field
-
-        A = {"x": 1, "y": 2}
-        MODES = (*A, "z")
-        LIMIT = 50 * 1024 * 1024
-        NEGATIVE = -1.5
-
-        @dataclass(frozen=True)
-        class Size:
-            name: str
-            layers: int = 2
-
-        SIZES = {size.name: size for size in (Size("s"), Size("m", 4))}
-
-        @dataclass
-        class Config:
-            path: str
-            modes: list[str] = field(default_factory=lambda: list(MODES))
-            extra: dict = field(default_factory=dict)
-            limit: int = LIMIT
-
-        def run(path, k=10, *, mode=MODES[-1] if False else "z", flag=not True):
-            pass
-        """,
     )
-    assert module.binding("MODES") == ("x", "y", "z")
-    assert module.binding("LIMIT") == 52428800 and module.binding("NEGATIVE") == -1.5
-    assert {name: vars(size) for name, size in module.binding("SIZES").items()} == {
-        "s": {"name": "s", "layers": 2},
-        "m": {"name": "m", "layers": 4},
-    }
-    fields = module.dataclass_fields(module.definition("Config"))
-    assert fields["path"] is source_defaults.NO_VALUE
-    assert {k: v for k, v in fields.items() if k != "path"} == {
-        "modes": ["x", "y", "z"],
-        "extra": {},
-        "limit": 52428800,
-    }
-    with pytest.raises(source_defaults.NotReadable, match="is not plain data"):
-        module.parameter_defaults(module.definition("run"))  # a conditional expression
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
 
 
-def test_source_reader_refuses_what_is_not_plain_data(tmp_path):
-    module = parse_module(
-        tmp_path,
-        """
-        import logging
-
-        logger = logging.getLogger(__name__)
-
-        def helper():
-            return 3
-
-        COMPUTED = helper()
-        """,
-    )
-    with pytest.raises(source_defaults.NotReadable, match=r"example\.py:4: .*getLogger"):
-        module.binding("logger")
-    with pytest.raises(source_defaults.NotReadable, match=r"example\.py:9: helper\(\) is a call"):
-        module.binding("COMPUTED")
-    with pytest.raises(source_defaults.NotReadable, match="binds no 'ABSENT'"):
-        module.binding("ABSENT")
-    with pytest.raises(source_defaults.NotReadable, match="not part of ettin_rerank"):
-        source_defaults.read_constant("json:dumps")
+def test_command_help_answers_within_a_second():
+    """`search --help` (the main job, with the loading flags) in a fresh interpreter: under 1 s,
+    interpreter start included, best of three runs (the machine may be busy)."""
+    command = [sys.executable, "-m", "ettin_rerank", "search", "--help"]
+    durations = []
+    for _ in range(3):
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        durations.append(time.perf_counter() - start)
+        assert result.returncode == 0, result.stderr
+    assert min(durations) < 1.0, durations

@@ -21,6 +21,14 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from ..config.bench import (
+    ENGINES,
+    ONNX_MODES,
+    OPENVINO_MODES,
+    OUR_MODES,
+    ST_BACKENDS,
+    ST_MODES,
+)
 from ..export.onnx import export_onnx, head_nodes
 from ..export.onnx_scorer import MANIFEST_FILE, OnnxManifest, OnnxReranker, export_tokenizer, padded_batch
 from ..inference.reranker import Reranker
@@ -30,18 +38,6 @@ from ..scoring import PairScorer
 
 logger = logging.getLogger(__name__)
 
-OUR_MODES = {
-    "ours-exact": {"dtype": "float32"},
-    "ours-bf16": {"dtype": "bfloat16"},
-    "ours-fp16": {"dtype": "float16"},
-    "ours-int8": {"dtype": "float32", "quantize": "int8"},
-}
-ONNX_MODES = {"onnx-ours": None, "onnx-ours-int8": "int8"}  # our export on onnxruntime -> its quantize
-OPENVINO_MODES = ("openvino", "openvino-int8")  # our fp32 export on OpenVINO; int8 by NNCF
-ST_BACKENDS = {"st-onnx": "onnx", "st-openvino": "openvino"}  # CrossEncoder(backend=...) through optimum
-ST_MODES = ("st-default", "st-bf16", *ST_BACKENDS)
-ENGINES = (*OUR_MODES, *ONNX_MODES, *OPENVINO_MODES, *ST_MODES)
-DEFAULT_ENGINES = ("ours-exact", "ours-int8", "ours-bf16", "st-default", "st-bf16")
 # NNCF's post-training quantization: calibration batches drawn from other pairs than the timed ones
 OPENVINO_CALIBRATION_PAIRS = 256
 

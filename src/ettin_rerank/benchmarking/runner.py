@@ -9,18 +9,18 @@ import os
 import platform
 import statistics
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..config.bench import SHORT_MAX_LENGTH, WORKLOADS, BenchConfig
 from ..inference.cpu import cpu_kernels
 from ..inference.tokenization import PairTokenizer
 from ..modeling.loading import load_checkpoint
 from .engines import (
-    DEFAULT_ENGINES,
     OPENVINO_CALIBRATION_PAIRS,
     OUR_MODES,
     BenchEngine,
@@ -28,30 +28,9 @@ from .engines import (
     load_engine,
 )
 from .measure import EncoderShape, PeakMemory, matmul_peak_gflops, timed, useful_flops
-from .workloads import SHORT_MAX_LENGTH, WORKLOADS, beir_short_pairs, long_pairs
+from .workloads import beir_short_pairs, long_pairs
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class BenchConfig:
-    model_dir: str
-    data_dir: str
-    workload: str = "beir-short"  # beir-short | long
-    engines: list[str] = field(default_factory=lambda: list(DEFAULT_ENGINES))
-    repeats: int = 3
-    device: str = "cpu"
-    threads: int | None = None  # torch intra-op threads for every engine (None: torch's default)
-    batch_tokens: int | None = None  # our token budget (None: the engine's default)
-    st_batch_size: int = 32
-    num_queries: int = 10  # beir-short: queries, each with docs_per_query documents
-    docs_per_query: int = 100
-    num_docs: int = 20  # long: documents of min_tokens..max_tokens
-    min_tokens: int = 2000
-    max_tokens: int = 8000
-    max_length: int | None = None  # None: 512 for beir-short, the model's limit for long
-    seed: int = 0
-    workdir: str | None = None  # where the ONNX/OpenVINO engines' exports go (None: a temporary folder)
 
 
 def _machine(device: str) -> dict[str, Any]:

@@ -8,9 +8,6 @@ from pathlib import Path
 from ..inference.tokenization import PairTokenizer
 from ..retrieval.beir import load_corpus, load_queries
 
-WORKLOADS = ("beir-short", "long")
-SHORT_MAX_LENGTH = 512  # the published benchmark truncates documents at 512 tokens
-
 
 def _texts(data_dir: str | Path) -> tuple[list[str], list[str]]:
     data_dir = Path(data_dir)

@@ -5,19 +5,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+# the bench's defaults and choices (benchmarking/ imports torch: imported when the command runs)
+from ..config.bench import ENGINES, SHORT_MAX_LENGTH, WORKLOADS, BenchConfig
 from .options import add_flag, call_with_flags, defaults_of
-from .source_defaults import read_constant
-
-if TYPE_CHECKING:
-    from ..benchmarking.runner import BenchConfig
-
-# where the bench's defaults and choices are decided (benchmarking/ imports torch: read, not imported)
-BENCH_CONFIG = "ettin_rerank.benchmarking.runner:BenchConfig"
-ENGINES = "ettin_rerank.benchmarking.engines:ENGINES"
-WORKLOADS = "ettin_rerank.benchmarking.workloads:WORKLOADS"
-SHORT_MAX_LENGTH = "ettin_rerank.benchmarking.workloads:SHORT_MAX_LENGTH"
 
 
 def register(subparsers) -> None:
@@ -37,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
-    defaults = defaults_of(BENCH_CONFIG)
+    defaults = defaults_of(BenchConfig)
     bench.add_argument(
         "--model",
         dest="model_dir",
@@ -54,11 +45,11 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="BEIR-format dataset directory",
     )
-    add_flag(bench, defaults, "--workload", choices=read_constant(WORKLOADS))
+    add_flag(bench, defaults, "--workload", choices=WORKLOADS)
     bench.add_argument(
         "--engines",
         default=",".join(defaults.engines),
-        help=f"comma-separated, from {', '.join(read_constant(ENGINES))} (default: %(default)s)",
+        help=f"comma-separated, from {', '.join(ENGINES)} (default: %(default)s)",
     )
     add_flag(bench, defaults, "--repeats", "timed passes per engine, alternating (median)")
     add_flag(bench, defaults, "--device")
@@ -74,7 +65,7 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
         bench,
         defaults,
         "--max-length",
-        f"default: {read_constant(SHORT_MAX_LENGTH)} (beir-short), the model's (long)",
+        f"default: {SHORT_MAX_LENGTH} (beir-short), the model's (long)",
         type=int,
     )
     add_flag(bench, defaults, "--seed")
@@ -86,8 +77,6 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
 
 
 def bench_config(args: argparse.Namespace) -> BenchConfig:
-    from ..benchmarking.runner import BenchConfig  # torch: imported when the command runs
-
     return call_with_flags(
         BenchConfig,
         args,

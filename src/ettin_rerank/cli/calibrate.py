@@ -7,12 +7,9 @@ from pathlib import Path
 
 from ..models import ModelChoice
 from .options import DATASET_HELP, add_flag, add_loading_options, defaults_of, load_reranker
-from .source_defaults import read_constant
 
 # The library (evaluation/calibration.py: numpy, scikit-learn, matplotlib) is imported when this
 # command parses its own flags or runs, never for `ettin-rerank --help` or another command.
-CALIBRATION_FILE = "ettin_rerank.inference.calibration:CALIBRATION_FILE"
-EVALUATION_SPLIT = "ettin_rerank.evaluation.calibration:EVALUATION_SPLIT"
 
 
 def register(subparsers) -> None:
@@ -30,16 +27,15 @@ def register(subparsers) -> None:
 
 def add_calibrate_arguments(calibrate: argparse.ArgumentParser) -> None:
     from ..evaluation import calibration
-    from ..inference.calibration import CALIBRATION_METHODS
+    from ..inference.calibration import CALIBRATION_FILE, CALIBRATION_METHODS
     from ..retrieval.first_stage import INDEXING_FIRST_STAGES
 
     source = defaults_of(calibration.PairSource)
-    calibration_file = read_constant(CALIBRATION_FILE)
     calibrate.add_argument(
         "model",
         type=Path,
         metavar="MODEL",
-        help=f"local model directory ({calibration_file} is written there)",
+        help=f"local model directory ({CALIBRATION_FILE} is written there)",
     )
     calibrate.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
     calibrate.add_argument(
@@ -87,7 +83,6 @@ def parse_dataset_split(value: str, default_split: str | None = None) -> tuple[s
     from ..evaluation.calibration import EVALUATION_SPLIT
 
     default_split = default_split or EVALUATION_SPLIT
-    default_split = default_split or read_constant(EVALUATION_SPLIT)
     directory, colon, split = value.rpartition(":")
     if not colon or Path(value).exists() or not directory or "/" in split:
         return value, default_split
@@ -102,10 +97,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
         measure_calibration,
         write_measurement,
     )
+    from ..inference.calibration import CALIBRATION_FILE
 
     if not args.model.is_dir():
         raise FileNotFoundError(
-            f"model directory {args.model} does not exist: calibrate writes {read_constant(CALIBRATION_FILE)} "
+            f"model directory {args.model} does not exist: calibrate writes {CALIBRATION_FILE} "
             "into a local model directory (download a Hub model first)"
         )
     if args.bins < 1:

@@ -7,13 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from ..config.family import SIZES, RandomRerankerOptions
 from ..models import require_model
 from .options import add_flag, add_loading_options, add_model_argument, defaults_of, load_reranker
-from .source_defaults import read_constant
-
-# where `init`'s choices and defaults are decided (family.py imports torch: read, not imported)
-SIZES = "ettin_rerank.family:SIZES"
-CREATE_RANDOM_RERANKER = "ettin_rerank.family:create_random_reranker"
 
 
 def register(subparsers) -> None:
@@ -31,11 +27,9 @@ def register(subparsers) -> None:
 
 
 def add_init_arguments(init: argparse.ArgumentParser) -> None:
-    defaults = defaults_of(CREATE_RANDOM_RERANKER)
+    defaults = defaults_of(RandomRerankerOptions)
     init.add_argument("output_dir", type=Path, metavar="OUT_DIR")
-    init.add_argument(
-        "--size", required=True, choices=list(read_constant(SIZES)), help="Ettin size (tiny is for tests)"
-    )
+    init.add_argument("--size", required=True, choices=list(SIZES), help="Ettin size (tiny is for tests)")
     init.add_argument(
         "--tokenizer", required=True, type=Path, metavar="DIR", help="directory with tokenizer.json"
     )

@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+# the export's defaults and choices (export/onnx.py imports torch: imported when the command runs)
+from ..config.export import INT8_TARGETS, QUANTIZE_MODES, ExportOptions
 from ..models import require_model
 from .options import add_flag, add_model_argument, defaults_of
-from .source_defaults import read_constant
 
-# where the export's defaults and choices are decided (export/onnx.py imports torch: read, not imported)
-EXPORT_ONNX = "ettin_rerank.export.onnx:export_onnx"
-INT8_TARGETS = "ettin_rerank.export.onnx:INT8_TARGETS"
-QUANTIZE_MODES = "ettin_rerank.export.onnx:QUANTIZE_MODES"
 FORMATS = ("onnx",)
 
 
@@ -33,7 +30,7 @@ def register(subparsers) -> None:
 
 
 def add_export_arguments(export: argparse.ArgumentParser) -> None:
-    defaults = defaults_of(EXPORT_ONNX)
+    defaults = defaults_of(ExportOptions)
     add_model_argument(export, "model", nargs="?")
     export.add_argument("--format", choices=FORMATS, default=FORMATS[0], help="(default: %(default)s)")
     add_flag(
@@ -41,14 +38,14 @@ def add_export_arguments(export: argparse.ArgumentParser) -> None:
         defaults,
         "--quantize",
         "int8: dynamic int8 weights (per channel) for the encoder; the head stays fp32",
-        choices=[mode for mode in read_constant(QUANTIZE_MODES) if mode],
+        choices=[mode for mode in QUANTIZE_MODES if mode],
     )
     add_flag(
         export,
         defaults,
         "--int8-target",
         "the CPU the int8 graph is for (default: this machine's)",
-        choices=sorted(read_constant(INT8_TARGETS)),
+        choices=sorted(INT8_TARGETS),
     )
     add_flag(export, defaults, "--max-length", "tokens per pair (default: the model's)", type=int)
     export.add_argument("-o", "--output", dest="output_dir", required=True, type=Path, metavar="OUT_DIR")

@@ -6,9 +6,9 @@ function's parameter); `defaults_of` reads it from there, and `call_with_flags` 
 flags back to the same dataclass or function, each flag named after the field it sets.
 
 Parsing stays light (`--help` in well under a second): a command adds its flags only when it is the
-one that runs (`CommandParser`), and defaults that live in modules importing torch, fastapi or
-pyarrow are read from their source (`"module:name"` targets, see `source_defaults`). The library
-itself is imported when a command runs.
+one that runs (`CommandParser`), and the defaults of library code that imports torch, fastapi or
+pyarrow are decided in `ettin_rerank.config`, standard-library modules that the library and the CLI
+both import. The library itself is imported when a command runs.
 """
 
 from __future__ import annotations
@@ -17,14 +17,17 @@ import argparse
 import dataclasses
 import inspect
 import logging
+import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..models import ENV_VAR, ModelChoice
-from .source_defaults import read_constant, read_defaults
+from ..config.loading import AUTO_DTYPE, AUTO_DTYPE_COMMANDS, QUANTIZE_MODES, LoadingOptions
+from ..config.retrieval import DEFAULT_DENSE_MODEL
+from ..models import ENV_VAR, ModelChoice, resolve_model
 
 if TYPE_CHECKING:
     from ..inference.reranker import Reranker
@@ -35,26 +38,18 @@ T = TypeVar("T")
 
 MODEL_HELP = f"model directory or Hub id (default: ${ENV_VAR}, else the bundled model)"
 DATASET_HELP = "BEIR dataset directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)"
+# Other libraries' bars and log lines, off for the commands that show ours (`show_progress`): ours
+# say what runs (set before transformers or huggingface_hub is imported, which read them then).
+QUIET_LIBRARIES = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
-# where the reranker's loading defaults and modes are decided (inference/reranker.py imports torch)
-FROM_PRETRAINED = "ettin_rerank.inference.reranker:Reranker.from_pretrained"
-QUANTIZE_MODES = "ettin_rerank.inference.reranker:QUANTIZE_MODES"
-AUTO_DTYPE = "ettin_rerank.inference.reranker:AUTO_DTYPE"
-# Commands whose --dtype defaults to "auto" (bf16 where the CPU or GPU has native bf16 kernels, exact
-# float32 elsewhere) instead of the library's exact default: the main job and the service, where
-# speed is what a user waits on. On the bundled model auto kept Spearman 0.99994 and top-10
-# agreement 1.0 against exact on an AVX512_BF16 CPU (issue 14); on CPUs without native bf16 it is
-# exact. Evaluation, calibration and benchmarks keep exact scores unless asked.
-AUTO_DTYPE_COMMANDS = ("search", "serve")
-DEFAULT_DENSE_MODEL = "ettin_rerank.retrieval.dense:DEFAULT_DENSE_MODEL"
-
-
-def defaults_of(target: Callable[..., Any] | str) -> SimpleNamespace:
-    """The defaults declared by a config dataclass's fields or by a function's parameters: of the
-    object itself, or of `"module:qualname"` read from its source without importing it."""
-    if isinstance(target, str):
-        return read_defaults(target)
+def defaults_of(target: Callable[..., Any]) -> SimpleNamespace:
+    """The defaults declared by a config dataclass's fields or by a function's parameters."""
     if dataclasses.is_dataclass(target):
         values = {}
         for field in dataclasses.fields(target):
@@ -95,9 +90,9 @@ def add_model_argument(parser: Any, *names: str, **kwargs: Any) -> None:
 def add_loading_options(parser: argparse.ArgumentParser, batch_tokens: bool = True) -> None:
     """The flags `load_reranker` reads: where and how the reranker runs. `serve` has its own
     `--batch-tokens` (the scheduler's budget, `ServerSettings.batch_tokens`), so it passes False."""
-    loading = defaults_of(FROM_PRETRAINED)  # what loading does when a flag is not given
+    loading = defaults_of(LoadingOptions)  # what loading does when a flag is not given
     if command_name(parser) in AUTO_DTYPE_COMMANDS:
-        loading.dtype = read_constant(AUTO_DTYPE)
+        loading.dtype = AUTO_DTYPE
     add_flag(parser, loading, "--device", "torch device (default: %(default)s)")
     add_flag(
         parser,
@@ -107,7 +102,7 @@ def add_loading_options(parser: argparse.ArgumentParser, batch_tokens: bool = Tr
         "bf16 kernels, else float32; bfloat16 on a CPU without them runs float32 (default: %(default)s)",
     )
     add_flag(parser, loading, "--max-length", "tokens per pair (default: the model's)", type=int)
-    quantize_modes = [mode for mode in read_constant(QUANTIZE_MODES) if mode]
+    quantize_modes = [mode for mode in QUANTIZE_MODES if mode]
     add_flag(parser, loading, "--quantize", "int8 linear layers (CPU, float32)", choices=quantize_modes)
     add_flag(
         parser,
@@ -160,14 +155,38 @@ def load_reranker(choice: ModelChoice, args: argparse.Namespace | None = None) -
     )
 
 
+def optional_reranker(args: argparse.Namespace) -> Reranker | None:
+    """The reranker, or None with --no-rerank or when no model is named and none is bundled."""
+    choice = None if args.no_rerank else resolve_model(args.model)
+    return load_reranker(choice, args) if choice else None
+
+
+def check_positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bars (they show only on a terminal anyway)"
+    )
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Our own bars: on a terminal, unless --quiet. Other libraries' bars and log lines are off."""
+    for name, value in QUIET_LIBRARIES.items():
+        os.environ.setdefault(name, value)
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # a damaged PDF is counted in our one warning
+    return not args.quiet and sys.stderr.isatty()
+
+
 def add_dataset_argument(parser: argparse.ArgumentParser, dest: str = "dataset_dir") -> None:
     parser.add_argument(dest, metavar="dataset_dir", type=Path, help=DATASET_HELP)
 
 
 def add_dense_model_argument(parser: argparse.ArgumentParser) -> None:
-    default = read_constant(DEFAULT_DENSE_MODEL)
     parser.add_argument(
-        "--dense-model", help=f"bi-encoder for --first-stage dense/hybrid (default {default})"
+        "--dense-model", help=f"bi-encoder for --first-stage dense/hybrid (default {DEFAULT_DENSE_MODEL})"
     )
 
 

@@ -9,6 +9,9 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
+# the service's settings (server/ imports fastapi and torch: imported when the command runs)
+from ..config.loading import LONG_DOCUMENT_MODES
+from ..config.server import ServerSettings
 from ..models import require_model
 from .options import (
     add_flag,
@@ -19,11 +22,9 @@ from .options import (
     extra_needed,
     load_reranker,
 )
-from .source_defaults import read_constant
 
 if TYPE_CHECKING:
     from ..inference.reranker import Reranker
-    from ..server.settings import ServerSettings
 
 API_KEY_ENV = "ETTIN_RERANK_API_KEY"
 MIB = 1024 * 1024
@@ -43,9 +44,7 @@ def register(subparsers) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The service's flags; each `ServerSettings` one is named after its field (`--timeout`: timeout_s)."""
-    # every default of the service is a ServerSettings field, read from its source: importing the
-    # server package (fastapi, torch) would cost `serve --help` seconds
-    defaults = defaults_of("ettin_rerank.server.settings:ServerSettings")
+    defaults = defaults_of(ServerSettings)  # every default of the service is one of its fields
     add_model_argument(parser, "--model", "-m")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="port to bind (default: %(default)s)")
@@ -82,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         defaults,
         "--long-document",
         "default for long documents (default: %(default)s)",
-        choices=read_constant("ettin_rerank.server.settings:LONG_DOCUMENT_MODES"),
+        choices=LONG_DOCUMENT_MODES,
     )
     add_flag(
         parser,
@@ -121,8 +120,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
-    from ..server.settings import ServerSettings  # the server package needs the `server` extra
-
     return call_with_flags(
         ServerSettings,
         args,

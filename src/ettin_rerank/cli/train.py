@@ -1,9 +1,9 @@
 """`mine`, `score-teacher`, `select`, `distill`: the Ettin distillation recipe, four resumable steps.
 
 The steps' code needs the `train` extra (pyarrow, ray), and their flags' defaults are the steps' own
-(`mine_candidates`, `score_teacher`, `select_training_pairs`, `DistillConfig`): each command adds its
-flags only when it runs (see `CommandParser`), reading those defaults from the steps' source, and
-imports its step only then.
+(`mine_candidates`, `score_teacher`, `select_training_pairs`, `DistillConfig`), decided in
+`config/training.py` and `config/distill.py` so that parsing imports neither torch nor pyarrow: each
+command adds its flags only when it runs (see `CommandParser`) and imports its step only then.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ..config.distill import LOSSES, PRECISIONS, DistillConfig
+from ..config.family import SIZES
+from ..config.training import TEACHER_BACKENDS, MiningOptions, SelectionOptions, TeacherScoringOptions
 from .options import (
     add_dataset_argument,
     add_dense_model_argument,
@@ -21,19 +23,6 @@ from .options import (
     call_with_flags,
     defaults_of,
 )
-from .source_defaults import read_constant
-
-if TYPE_CHECKING:
-    from ..training.distill import DistillConfig
-
-# where each step's defaults and choices are decided (training/ imports torch and pyarrow: read, not imported)
-MINE = "ettin_rerank.training.mining:mine_candidates"
-SCORE_TEACHER = "ettin_rerank.training.scoring:score_teacher"
-TEACHER_BACKENDS = "ettin_rerank.training.scoring:BACKENDS"
-SELECT = "ettin_rerank.training.selection:select_training_pairs"
-DISTILL_CONFIG = "ettin_rerank.training.distill:DistillConfig"
-PRECISIONS = "ettin_rerank.training.distill:PRECISIONS"
-LOSSES = "ettin_rerank.training.losses:LOSSES"
 
 
 def register(subparsers) -> None:
@@ -84,13 +73,17 @@ def add_output_argument(parser: argparse.ArgumentParser, help: str, as_path: boo
 
 
 def add_mine_arguments(mine: argparse.ArgumentParser) -> None:
-    from ..retrieval.first_stage import FIRST_STAGE_METAVAR, first_stage_spec  # numpy only
+    from ..retrieval.first_stage import (  # numpy only
+        DEFAULT_FIRST_STAGE,
+        FIRST_STAGE_METAVAR,
+        first_stage_spec,
+    )
 
-    defaults = defaults_of(MINE)
+    defaults = defaults_of(MiningOptions)
     add_dataset_argument(mine)
     add_flag(mine, defaults, "--split", "qrels split whose queries are mined (default %(default)s)")
     mine.add_argument(
-        "--first-stage", type=first_stage_spec, metavar=FIRST_STAGE_METAVAR, default=defaults.first_stage
+        "--first-stage", type=first_stage_spec, metavar=FIRST_STAGE_METAVAR, default=DEFAULT_FIRST_STAGE
     )
     add_flag(mine, defaults, "--depth", "candidates per query (default %(default)s)")
     add_flag(mine, defaults, "--max-queries", "a seeded random subset of this many queries", type=int)
@@ -102,7 +95,7 @@ def add_mine_arguments(mine: argparse.ArgumentParser) -> None:
 
 
 def add_score_teacher_arguments(score: argparse.ArgumentParser) -> None:
-    defaults = defaults_of(SCORE_TEACHER)
+    defaults = defaults_of(TeacherScoringOptions)
     score.add_argument(
         "candidates_dir",
         metavar="candidates",
@@ -115,7 +108,7 @@ def add_score_teacher_arguments(score: argparse.ArgumentParser) -> None:
         help="teacher model directory or Hub id, or hybrid:DATASET_DIR (bi-encoder cosine + BM25 over that corpus)",
     )
     add_output_argument(score, "scored directory to write")
-    add_flag(score, defaults, "--backend", choices=read_constant(TEACHER_BACKENDS))
+    add_flag(score, defaults, "--backend", choices=TEACHER_BACKENDS)
     add_flag(score, defaults, "--workers", "processes (local) or Ray actors, one teacher each")
     add_flag(score, defaults, "--shard-size", "pairs per output shard (the unit of resuming)")
     add_flag(score, defaults, "--batch-pairs", "pairs per length-sorted scoring batch")
@@ -129,7 +122,7 @@ def add_score_teacher_arguments(score: argparse.ArgumentParser) -> None:
 
 
 def add_select_arguments(select: argparse.ArgumentParser) -> None:
-    defaults = defaults_of(SELECT)
+    defaults = defaults_of(SelectionOptions)
     select.add_argument("scored_dir", metavar="scored", type=Path, help="the output of `score-teacher`")
     add_output_argument(select, "selected directory to write")
     add_flag(select, defaults, "--keep")
@@ -146,12 +139,12 @@ def add_select_arguments(select: argparse.ArgumentParser) -> None:
 
 def add_distill_arguments(distill: argparse.ArgumentParser) -> None:
     """Each flag is named after the `DistillConfig` field it sets (`--lr`: learning_rate)."""
-    defaults = defaults_of(DISTILL_CONFIG)
+    defaults = defaults_of(DistillConfig)
     add_flag(
         distill,
         defaults,
         "--student",
-        "an Ettin size (tiny, 17m, 32m, 68m, 150m, 400m, 1b) or a reranker directory",
+        f"an Ettin size ({', '.join(SIZES)}) or a reranker directory",
     )
     add_flag(
         distill,
@@ -173,7 +166,7 @@ def add_distill_arguments(distill: argparse.ArgumentParser) -> None:
     add_flag(distill, defaults, "--eval-max-corpus")
     # DistillConfig.output_dir is a string (the config is saved as JSON)
     add_output_argument(distill, "output directory (also the resume point)", as_path=False)
-    add_flag(distill, defaults, "--loss", choices=read_constant(LOSSES))
+    add_flag(distill, defaults, "--loss", choices=LOSSES)
     add_flag(
         distill,
         defaults,
@@ -209,7 +202,7 @@ def add_distill_arguments(distill: argparse.ArgumentParser) -> None:
         dest="eval_at_start",
         action="store_false",
     )
-    add_flag(distill, defaults, "--precision", choices=read_constant(PRECISIONS))
+    add_flag(distill, defaults, "--precision", choices=PRECISIONS)
     add_flag(distill, defaults, "--device", "default: cuda when available, else cpu")
     add_flag(distill, defaults, "--seed")
 
@@ -248,8 +241,6 @@ def run_select(args: argparse.Namespace) -> int:
 
 
 def distill_config(args: argparse.Namespace) -> DistillConfig:
-    from ..training.distill import DistillConfig  # the train extra (pyarrow)
-
     return call_with_flags(DistillConfig, args)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..config.export import EXPORT, INT8_TARGETS, QUANTIZE_MODES
 from ..inference.cpu import cpu_kernels
 from ..modeling.attention import PADDED_ATTENTION, PaddedPacking
 from ..modeling.crossencoder import CrossEncoderModel
@@ -42,18 +43,6 @@ MODEL_FILE = "model.onnx"
 OUTPUT_NAME = "logits"
 OPSET = 20  # what onnxruntime >= 1.17 and OpenVINO >= 2024 both run
 HEAD_PREFIX = "model.head."  # initializer names of the head's weights in the exported graph
-QUANTIZE_MODES = (None, "int8")
-
-# Which int8 formats onnxruntime runs best on each CPU (its quantization guide): signed weights with
-# unsigned activations (U8S8) everywhere. With VNNI the dot product is exact; on AVX2/AVX-512 without
-# it, the U8S8 kernel (VPMADDUBSW) adds pairs of products in int16 and can saturate, so weights use 7
-# bits (reduce_range). Measured on an AVX2 EPYC (random 17m, 64 SciFact pairs, 1 thread, CPU seconds):
-# U8S8 4.79 s but max |diff| 0.030; U8S8 reduce_range 5.31 s, 0.006; U8U8 6.20 s, 0.006; fp32 6.39 s.
-INT8_TARGETS = {
-    "avx512_vnni": {"weights": "QInt8", "activations": "QUInt8", "reduce_range": False},
-    "avx512": {"weights": "QInt8", "activations": "QUInt8", "reduce_range": True},
-    "avx2": {"weights": "QInt8", "activations": "QUInt8", "reduce_range": True},
-}
 
 
 def int8_target_of_this_cpu() -> str:
@@ -161,9 +150,9 @@ def _quantize_int8(source: Path, target: Path, int8_target: str) -> dict:
 def export_onnx(
     model: str | Path,
     output_dir: str | Path,
-    quantize: str | None = None,
-    max_length: int | None = None,
-    int8_target: str | None = None,
+    quantize: str | None = EXPORT.quantize,
+    max_length: int | None = EXPORT.max_length,
+    int8_target: str | None = EXPORT.int8_target,
 ) -> OnnxExport:
     """Write `model` (a directory or Hub id) to `output_dir` as an ONNX export a runtime scores with no torch.
 

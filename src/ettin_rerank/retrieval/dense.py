@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config.retrieval import DEFAULT_DENSE_MODEL
 from .beir import Document, Run, scoring_text
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DENSE_MODEL = "all-MiniLM-L6-v2"
 _META_FILE = "ettin_dense.json"
 _EMBEDDINGS_FILE = "embeddings.npy"
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..config.retrieval import PassageSettings
 from .beir import Document
 
 INDEX_MARKER = "ettin_index.json"  # a folder holding it is a search index, not documents
@@ -62,22 +63,6 @@ BAD_PDF = "PDF without extractable text or unreadable"
 _PASSAGE_ID = re.compile(r"^(?P<file>.+)#p(?P<number>[1-9][0-9]*)$")
 # bytes that never appear in plain text: C0 controls except tab, newline, form feed, carriage return; DEL
 _CONTROL_BYTES = bytes([*range(0, 9), 11, *range(14, 32), 127])
-
-
-@dataclass(frozen=True)
-class PassageSettings:
-    """How long files are cut into passages at index time."""
-
-    words: int = 200  # words per passage; a file of at most this many is one document; 0: never cut
-    overlap: int = 50  # words consecutive passages share, so text across a cut is whole in one of them
-
-    def __post_init__(self) -> None:
-        if self.words < 0:
-            raise ValueError(f"passage words must be >= 0 (0: one document per file), got {self.words}")
-        if self.words and not 0 <= self.overlap < self.words:
-            raise ValueError(
-                f"passage overlap must be at least 0 and below the passage's {self.words} words, got {self.overlap}"
-            )
 
 
 @dataclass(frozen=True)

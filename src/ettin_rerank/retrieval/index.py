@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config.retrieval import SEARCH
 from ..inference.long_documents import check_long_documents
 from ..scoring import LongDocumentScorer, PairScorer, checked_scores
 from .beir import Document, load_corpus, scoring_text, write_corpus
@@ -256,10 +257,10 @@ class SearchIndex:
     def search(
         self,
         query: str,
-        top_k: int = 100,
-        n: int = 10,
+        top_k: int = SEARCH.top_k,
+        n: int = SEARCH.n,
         reranker: Reranker | PairScorer | None = None,
-        long_documents: str = "chunk",
+        long_documents: str = SEARCH.long_documents,
         show_progress: bool = False,
     ) -> list[SearchHit]:
         """First stage top-`top_k`, reranked with `reranker` when given, best `n` returned.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-LOSSES = ("mse", "margin-mse")
+from ..config.distill import LOSSES
 
 
 def pointwise_mse(student: torch.Tensor, teacher: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

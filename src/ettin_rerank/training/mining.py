@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..config.training import MINING
 from ..retrieval.first_stage import (
     DEFAULT_FIRST_STAGE,
     FirstStageSettings,
@@ -37,14 +38,14 @@ logger = logging.getLogger(__name__)
 def mine_candidates(
     dataset_dir: str | Path,
     output_dir: str | Path,
-    split: str = "train",
+    split: str = MINING.split,
     first_stage: str = DEFAULT_FIRST_STAGE,
-    depth: int = 2048,
-    max_queries: int | None = None,
-    queries_per_shard: int = 1000,
-    seed: int = 0,
+    depth: int = MINING.depth,
+    max_queries: int | None = MINING.max_queries,
+    queries_per_shard: int = MINING.queries_per_shard,
+    seed: int = MINING.seed,
     dense_model: str | None = None,
-    device: str | None = "cpu",
+    device: str | None = MINING.device,
     show_progress: bool = True,
 ) -> Path:
     """Mine candidates for the judged queries of `split`; returns `output_dir`.

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from ..config.training import TEACHER_BACKENDS, TEACHER_SCORING
 from ..scoring import PairScorer, checked_scores
 from .io import (
     MANIFEST,
@@ -48,7 +49,6 @@ from .teacher import load_teacher
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("local", "ray")
 REQUIRED_COLUMNS = ("query_id", "query", "doc_id", "document")
 
 
@@ -303,20 +303,20 @@ def score_teacher(
     candidates_dir: str | Path,
     teacher: str | Path,
     output_dir: str | Path,
-    backend: str = "local",
-    workers: int = 1,
-    shard_size: int = 50_000,
-    batch_pairs: int = 1024,
-    device: str = "cpu",
-    dtype: str = "float32",
-    max_length: int | None = None,
-    batch_tokens: int | None = None,
-    ray_address: str | None = None,
+    backend: str = TEACHER_SCORING.backend,
+    workers: int = TEACHER_SCORING.workers,
+    shard_size: int = TEACHER_SCORING.shard_size,
+    batch_pairs: int = TEACHER_SCORING.batch_pairs,
+    device: str = TEACHER_SCORING.device,
+    dtype: str = TEACHER_SCORING.dtype,
+    max_length: int | None = TEACHER_SCORING.max_length,
+    batch_tokens: int | None = TEACHER_SCORING.batch_tokens,
+    ray_address: str | None = TEACHER_SCORING.ray_address,
     ray_window: int | None = None,
 ) -> Path:
     """Score every candidate pair with `teacher`; returns `output_dir`. Resumable (see module doc)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend not in TEACHER_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(TEACHER_BACKENDS)}")
     if workers < 1 or shard_size < 1 or batch_pairs < 1:
         raise ValueError("workers, shard_size and batch_pairs must be at least 1")
     rows = CandidateRows(candidates_dir)  # checks columns before anything slow

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from ..config.training import SELECTION
 from .io import (
     MANIFEST,
     PROVENANCE_COLUMNS,
@@ -94,12 +95,12 @@ def select_for_query(
 def select_training_pairs(
     scored_dir: str | Path,
     output_dir: str | Path,
-    keep: int = 256,
-    per_query: int = 64,
-    top_hard: int = 16,
-    medium_band: tuple[float, float] = (0.25, 0.75),
-    heldout_queries: int = 0,
-    seed: int = 12,
+    keep: int = SELECTION.keep,
+    per_query: int = SELECTION.per_query,
+    top_hard: int = SELECTION.top_hard,
+    medium_band: tuple[float, float] = SELECTION.medium_band,
+    heldout_queries: int = SELECTION.heldout_queries,
+    seed: int = SELECTION.seed,
     queries_per_shard: int = 10_000,
 ) -> Path:
     """Subsample teacher-scored candidates; returns `output_dir` (with `train/`, `heldout/`)."""

@@ -1,0 +1,202 @@
+"""`index` and `search`: retrieve-then-rerank over a user's documents (a folder, one file, a
+corpus.jsonl) or an index built from them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..config.loading import LONG_DOCUMENT_MODES
+from ..config.retrieval import PassageSettings, SearchOptions
+from .options import (
+    add_dense_model_argument,
+    add_flag,
+    add_loading_options,
+    add_model_argument,
+    add_quiet_argument,
+    check_positive,
+    defaults_of,
+    optional_reranker,
+    show_progress,
+)
+
+# The library (retrieval/: numpy, bm25s) is imported when `index` parses its own flags or a command
+# runs; `search --help` takes its defaults from config/ and imports neither.
+
+
+def register(subparsers) -> None:
+    subparsers.add_parser(
+        "index",
+        help="index your documents for `search`",
+        description="Index a folder of documents (text, Markdown, reStructuredText, HTML, PDF with the pdf "
+        "extra; binary and hidden files skipped; long files cut into passages), one file, or a BEIR corpus.jsonl.",
+        add_arguments=add_index_arguments,
+    ).set_defaults(handler=run_index)
+    subparsers.add_parser(
+        "search",
+        help="search a folder of documents, a file or an index from `index`; rerank the first stage's top-k",
+        description="Retrieve the top-k with the index's first stage (or BM25 built in memory over a folder of "
+        "documents, one file or a corpus.jsonl), "
+        "rerank with --model (default: the bundled reranker), print the best n.",
+        add_arguments=add_search_arguments,
+    ).set_defaults(handler=run_search)
+
+
+def add_index_arguments(index: argparse.ArgumentParser) -> None:
+    from ..retrieval import SearchIndex
+    from ..retrieval.first_stage import INDEXING_FIRST_STAGES
+
+    INDEX = defaults_of(SearchIndex.build)
+    index.add_argument(
+        "corpus",
+        type=Path,
+        help="a folder of documents, one file, a corpus.jsonl or a BEIR dataset directory",
+    )
+    index.add_argument("-o", "--output", type=Path, required=True, help="index directory to write")
+    # A TREC run answers only its own queries, so `index` offers the stages that index a corpus.
+    index.add_argument("--first-stage", choices=INDEXING_FIRST_STAGES, default=INDEX.first_stage)
+    add_dense_model_argument(index)
+    add_flag(index, INDEX, "--device")
+    add_passage_arguments(index)
+    add_quiet_argument(index)
+
+
+def add_search_arguments(search: argparse.ArgumentParser) -> None:
+    SEARCH = defaults_of(SearchOptions)
+    search.add_argument(
+        "index_dir",
+        type=Path,
+        metavar="INDEX_OR_DOCS",
+        help="an index from `ettin-rerank index`, or a folder of documents / one file / a corpus.jsonl "
+        "(BM25 built in memory)",
+    )
+    search.add_argument("query")
+    add_model_argument(search, "--model", "-m")
+    add_flag(search, SEARCH, "--top-k", "first-stage candidates to rerank (default %(default)s)")
+    add_flag(search, SEARCH, "-n", "results to print (default %(default)s)")
+    search.add_argument(
+        "--no-rerank", action="store_true", help="print the first stage's ranking, without a reranker"
+    )
+    add_flag(
+        search,
+        SEARCH,
+        "--long-documents",
+        "chunk: score a document longer than the reranker reads in overlapping windows and keep the best, "
+        "shown as the snippet (default); truncate: read its start only (counted in the output)",
+        choices=LONG_DOCUMENT_MODES,
+    )
+    search.add_argument("--json", action="store_true", help="print JSON instead of text")
+    search.add_argument("--snippet-width", type=int, default=200)
+    add_passage_arguments(search, when="for a folder searched directly")
+    add_loading_options(search)
+    add_quiet_argument(search)
+
+
+def add_passage_arguments(parser: argparse.ArgumentParser, when: str = "") -> None:
+    PASSAGES = defaults_of(PassageSettings)
+    parser.add_argument(
+        "--passage-words",
+        type=int,
+        default=PASSAGES.words,
+        metavar="N",
+        help=f"cut files longer than N words into passages of N words{' ' + when if when else ''}; "
+        "0: one document per file (default %(default)s)",
+    )
+    parser.add_argument(
+        "--passage-overlap",
+        type=int,
+        default=PASSAGES.overlap,
+        metavar="N",
+        help="words consecutive passages share (default %(default)s)",
+    )
+
+
+def passage_settings(args: argparse.Namespace) -> PassageSettings:
+    return PassageSettings(words=args.passage_words, overlap=args.passage_overlap)
+
+
+def warn_skipped(reading) -> None:
+    """The one warning about files skipped while reading documents."""
+    summary = reading.summary() if reading is not None else None
+    if summary:
+        print(f"warning: {summary}", file=sys.stderr)
+
+
+def run_index(args) -> int:
+    from ..retrieval import SearchIndex
+    from ..retrieval.user_corpus import read_user_corpus
+
+    progress = show_progress(args)
+    passages = passage_settings(args)
+    corpus, reading = read_user_corpus(args.corpus, passages, show_progress=progress)
+    # our bar covered reading; the first stage's own (bm25s, sentence-transformers) stay off
+    index = SearchIndex.build(
+        corpus,
+        first_stage=args.first_stage,
+        dense_model=args.dense_model,
+        device=args.device,
+        show_progress=False,
+        passages=passages,
+        reading=reading,
+    )
+    index.save(args.output)
+    split = f" from {reading.files_read} files" if reading.passages != reading.files_read else ""
+    print(f"indexed {len(corpus)} documents{split} ({args.first_stage}) into {args.output}")
+    warn_skipped(reading)
+    return 0
+
+
+def run_search(args) -> int:
+    from ..retrieval import SearchIndex
+
+    check_positive("--top-k", args.top_k)
+    check_positive("-n", args.n)
+    progress = show_progress(args)
+    index = SearchIndex.open(
+        args.index_dir, device=args.device, passages=passage_settings(args), show_progress=progress
+    )
+    warn_skipped(index.reading)
+    reranker = optional_reranker(args)
+    hits = index.search(
+        args.query,
+        top_k=args.top_k,
+        n=args.n,
+        reranker=reranker,
+        long_documents=args.long_documents,
+        show_progress=progress,
+    )
+    truncated = sum(hit.truncated for hit in hits)
+    if args.json:
+        payload = {
+            "query": args.query,
+            "reranked": reranker is not None,
+            "long_documents": args.long_documents if reranker is not None else None,
+            "truncated": truncated,
+            "results": [hit.to_dict(args.snippet_width) for hit in hits],
+        }
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no results (no document shares a term with the query)")
+        return 0
+    for hit in hits:
+        if reranker is not None:
+            where = f"rerank score {hit.score:.4f}; {index.first_stage.name} #{hit.first_stage_rank}"
+        else:
+            where = f"{index.first_stage.name} score {hit.score:.4f}"
+        if hit.truncated:
+            where += "; truncated"
+        position = f", passage {hit.passage}" if hit.passage is not None else ""
+        print(f"{hit.rank:>3}. {hit.file}{position}  ({where})")
+        if hit.title:
+            print(f"     {hit.title}")
+        print(f"     {hit.snippet(args.snippet_width)}")
+    if truncated:
+        print(
+            f"note: {truncated} result(s) above were cut to the reranker's {reranker.max_length} tokens "
+            "(--long-documents truncate): the rest of those documents was not read",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,42 @@
+"""The benchmark's engines, workloads and settings (`ettin-rerank bench`, `benchmarking/`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OUR_MODES = {
+    "ours-exact": {"dtype": "float32"},
+    "ours-bf16": {"dtype": "bfloat16"},
+    "ours-fp16": {"dtype": "float16"},
+    "ours-int8": {"dtype": "float32", "quantize": "int8"},
+}
+ONNX_MODES = {"onnx-ours": None, "onnx-ours-int8": "int8"}  # our export on onnxruntime -> its quantize
+OPENVINO_MODES = ("openvino", "openvino-int8")  # our fp32 export on OpenVINO; int8 by NNCF
+ST_BACKENDS = {"st-onnx": "onnx", "st-openvino": "openvino"}  # CrossEncoder(backend=...) through optimum
+ST_MODES = ("st-default", "st-bf16", *ST_BACKENDS)
+ENGINES = (*OUR_MODES, *ONNX_MODES, *OPENVINO_MODES, *ST_MODES)
+DEFAULT_ENGINES = ("ours-exact", "ours-int8", "ours-bf16", "st-default", "st-bf16")
+
+WORKLOADS = ("beir-short", "long")
+SHORT_MAX_LENGTH = 512  # the published benchmark truncates documents at 512 tokens
+
+
+@dataclass
+class BenchConfig:
+    model_dir: str
+    data_dir: str
+    workload: str = "beir-short"  # a WORKLOADS entry
+    engines: list[str] = field(default_factory=lambda: list(DEFAULT_ENGINES))
+    repeats: int = 3
+    device: str = "cpu"
+    threads: int | None = None  # torch intra-op threads for every engine (None: torch's default)
+    batch_tokens: int | None = None  # our token budget (None: the engine's default)
+    st_batch_size: int = 32
+    num_queries: int = 10  # beir-short: queries, each with docs_per_query documents
+    docs_per_query: int = 100
+    num_docs: int = 20  # long: documents of min_tokens..max_tokens
+    min_tokens: int = 2000
+    max_tokens: int = 8000
+    max_length: int | None = None  # None: SHORT_MAX_LENGTH for beir-short, the model's limit for long
+    seed: int = 0
+    workdir: str | None = None  # where the ONNX/OpenVINO engines' exports go (None: a temporary folder)
