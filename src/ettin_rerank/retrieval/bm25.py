@@ -16,6 +16,7 @@ import numpy as np
 
 from .beir import Document, Run, scoring_text
 from .index_files import read_index_metadata, write_index_metadata
+from .queries import Queries, keyed_queries
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class BM25Index:
 
     def search(
         self,
-        queries: Mapping[str, str] | Sequence[str],
+        queries: Queries,
         k: int = 100,
         show_progress: bool = True,
         n_threads: int = 0,
@@ -146,10 +147,7 @@ class BM25Index:
         `queries` is {query_id: text} or a list of texts (ids become "0", "1", ...).
         Documents with a zero score (no query term) are not returned.
         """
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        if not isinstance(queries, Mapping):
-            queries = {str(i): q for i, q in enumerate(queries)}
+        queries = keyed_queries(queries, k)
         query_ids = list(queries)
         if not query_ids:
             return {}

@@ -17,6 +17,7 @@ import numpy as np
 
 from .beir import Document, Run, scoring_text
 from .index_files import read_index_metadata, write_index_metadata
+from .queries import Queries, keyed_queries
 
 logger = logging.getLogger(__name__)
 
@@ -167,16 +168,13 @@ class DenseIndex:
 
     def search(
         self,
-        queries: Mapping[str, str] | Sequence[str],
+        queries: Queries,
         k: int = 100,
         batch_size: int = 64,
         show_progress: bool = True,
     ) -> Run:
         """Top-`k` documents by cosine similarity, best first; equal scores keep index order."""
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        if not isinstance(queries, Mapping):
-            queries = {str(i): q for i, q in enumerate(queries)}
+        queries = keyed_queries(queries, k)
         query_ids = list(queries)
         if not query_ids:
             return {}
