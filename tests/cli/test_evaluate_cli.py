@@ -12,9 +12,6 @@ from ettin_rerank.cli import main
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = REPO_ROOT / ".." / "shared"
-
 
 def write_beir(directory: Path) -> Path:
     (directory / "qrels").mkdir(parents=True)
@@ -116,10 +113,8 @@ def test_index_and_search_text_directory(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[0].startswith("  1. kettle.txt  (bm25 score ")
 
 
-def test_search_with_a_random_tiny_reranker(tmp_path, capsys):
-    tokenizer_dir = SHARED / "tokenizers" / "modernbert"
-    if not (tokenizer_dir / "tokenizer.json").is_file():
-        pytest.skip(f"ModernBERT tokenizer not found at {tokenizer_dir.resolve()} (../shared is absent)")
+def test_search_with_a_random_tiny_reranker(tmp_path, capsys, modernbert_tokenizer_dir):
+    tokenizer_dir = modernbert_tokenizer_dir
     from ettin_rerank.family import create_random_reranker
 
     model_dir = create_random_reranker("tiny", tokenizer_dir, tmp_path / "tiny", seed=0)
@@ -141,13 +136,10 @@ def test_search_with_a_random_tiny_reranker(tmp_path, capsys):
     assert "(rerank score " in heading and "; bm25 #" in heading
 
 
-def test_evaluate_random_tiny_reranker_on_nano_scifact(tmp_path, capsys):
-    scifact = SHARED / "data" / "scifact"
-    tokenizer_dir = SHARED / "tokenizers" / "modernbert"
-    if not (scifact / "corpus.jsonl").is_file() or not (tokenizer_dir / "tokenizer.json").is_file():
-        pytest.skip(
-            f"SciFact or the ModernBERT tokenizer not found under {SHARED.resolve()} (../shared is absent)"
-        )
+def test_evaluate_random_tiny_reranker_on_nano_scifact(
+    tmp_path, capsys, scifact_dir, modernbert_tokenizer_dir
+):
+    scifact, tokenizer_dir = scifact_dir, modernbert_tokenizer_dir
     from ettin_rerank.family import create_random_reranker
 
     model_dir = create_random_reranker("tiny", tokenizer_dir, tmp_path / "tiny", seed=0)
@@ -239,10 +231,8 @@ def test_index_offers_only_the_stages_that_index_a_corpus(tmp_path, capsys):
     assert "invalid choice: 'run:x.trec'" in err and "{bm25,dense,hybrid}" in err
 
 
-def test_evaluate_dl19_official_bm25_run(tmp_path):
-    dl19 = SHARED / "data" / "trec-dl19-passage"
-    if not (dl19 / "bm25_top100.trec").is_file():
-        pytest.skip(f"TREC DL19 passage not found at {dl19.resolve()} (../shared is absent)")
+def test_evaluate_dl19_official_bm25_run(tmp_path, dl19_dir):
+    dl19 = dl19_dir
     output = tmp_path / "dl19.json"
     argv = ["evaluate", str(dl19), "--first-stage", f"run:{dl19 / 'bm25_top100.trec'}"]
     argv += ["--qrels", str(dl19 / "qrels" / "test_full.trec"), "--no-rerank", "-o", str(output)]

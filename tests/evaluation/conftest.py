@@ -1,4 +1,4 @@
-"""Fixtures for evaluation tests: a tiny BEIR dataset, and SciFact from ../shared when present."""
+"""Fixtures for evaluation tests: a tiny BEIR dataset; SciFact comes from tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = REPO_ROOT / ".." / "shared"
 
 TINY_DOCS = [
     ("d1", "Cats", "Cats are small domesticated carnivorous mammals that purr."),
@@ -51,13 +48,3 @@ def write_tiny_beir(directory: Path, split: str = "test") -> Path:
 @pytest.fixture
 def tiny_beir(tmp_path: Path) -> Path:
     return write_tiny_beir(tmp_path / "tiny")
-
-
-@pytest.fixture(scope="session")
-def scifact_dir() -> Path:
-    path = SHARED / "data" / "scifact"
-    if not (path / "corpus.jsonl").is_file():
-        pytest.skip(
-            f"SciFact not found at {path.resolve()} (the ../shared checkout beside the repo is absent)"
-        )
-    return path

@@ -1,16 +1,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ettin_rerank.evaluation import evaluate, rerank_run
 from ettin_rerank.retrieval import load_beir
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = REPO_ROOT / ".." / "shared"
 
 
 class OverlapScorer:
@@ -112,11 +108,9 @@ def test_evaluate_rejects_a_split_without_relevant_judgements(tiny_beir):
         evaluate(tiny_beir, show_progress=False)
 
 
-def test_end_to_end_random_tiny_reranker_on_nano_scifact(scifact_dir, tmp_path):
+def test_end_to_end_random_tiny_reranker_on_nano_scifact(scifact_dir, modernbert_tokenizer_dir, tmp_path):
     """The real engine (random weights) through the whole pipeline on a small SciFact subset."""
-    tokenizer_dir = SHARED / "tokenizers" / "modernbert"
-    if not (tokenizer_dir / "tokenizer.json").is_file():
-        pytest.skip(f"ModernBERT tokenizer not found at {tokenizer_dir.resolve()} (../shared is absent)")
+    tokenizer_dir = modernbert_tokenizer_dir
     pytest.importorskip("ettin_rerank.family", reason="the engine (ettin_rerank.family) is not available")
     from ettin_rerank import Reranker
     from ettin_rerank.evaluation import write_report

@@ -16,9 +16,6 @@ from ettin_rerank.evaluation.evaluator import drop_identical_ids
 from ettin_rerank.retrieval import load_beir
 from ettin_rerank.retrieval.trec import read_qrels, read_run, write_run
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DL19 = REPO_ROOT / ".." / "shared" / "data" / "trec-dl19-passage"
-
 
 class OverlapScorer:
     """A deterministic stand-in reranker: score = number of shared words."""
@@ -168,14 +165,8 @@ def test_evaluate_refuses_what_cannot_combine(tiny_beir, tmp_path):
         evaluate(tiny_beir, None, first_stage="run", show_progress=False)
 
 
-@pytest.fixture(scope="module")
-def dl19() -> Path:
-    if not (DL19 / "bm25_top100.trec").is_file():
-        pytest.skip(f"TREC DL19 passage not found at {DL19.resolve()} (the ../shared checkout is absent)")
-    return DL19
-
-
-def test_dl19_official_bm25_run_reproduces_the_published_ndcg(dl19):
+def test_dl19_official_bm25_run_reproduces_the_published_ndcg(dl19_dir):
+    dl19 = dl19_dir
     run_file, qrels_file = dl19 / "bm25_top100.trec", dl19 / "qrels" / "test_full.trec"
     report = evaluate(
         dl19, None, first_stage=f"run:{run_file}", qrels=qrels_file, metrics=["ndcg@10"], show_progress=False

@@ -13,6 +13,7 @@ from ettin_rerank import Reranker
 from ettin_rerank.inference import modes
 from ettin_rerank.inference.cpu import KERNEL_FLAGS, CpuKernels, cpu_kernels, parse_cpuinfo_flags
 from ettin_rerank.inference.modes import resolve_dtype, resolve_modes
+from tolerances import BF16_TOL
 
 AVX2_EPYC = "processor\t: 0\nflags\t\t: fpu sse2 avx fma avx2 bmi2\nbugs\t\t: sysret_ss_attrs\n"
 SAPPHIRE_RAPIDS = (
@@ -59,8 +60,18 @@ def test_auto_follows_the_rule(monkeypatch, kernels, want):
     assert resolve_dtype("auto", "meta") == torch.float32  # any other device: exact
 
 
-def test_auto_on_this_machine_is_what_its_cpu_decides():
-    assert resolve_dtype("auto") == cpu_kernels().auto_dtype()
+def test_auto_on_this_machine_runs_fp32_or_bf16_within_the_bf16_bound(tiny_reranker_dir, random_word_pairs):
+    """Whatever this CPU is, dtype="auto" runs exact fp32 or bf16, says which, and scores within the
+    bf16 bound of exact fp32 (docs/speed.md); where it picks fp32 the scores are exact."""
+    auto = Reranker.from_pretrained(tiny_reranker_dir, dtype="auto")
+    assert auto.dtype in (torch.float32, torch.bfloat16)
+    assert auto.model.encoder_dtype == auto.dtype and f"dtype={auto.dtype}" in repr(auto)
+    scores = auto.predict(random_word_pairs)
+    assert scores.dtype == np.float32
+    exact = Reranker.from_pretrained(tiny_reranker_dir).predict(random_word_pairs)
+    if auto.dtype == torch.float32:
+        np.testing.assert_array_equal(scores, exact)
+    assert np.abs(scores - exact).max() <= BF16_TOL
 
 
 def test_bf16_runs_bf16_only_on_a_native_bf16_cpu(monkeypatch, caplog):
@@ -79,7 +90,9 @@ def test_bf16_runs_bf16_only_on_a_native_bf16_cpu(monkeypatch, caplog):
 def test_bf16_on_this_cpu(tiny_reranker_dir, caplog):
     """On a CPU without native bf16 (e.g. AVX2 only), bfloat16 warns and gives exactly the fp32 scores."""
     if cpu_kernels().native_bf16:
-        pytest.skip("this CPU has native bf16: bfloat16 runs bf16 here (tests/speed/test_modes.py bounds it)")
+        pytest.skip(
+            "this CPU has native bf16: bfloat16 runs bf16 here (tests/inference/test_modes.py bounds it)"
+        )
     modes.warn_slow_bf16.cache_clear()
     with caplog.at_level(logging.WARNING, logger=modes.__name__):
         bf16 = Reranker.from_pretrained(tiny_reranker_dir, dtype="bfloat16")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
 from ettin_rerank.modeling.attention import Packing
 from ettin_rerank.modeling.bert import BertConfig, BertModel
 from ettin_rerank.modeling.crossencoder import CrossEncoderModel
+from ettin_rerank.modeling.encoder import Encoder
 from ettin_rerank.modeling.heads import ModularHead
 from ettin_rerank.modeling.modernbert import (
     FULL_ATTENTION,
@@ -76,3 +79,14 @@ def test_crossencoder_scores_equal_the_eager_reference(pooling):
     input_ids = torch.randint(1, 100, (packing.total_tokens,))
     packed = model(input_ids, packing)
     torch.testing.assert_close(packed, model(input_ids, packing, attention="eager"), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(ENCODERS))
+def test_each_family_meets_the_encoder_contract(name):
+    """No type checker runs on the package, so the `Encoder` protocol is held here: each family's
+    forward takes exactly the protocol's parameters, and the attributes it states are there."""
+    encoder = ENCODERS[name]()
+    assert inspect.signature(type(encoder).forward) == inspect.signature(Encoder.forward)
+    assert isinstance(encoder.uses_token_type_ids, bool)
+    assert isinstance(encoder.config.hidden_size, int) and isinstance(encoder.config.to_dict(), dict)
+    assert isinstance(encoder.config.max_position_embeddings, int)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ettin_rerank.evaluation import evaluate_run
-from ettin_rerank.retrieval import BM25Config, BM25Index, load_beir
+from ettin_rerank.retrieval import BM25Config, BM25Index, IndexFormatError, load_beir
 
 
 def test_finds_the_matching_document(tiny_beir):
@@ -76,3 +78,12 @@ def test_scifact_bm25_matches_beir(scifact_dir):
     )
     ndcg = evaluate_run(dataset.qrels, run)["ndcg@10"]
     assert abs(ndcg - 0.665) <= 0.01, ndcg
+
+
+def test_index_of_a_newer_format_is_refused(tmp_path):
+    directory = BM25Index.build({"a": "word"}, show_progress=False).save(tmp_path / "idx")
+    meta_path = directory / "ettin_bm25.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta_path.write_text(json.dumps({**meta, "format_version": 2}), encoding="utf-8")
+    with pytest.raises(IndexFormatError, match="BM25 index format 2 is newer .*upgrade ettin-rerank"):
+        BM25Index.load(directory)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ettin_rerank.evaluation import evaluate_run
-from ettin_rerank.retrieval import DenseIndex, load_beir
+from ettin_rerank.retrieval import DenseIndex, IndexFormatError, load_beir
 from ettin_rerank.retrieval.dense import search_embeddings
 
 pytest.importorskip(
@@ -64,3 +64,31 @@ def test_scifact_dense_minilm(scifact_dir):
     index = DenseIndex.build(dataset.corpus, show_progress=False)
     ndcg = evaluate_run(dataset.qrels, index.search(dataset.queries, k=100, show_progress=False))["ndcg@10"]
     assert abs(ndcg - 0.645) <= 0.02, ndcg
+
+
+@pytest.mark.parametrize(
+    ("saved_meta", "complaint"),
+    [
+        ('{"format_version": 99, "model": "m", "model_key": "m", "doc_ids": ["a"]}', "format 99 is newer"),
+        (
+            '{"format_version": 0, "model": "m", "model_key": "m", "doc_ids": ["a"]}',
+            "format 0 is not supported",
+        ),
+        ('{"model": "m", "model_key": "m", "doc_ids": ["a"]}', "has no format_version"),
+        ('{"format_version": 1, "doc_ids": ["a"]}', "lacks model, model_key"),
+        ("{not json", "is corrupt"),
+    ],
+)
+def test_saved_index_of_another_format_is_refused(tmp_path, saved_meta, complaint):
+    index = DenseIndex(np.eye(1, 4, dtype=np.float32), ["a"], model="m", model_key="m")
+    directory = index.save(tmp_path / "dense")
+    assert DenseIndex.load(directory).doc_ids == ["a"]
+    (directory / "ettin_dense.json").write_text(saved_meta, encoding="utf-8")
+    with pytest.raises(IndexFormatError, match=complaint) as refused:
+        DenseIndex.load(directory)
+    assert "DenseIndex.build" in str(refused.value)  # the message says how to get a readable index
+
+
+def test_missing_index_is_refused(tmp_path):
+    with pytest.raises(IndexFormatError, match="not a dense index .*ettin_dense.json is missing"):
+        DenseIndex.load(tmp_path)

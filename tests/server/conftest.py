@@ -19,25 +19,16 @@ from ettin_rerank.server import ServerSettings, create_app  # noqa: E402
 
 from .fake_scorer import FakeScorer  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TOKENIZER_DIR = REPO_ROOT / ".." / "shared" / "tokenizers" / "modernbert"
 TINY_MAX_LENGTH = 128  # short pairs keep the random tiny model fast on a 2-core machine
 
 
 @pytest.fixture(scope="session")
-def tokenizer_dir() -> Path:
-    if not (TOKENIZER_DIR / "tokenizer.json").is_file():
-        pytest.skip(
-            f"ModernBERT tokenizer not found at {TOKENIZER_DIR.resolve()} (the ../shared checkout is absent)"
-        )
-    return TOKENIZER_DIR
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_model_dir(modernbert_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ettin_rerank.family import create_random_reranker
 
-    return create_random_reranker("tiny", tokenizer_dir, tmp_path_factory.mktemp("tiny-reranker"), seed=0)
+    return create_random_reranker(
+        "tiny", modernbert_tokenizer_dir, tmp_path_factory.mktemp("tiny-reranker"), seed=0
+    )
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,15 @@ GROUP_PADDING = 0.25
 LOCAL_BLOCK = 32
 
 
+def attention_head_dim(hidden_size: int, num_attention_heads: int) -> int:
+    """Width of one attention head; a hidden size that does not split evenly into heads is refused."""
+    if hidden_size % num_attention_heads:
+        raise ValueError(
+            f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
+        )
+    return hidden_size // num_attention_heads
+
+
 @dataclass
 class Packing:
     """Where each sequence lives in a packed `(total_tokens, ...)` tensor."""

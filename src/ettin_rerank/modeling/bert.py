@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .activations import activation_from_config_name
-from .attention import ATTENTION_BACKENDS, Packing
+from .attention import ATTENTION_BACKENDS, Packing, attention_head_dim
 
 
 @dataclass
@@ -31,14 +31,11 @@ class BertConfig:
     initializer_range: float = 0.02
 
     def __post_init__(self) -> None:
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
-            )
+        attention_head_dim(self.hidden_size, self.num_attention_heads)  # refuses an uneven split
 
     @property
     def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
+        return attention_head_dim(self.hidden_size, self.num_attention_heads)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> BertConfig:
@@ -153,7 +150,7 @@ class BertEncoder(nn.Module):
 
 
 class BertModel(nn.Module):
-    """Headless BERT encoder: packed token ids in, packed hidden states out.
+    """Headless BERT encoder, an `Encoder` (encoder.py): packed token ids in, packed hidden states out.
 
     The pooler belongs to the classification head (see heads.py), not to the encoder.
     """
@@ -164,9 +161,7 @@ class BertModel(nn.Module):
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
 
-    @property
-    def uses_token_type_ids(self) -> bool:
-        return True
+    uses_token_type_ids = True  # segment embeddings: query 0, document 1
 
     def forward(
         self,
@@ -177,11 +172,7 @@ class BertModel(nn.Module):
         attention: str = "varlen",
         first_tokens_only: bool = False,
     ) -> torch.Tensor:
-        """input_ids, token_type_ids: (total_tokens,) -> hidden: (total_tokens, hidden).
-
-        With `first_tokens_only` -> (batch, hidden): the rows a CLS-pooling head reads, the last
-        layer computed for those rows alone.
-        """
+        """`Encoder.forward` (encoder.py); missing `token_type_ids` read as all zeros."""
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         hidden = self.embeddings(input_ids, packing.position_ids, token_type_ids)  # (total_tokens, hidden)

@@ -6,17 +6,18 @@ import torch
 from torch import nn
 
 from .attention import Packing
+from .encoder import Encoder, EncoderConfig
 from .heads import pool
 
 
 class CrossEncoderModel(nn.Module):
-    def __init__(self, encoder: nn.Module, head: nn.Module):
+    def __init__(self, encoder: Encoder, head: nn.Module):
         super().__init__()
         self.encoder = encoder
         self.head = head
 
     @property
-    def config(self):
+    def config(self) -> EncoderConfig:
         return self.encoder.config
 
     @property

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .activations import activation_from_config_name
-from .attention import ATTENTION_BACKENDS, Packing
+from .attention import ATTENTION_BACKENDS, Packing, attention_head_dim
 
 FULL_ATTENTION = "full_attention"
 SLIDING_ATTENTION = "sliding_attention"
@@ -57,14 +57,11 @@ class ModernBertConfig:
             raise ValueError(
                 f"unknown layer types {sorted(unknown)}; expected {FULL_ATTENTION} or {SLIDING_ATTENTION}"
             )
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}"
-            )
+        attention_head_dim(self.hidden_size, self.num_attention_heads)  # refuses an uneven split
 
     @property
     def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
+        return attention_head_dim(self.hidden_size, self.num_attention_heads)
 
     @property
     def half_window(self) -> int:
@@ -241,7 +238,7 @@ class ModernBertEncoderLayer(nn.Module):
 
 
 class ModernBertModel(nn.Module):
-    """Headless encoder: packed token ids in, packed hidden states out."""
+    """Headless encoder, an `Encoder` (encoder.py): packed token ids in, packed hidden states out."""
 
     def __init__(self, config: ModernBertConfig):
         super().__init__()
@@ -252,9 +249,7 @@ class ModernBertModel(nn.Module):
         )
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
 
-    @property
-    def uses_token_type_ids(self) -> bool:
-        return False
+    uses_token_type_ids = False  # no segment embeddings
 
     def forward(
         self,
@@ -265,11 +260,8 @@ class ModernBertModel(nn.Module):
         attention: str = "varlen",
         first_tokens_only: bool = False,
     ) -> torch.Tensor:
-        """input_ids: (total_tokens,) -> hidden: (total_tokens, hidden).
-
-        With `first_tokens_only` -> (batch, hidden): the rows a CLS-pooling head reads. The last
-        layer then runs its attention, output projection and MLP for those rows alone.
-        """
+        """`Encoder.forward` (encoder.py). With `first_tokens_only` the last layer runs its attention,
+        output projection and MLP for the first tokens alone."""
         del token_type_ids  # ModernBERT has no segment embeddings
         hidden = self.embeddings(input_ids)  # (total_tokens, hidden)
         rope = {

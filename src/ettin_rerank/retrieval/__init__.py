@@ -33,6 +33,7 @@ from .first_stage import (
 )
 from .hybrid import hybrid_search, reciprocal_rank_fusion
 from .index import SearchHit, SearchIndex
+from .index_files import IndexFormatError
 from .nano import build_nano_subset
 from .rerank import rerank_run
 from .user_corpus import load_text_directory, load_user_corpus
@@ -49,6 +50,7 @@ __all__ = [
     "Document",
     "FirstStage",
     "FirstStageSettings",
+    "IndexFormatError",
     "Qrels",
     "Run",
     "SearchHit",

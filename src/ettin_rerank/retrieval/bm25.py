@@ -7,7 +7,6 @@ published Elasticsearch figure (0.665) among those measured (see docs/evaluation
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -16,11 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from .beir import Document, Run, scoring_text
+from .index_files import read_index_metadata, write_index_metadata
+from .queries import Queries, keyed_queries
 
 logger = logging.getLogger(__name__)
 
 _META_FILE = "ettin_bm25.json"
 _FORMAT_VERSION = 1
+_REMEDY = "build and save one with BM25Index.build(...).save(directory)"
 
 
 @dataclass(frozen=True)
@@ -110,24 +112,17 @@ class BM25Index:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self._model.save(str(directory), show_progress=False)
-        meta = {"format_version": _FORMAT_VERSION, "config": asdict(self.config), "doc_ids": self.doc_ids}
-        (directory / _META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+        fields = {"config": asdict(self.config), "doc_ids": self.doc_ids}
+        write_index_metadata(directory, _META_FILE, _FORMAT_VERSION, fields)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path, mmap: bool = False) -> BM25Index:
         bm25s = _import_bm25s()
         directory = Path(directory)
-        meta_path = directory / _META_FILE
-        if not meta_path.is_file():
-            raise FileNotFoundError(
-                f"{directory} is not a BM25 index saved by BM25Index.save ({_META_FILE} is missing)"
-            )
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(
-                f"{directory}: BM25 index format {meta.get('format_version')} is not supported; rebuild the index"
-            )
+        meta = read_index_metadata(
+            directory, _META_FILE, "BM25 index", _FORMAT_VERSION, ("config", "doc_ids"), _REMEDY
+        )
         model = bm25s.BM25.load(str(directory), mmap=mmap, show_progress=False)
         return cls(model, list(meta["doc_ids"]), BM25Config(**meta["config"]))
 
@@ -142,7 +137,7 @@ class BM25Index:
 
     def search(
         self,
-        queries: Mapping[str, str] | Sequence[str],
+        queries: Queries,
         k: int = 100,
         show_progress: bool = True,
         n_threads: int = 0,
@@ -152,10 +147,7 @@ class BM25Index:
         `queries` is {query_id: text} or a list of texts (ids become "0", "1", ...).
         Documents with a zero score (no query term) are not returned.
         """
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        if not isinstance(queries, Mapping):
-            queries = {str(i): q for i, q in enumerate(queries)}
+        queries = keyed_queries(queries, k)
         query_ids = list(queries)
         if not query_ids:
             return {}

@@ -8,7 +8,6 @@ on disk under a key made of the model, its settings and the corpus content.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -18,11 +17,15 @@ import numpy as np
 
 from ..config.retrieval import DEFAULT_DENSE_MODEL
 from .beir import Document, Run, scoring_text
+from .index_files import read_index_metadata, write_index_metadata
+from .queries import Queries, keyed_queries
 
 logger = logging.getLogger(__name__)
 
 _META_FILE = "ettin_dense.json"
 _EMBEDDINGS_FILE = "embeddings.npy"
+_FORMAT_VERSION = 1
+_REMEDY = "build and save one with DenseIndex.build(...).save(directory)"
 
 
 def default_cache_dir() -> Path:
@@ -145,18 +148,16 @@ class DenseIndex:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         np.save(directory / _EMBEDDINGS_FILE, self.embeddings)
-        meta = {"model": self.model, "model_key": self.model_key, "doc_ids": self.doc_ids}
-        (directory / _META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+        fields = {"model": self.model, "model_key": self.model_key, "doc_ids": self.doc_ids}
+        write_index_metadata(directory, _META_FILE, _FORMAT_VERSION, fields)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = "cpu") -> DenseIndex:
         directory = Path(directory)
-        if not (directory / _META_FILE).is_file():
-            raise FileNotFoundError(
-                f"{directory} is not a dense index saved by DenseIndex.save ({_META_FILE} is missing)"
-            )
-        meta = json.loads((directory / _META_FILE).read_text(encoding="utf-8"))
+        meta = read_index_metadata(
+            directory, _META_FILE, "dense index", _FORMAT_VERSION, ("model", "model_key", "doc_ids"), _REMEDY
+        )
         embeddings = np.load(directory / _EMBEDDINGS_FILE)
         return cls(embeddings, list(meta["doc_ids"]), meta["model"], meta["model_key"], device=device)
 
@@ -167,16 +168,13 @@ class DenseIndex:
 
     def search(
         self,
-        queries: Mapping[str, str] | Sequence[str],
+        queries: Queries,
         k: int = 100,
         batch_size: int = 64,
         show_progress: bool = True,
     ) -> Run:
         """Top-`k` documents by cosine similarity, best first; equal scores keep index order."""
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        if not isinstance(queries, Mapping):
-            queries = {str(i): q for i, q in enumerate(queries)}
+        queries = keyed_queries(queries, k)
         query_ids = list(queries)
         if not query_ids:
             return {}

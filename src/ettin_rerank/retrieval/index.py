@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from .first_stage import (
     build_first_stage,
     load_first_stage,
 )
+from .index_files import read_index_metadata, write_index_metadata
 from .user_corpus import read_user_corpus
 
 if TYPE_CHECKING:
@@ -199,7 +199,6 @@ class SearchIndex:
         write_corpus(self.corpus, directory / "corpus.jsonl")
         self.first_stage.save(directory)
         meta = {
-            "format_version": _FORMAT_VERSION,
             "first_stage": self.first_stage.name,
             "documents": len(self.corpus),
         }
@@ -207,7 +206,7 @@ class SearchIndex:
             meta["passages"] = {"words": self.passages.words, "overlap": self.passages.overlap}
         if self.reading is not None:
             meta["reading"] = self.reading.to_dict()
-        (directory / _META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        write_index_metadata(directory, _META_FILE, _FORMAT_VERSION, meta, indent=2)
         return directory
 
     @classmethod
@@ -236,16 +235,14 @@ class SearchIndex:
     @classmethod
     def load(cls, directory: str | Path, device: str | None = "cpu") -> SearchIndex:
         directory = Path(directory)
-        meta_path = directory / _META_FILE
-        if not meta_path.is_file():
-            raise FileNotFoundError(
-                f"{directory} is not a search index ({_META_FILE} is missing); build one with `ettin-rerank index CORPUS -o {directory}`"
-            )
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(
-                f"{directory}: index format {meta.get('format_version')} is not supported; rebuild it"
-            )
+        meta = read_index_metadata(
+            directory,
+            _META_FILE,
+            "search index",
+            _FORMAT_VERSION,
+            ("first_stage",),
+            f"build one with `ettin-rerank index CORPUS -o {directory}`",
+        )
         corpus = load_corpus(directory / "corpus.jsonl")
         first_stage = load_first_stage(meta["first_stage"], directory, FirstStageSettings(device=device))
         passages = PassageSettings(**meta["passages"]) if "passages" in meta else None
