@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def mine_candidates(
+def mine_candidates(  # noqa: PLR0913 (its parameters are the `mine` command's flags)
     dataset_dir: str | Path,
     output_dir: str | Path,
     split: str = "train",
