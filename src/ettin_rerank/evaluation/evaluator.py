@@ -249,15 +249,17 @@ def _evaluated_queries(dataset: BeirDataset) -> list[str]:
 
 def _retrieve(dataset: BeirDataset, settings: EvaluationSettings, run: Run | None) -> _FirstStageResult:
     """The retrieve step: the first stage's run (or the given one), BEIR's identical-id rule applied."""
-    first = _FirstStageResult(run=run, timings={}, retrieved_here=run is None)
-    if run is None:
-        first.run, first.timings = first_stage_run(
+    if run is not None:
+        first = _FirstStageResult(run=run, timings={}, retrieved_here=False)
+    else:
+        retrieved, timings = first_stage_run(
             dataset,
             settings.first_stage,
             settings.retrieval_depth,
             settings.first_stage_settings(),
             show_progress=False,  # other libraries' bars (bm25s, sentence-transformers); ours is the rerank bar
         )
+        first = _FirstStageResult(run=retrieved, timings=timings, retrieved_here=True)
     if not settings.keep_identical_ids:
         first.run, first.identical_dropped, first.identical_judged_relevant = drop_identical_ids(
             first.run, dataset.queries, dataset.corpus, dataset.qrels
