@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from ettin_rerank.evaluation import evaluate, rerank_run
+from ettin_rerank.evaluation import EvaluationSettings, evaluate, rerank_run
 from ettin_rerank.retrieval import load_beir
 
 
@@ -85,7 +85,7 @@ def test_evaluate_first_stage_only_and_reranked(tiny_beir):
     )
     assert first_only.settings["bm25"]["stemmer"] == "porter"
 
-    report = evaluate(tiny_beir, reranker=OverlapScorer(), top_k=5, show_progress=False)
+    report = evaluate(tiny_beir, OverlapScorer(), EvaluationSettings(top_k=5), show_progress=False)
     assert report.reranked is not None
     assert report.settings["reranker"] == "overlap" and report.settings["top_k"] == 5
     assert report.first_stage == first_only.first_stage
@@ -122,7 +122,7 @@ def test_end_to_end_random_tiny_reranker_on_nano_scifact(scifact_dir, modernbert
     nano = build_nano_subset(
         load_beir(scifact_dir, "test"), n_queries=4, max_corpus=80, seed=0, show_progress=False
     )
-    report = evaluate(nano, reranker=reranker, top_k=10, show_progress=False)
+    report = evaluate(nano, reranker, EvaluationSettings(top_k=10), show_progress=False)
     assert report.counts["documents"] == 80 and report.counts["queries_evaluated"] == 4
     for metric, value in report.reranked.items():
         assert 0.0 <= value <= 1.0, metric

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ettin_rerank.evaluation import evaluate, evaluate_run
+from ettin_rerank.evaluation import EvaluationSettings, evaluate, evaluate_run
 from ettin_rerank.evaluation.evaluator import drop_identical_ids
 from ettin_rerank.retrieval import load_beir
 from ettin_rerank.retrieval.trec import read_qrels, read_run, write_run
@@ -58,9 +58,14 @@ def write_arguana_like(directory: Path) -> Path:
 
 def test_identical_ids_are_dropped_by_default_and_kept_on_request(tmp_path):
     dataset = write_arguana_like(tmp_path / "arguana")
-    dropped = evaluate(dataset, OverlapScorer(), save_run=tmp_path / "on.trec", show_progress=False)
+    dropped = evaluate(
+        dataset, OverlapScorer(), EvaluationSettings(save_run=tmp_path / "on.trec"), show_progress=False
+    )
     kept = evaluate(
-        dataset, OverlapScorer(), keep_identical_ids=True, save_run=tmp_path / "off.trec", show_progress=False
+        dataset,
+        OverlapScorer(),
+        EvaluationSettings(keep_identical_ids=True, save_run=tmp_path / "off.trec"),
+        show_progress=False,
     )
 
     # Every query finds itself first; the rule takes it out of both runs before anything is scored.
@@ -105,7 +110,9 @@ def test_evaluate_warns_and_counts_a_dropped_judged_answer(tmp_path, caplog):
 
 def test_save_run_writes_what_was_scored(tiny_beir, tmp_path):
     out = tmp_path / "runs" / "reranked.trec"
-    report = evaluate(tiny_beir, OverlapScorer(), top_k=3, save_run=out, show_progress=False)
+    report = evaluate(
+        tiny_beir, OverlapScorer(), EvaluationSettings(top_k=3, save_run=out), show_progress=False
+    )
     first_copy = tmp_path / "runs" / "reranked.first-stage.trec"
     assert report.runs == {"reranked": str(out), "first_stage": str(first_copy)}
     qrels = load_beir(tiny_beir).qrels
@@ -117,16 +124,21 @@ def test_save_run_writes_what_was_scored(tiny_beir, tmp_path):
     assert first_copy.read_text().splitlines()[0].endswith(" bm25")
 
     # Without a reranker, OUT holds the first stage's run, the ranking that was scored.
-    alone = evaluate(tiny_beir, None, save_run=tmp_path / "bm25.trec", show_progress=False)
+    alone = evaluate(
+        tiny_beir, None, EvaluationSettings(save_run=tmp_path / "bm25.trec"), show_progress=False
+    )
     assert alone.runs == {"first_stage": str(tmp_path / "bm25.trec")}
     assert read_run(tmp_path / "bm25.trec") == first
 
 
 def test_a_saved_run_is_a_first_stage(tiny_beir, tmp_path):
-    bm25 = evaluate(tiny_beir, None, save_run=tmp_path / "bm25.trec", show_progress=False)
+    bm25 = evaluate(tiny_beir, None, EvaluationSettings(save_run=tmp_path / "bm25.trec"), show_progress=False)
     spec = f"run:{tmp_path / 'bm25.trec'}"
     from_file = evaluate(
-        tiny_beir, OverlapScorer(), first_stage=spec, save_run=tmp_path / "re.trec", show_progress=False
+        tiny_beir,
+        OverlapScorer(),
+        EvaluationSettings(first_stage=spec, save_run=tmp_path / "re.trec"),
+        show_progress=False,
     )
     assert from_file.first_stage == bm25.first_stage
     assert from_file.settings["first_stage"] == spec
@@ -142,9 +154,7 @@ def test_trec_qrels_replace_the_splits_and_grades_count(tiny_beir, tmp_path):
     report = evaluate(
         tiny_beir,
         None,
-        first_stage=f"run:{run_file}",
-        qrels=qrels_file,
-        metrics=["ndcg@10"],
+        EvaluationSettings(first_stage=f"run:{run_file}", qrels=qrels_file, metrics=["ndcg@10"]),
         show_progress=False,
     )
     q1 = (1 / np.log2(3)) / 1.0
@@ -158,18 +168,25 @@ def test_trec_qrels_replace_the_splits_and_grades_count(tiny_beir, tmp_path):
 def test_evaluate_refuses_what_cannot_combine(tiny_beir, tmp_path):
     run_file = write_run({"q1": {"d1": 1.0}}, tmp_path / "r.trec")
     with pytest.raises(ValueError, match="--nano evaluates a subset of the corpus"):
-        evaluate(tiny_beir, None, first_stage=f"run:{run_file}", nano=2, show_progress=False)
+        evaluate(
+            tiny_beir, None, EvaluationSettings(first_stage=f"run:{run_file}", nano=2), show_progress=False
+        )
     with pytest.raises(ValueError, match="this dataset is already loaded"):
-        evaluate(load_beir(tiny_beir), None, qrels=tmp_path / "q.txt", show_progress=False)
+        evaluate(
+            load_beir(tiny_beir), None, EvaluationSettings(qrels=tmp_path / "q.txt"), show_progress=False
+        )
     with pytest.raises(ValueError, match="needs FILE"):
-        evaluate(tiny_beir, None, first_stage="run", show_progress=False)
+        evaluate(tiny_beir, None, EvaluationSettings(first_stage="run"), show_progress=False)
 
 
 def test_dl19_official_bm25_run_reproduces_the_published_ndcg(dl19_dir):
     dl19 = dl19_dir
     run_file, qrels_file = dl19 / "bm25_top100.trec", dl19 / "qrels" / "test_full.trec"
     report = evaluate(
-        dl19, None, first_stage=f"run:{run_file}", qrels=qrels_file, metrics=["ndcg@10"], show_progress=False
+        dl19,
+        None,
+        EvaluationSettings(first_stage=f"run:{run_file}", qrels=qrels_file, metrics=["ndcg@10"]),
+        show_progress=False,
     )
     assert report.counts["queries_evaluated"] == 43
     assert round(report.first_stage["ndcg@10"], 4) == 0.5058  # Anserini's and RankGPT's BM25 figure
@@ -183,5 +200,10 @@ def test_dl19_official_bm25_run_reproduces_the_published_ndcg(dl19_dir):
 
     # The dataset's own qrels/test.tsv keeps only judgements of documents in this rerank set: the
     # ideal ranking shrinks, the figure rises, and it is no longer the published one.
-    pooled = evaluate(dl19, None, first_stage=f"run:{run_file}", metrics=["ndcg@10"], show_progress=False)
+    pooled = evaluate(
+        dl19,
+        None,
+        EvaluationSettings(first_stage=f"run:{run_file}", metrics=["ndcg@10"]),
+        show_progress=False,
+    )
     assert pooled.first_stage["ndcg@10"] > 0.52

@@ -9,7 +9,7 @@ import os
 import platform
 import statistics
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,26 @@ def _deviation(scores: np.ndarray, reference: np.ndarray, groups: list[np.ndarra
     }
 
 
+@dataclass
+class _Workload:
+    """The pairs every engine scores, and what the report says about them."""
+
+    pairs: list[tuple[str, str]]
+    groups: list[np.ndarray]  # row indices of each query's pairs (top-10 agreement is per group)
+    lengths: np.ndarray  # tokens per pair
+    useful_flops: float
+    max_length: int
+
+
+@dataclass
+class _Measurements:
+    """What the timed repeats measured, per engine."""
+
+    seconds: dict[str, list[float]]  # one per repeat
+    peak_bytes: dict[str, int]  # the largest of the repeats
+    scores: dict[str, np.ndarray]  # the last repeat's
+
+
 def run_bench(config: BenchConfig) -> dict[str, Any]:
     if config.workload not in WORKLOADS:
         raise ValueError(f"unknown workload {config.workload!r}; choose from {list(WORKLOADS)}")
@@ -88,7 +108,32 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         raise ValueError("repeats must be >= 1")
     if config.threads:
         torch.set_num_threads(config.threads)
-    checkpoint = load_checkpoint(Path(config.model_dir))
+    workload = _build_workload(config)
+    engines, unavailable = _load_engines(config, workload)
+    measured = _time_engines(engines, workload.pairs, config.repeats)
+    results = _engine_results(config, workload, engines, measured)
+    cpu_peak = matmul_peak_gflops(torch.float32) if config.device == "cpu" else None
+    return {
+        "config": asdict(config),
+        "machine": _machine(config.device),
+        "workload": {
+            "name": config.workload,
+            "pairs": len(workload.pairs),
+            "max_length": workload.max_length,
+            "mean_tokens": float(workload.lengths.mean()),
+            "max_tokens": int(workload.lengths.max()),
+            "useful_gflop": workload.useful_flops / 1e9,
+        },
+        "matmul_peak_gflops_fp32": cpu_peak,
+        "engines": results,
+        "unavailable": unavailable,  # engine -> why it could not run here
+        "our_modes": {name: OUR_MODES[name] for name in results if name in OUR_MODES},
+    }
+
+
+def _build_workload(config: BenchConfig) -> _Workload:
+    """The workload's pairs, tokenized once with the model's tokenizer to count tokens and FLOPs."""
+    checkpoint = load_checkpoint(Path(config.model_dir))  # freed on return, before the engines load
     limit = min(
         checkpoint.max_length or checkpoint.max_position_embeddings, checkpoint.max_position_embeddings
     )
@@ -107,8 +152,11 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         groups = [np.arange(len(pairs))]
     lengths = tokenizer.encode_pairs(pairs).lengths
     flops = useful_flops(EncoderShape.from_config(checkpoint.model.config), lengths)
-    del checkpoint
+    return _Workload(pairs=pairs, groups=groups, lengths=lengths, useful_flops=flops, max_length=max_length)
 
+
+def _load_engines(config: BenchConfig, workload: _Workload) -> tuple[dict[str, BenchEngine], dict[str, str]]:
+    """Each engine of `config.engines` loaded and warmed up, and why each of the others could not load."""
     calibration_pairs = None
     if "openvino-int8" in config.engines:  # NNCF's calibration: other queries than the timed ones
         per_query = 32
@@ -117,6 +165,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         )
     engines: dict[str, BenchEngine] = {}
     unavailable: dict[str, str] = {}
+    pairs = workload.pairs
     with tempfile.TemporaryDirectory(prefix="ettin-bench-") as scratch:
         workdir = Path(config.workdir or scratch)
         for name in config.engines:
@@ -125,7 +174,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
                     name,
                     config.model_dir,
                     config.device,
-                    max_length,
+                    workload.max_length,
                     config.batch_tokens,
                     config.st_batch_size,
                     threads=config.threads,
@@ -137,11 +186,17 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
                 unavailable[name] = str(error)
                 continue
             engines[name].score_pairs(pairs[: min(8, len(pairs))])  # warm-up: lazy init, allocator, kernels
+    return engines, unavailable
 
+
+def _time_engines(
+    engines: dict[str, BenchEngine], pairs: list[tuple[str, str]], repeats: int
+) -> _Measurements:
+    """Every engine scores `pairs` `repeats` times, in alternating order."""
     seconds: dict[str, list[float]] = {name: [] for name in engines}
     peaks: dict[str, int] = dict.fromkeys(engines, 0)
     scores: dict[str, np.ndarray] = {}
-    for repeat in range(config.repeats):
+    for repeat in range(repeats):
         order = list(engines) if repeat % 2 == 0 else list(reversed(engines))  # alternate, no order bias
         for name in order:
             with PeakMemory() as memory, timed() as clock:
@@ -149,46 +204,40 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             seconds[name].append(clock["seconds"])
             peaks[name] = max(peaks[name], memory.cuda_peak or memory.peak_rss)
             logger.info("%s repeat %d: %.1f pairs/s", name, repeat, len(pairs) / clock["seconds"])
+    return _Measurements(seconds=seconds, peak_bytes=peaks, scores=scores)
 
+
+def _engine_results(
+    config: BenchConfig,
+    workload: _Workload,
+    engines: dict[str, BenchEngine],
+    measured: _Measurements,
+) -> dict[str, dict[str, Any]]:
+    """Per engine: speed, memory, deviation from the reference engine's scores, ratios to the baselines."""
+    scores = measured.scores
     reference_name = next((n for n in ("st-default", "ours-exact") if n in scores), None)
     reference = scores[reference_name].astype(np.float64) if reference_name else None
     results = {}
-    for name, times in seconds.items():
+    for name, times in measured.seconds.items():
         median = statistics.median(times)
         entry = {
             "description": engines[name].description,
-            "pairs_per_s": len(pairs) / median,
+            "pairs_per_s": len(workload.pairs) / median,
             "seconds": times,
             "median_seconds": median,
-            "gflops_per_s": flops / median / 1e9,
-            "peak_memory_mb": peaks[name] / 2**20,
+            "gflops_per_s": workload.useful_flops / median / 1e9,
+            "peak_memory_mb": measured.peak_bytes[name] / 2**20,
             "memory_kind": "cuda max allocated" if config.device.startswith("cuda") else "process peak RSS",
         }
         if reference is not None:
             entry["deviation_vs"] = reference_name
-            entry["deviation"] = _deviation(scores[name], reference, groups)
+            entry["deviation"] = _deviation(scores[name], reference, workload.groups)
         results[name] = entry
     for baseline in ("st-default", "st-bf16"):
         if baseline in results:
             for entry in results.values():
                 entry[f"ratio_vs_{baseline}"] = entry["pairs_per_s"] / results[baseline]["pairs_per_s"]
-    cpu_peak = matmul_peak_gflops(torch.float32) if config.device == "cpu" else None
-    return {
-        "config": asdict(config),
-        "machine": _machine(config.device),
-        "workload": {
-            "name": config.workload,
-            "pairs": len(pairs),
-            "max_length": max_length,
-            "mean_tokens": float(lengths.mean()),
-            "max_tokens": int(lengths.max()),
-            "useful_gflop": flops / 1e9,
-        },
-        "matmul_peak_gflops_fp32": cpu_peak,
-        "engines": results,
-        "unavailable": unavailable,  # engine -> why it could not run here
-        "our_modes": {name: OUR_MODES[name] for name in results if name in OUR_MODES},
-    }
+    return results
 
 
 def format_table(report: dict[str, Any]) -> str:

@@ -39,7 +39,7 @@ def add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
     from .. import evaluation
     from ..retrieval.first_stage import FIRST_STAGE_METAVAR, first_stage_spec
 
-    EVALUATE = defaults_of(evaluation.evaluate)
+    EVALUATE = defaults_of(evaluation.EvaluationSettings)
     add_dataset_argument(evaluate, dest="dataset")
     model = evaluate.add_mutually_exclusive_group()
     add_model_argument(model, "--model", "-m")
@@ -103,7 +103,7 @@ def add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args) -> int:
-    from ..evaluation import evaluate, render_markdown, write_report
+    from ..evaluation import EvaluationSettings, evaluate, render_markdown, write_report
 
     check_positive("--top-k", args.top_k)
     check_positive("--nano", args.nano)
@@ -113,7 +113,8 @@ def run_evaluate(args) -> int:
             "note: no --model given and no default model is bundled; evaluating the first stage only",
             file=sys.stderr,
         )
-    report = call_with_flags(evaluate, args, reranker=reranker, show_progress=show_progress(args))
+    settings = call_with_flags(EvaluationSettings, args)
+    report = evaluate(args.dataset, reranker, settings, show_progress=show_progress(args))
     paths = write_report(report, args.output)
     print(render_markdown(report))
     print("wrote " + ", ".join(str(p) for p in [*paths.values(), *report.runs.values()]))

@@ -2,6 +2,7 @@
 
 from .evaluator import (
     EvaluationReport,
+    EvaluationSettings,
     evaluate,
     first_stage_run,
     rerank_run,
@@ -12,6 +13,7 @@ from .reports import plot_chart, render_markdown, write_report
 __all__ = [
     "DEFAULT_METRICS",
     "EvaluationReport",
+    "EvaluationSettings",
     "evaluate",
     "evaluate_per_query",
     "evaluate_run",

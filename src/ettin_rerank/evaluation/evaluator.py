@@ -21,6 +21,7 @@ from ..retrieval.beir import BeirDataset, Document, Qrels, Run, load_beir, scori
 from ..retrieval.bm25 import BM25Config
 from ..retrieval.first_stage import (
     DEFAULT_FIRST_STAGE,
+    FirstStage,
     FirstStageSettings,
     build_first_stage,
     first_stage_class,
@@ -38,18 +39,14 @@ def first_stage_run(
     dataset: BeirDataset,
     first_stage: str = DEFAULT_FIRST_STAGE,
     k: int = 100,
-    bm25_config: BM25Config | None = None,
-    dense_model: str | None = None,
-    device: str | None = "cpu",
-    cache_dir: str | Path | None = None,
+    settings: FirstStageSettings | None = None,
     show_progress: bool = True,
 ) -> tuple[Run, dict[str, float]]:
     """Index `dataset.corpus` and retrieve `k` documents per query; returns (run, timings in seconds)."""
-    settings = FirstStageSettings(
-        bm25=bm25_config, dense_model=dense_model, device=device, cache_dir=cache_dir
-    )
     start = time.perf_counter()
-    stage = build_first_stage(first_stage, dataset.corpus, settings, show_progress=show_progress)
+    stage = build_first_stage(
+        first_stage, dataset.corpus, settings or FirstStageSettings(), show_progress=show_progress
+    )
     timings = {"index_s": time.perf_counter() - start}
     start = time.perf_counter()
     run = stage.search(dataset.queries, k=k, show_progress=show_progress)
@@ -116,155 +113,248 @@ class EvaluationReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How `evaluate` retrieves, reranks and reports; the `evaluate` command's flags set these fields."""
+
+    first_stage: str = DEFAULT_FIRST_STAGE  # spec: bm25, dense, hybrid, or run:FILE to rerank a TREC run
+    top_k: int = 100  # documents per query the reranker scores (the first stage retrieves max(top_k, 100))
+    split: str = "test"  # qrels split read from a dataset directory
+    metrics: Sequence[str] = DEFAULT_METRICS  # measured before and after reranking
+    nano: int | None = None  # evaluate a NanoBEIR-style subset of this many queries (`build_nano_subset`)
+    nano_max_corpus: int = 5000  # corpus cap of the nano subset
+    seed: int = 0  # seed of the nano subset's sample
+    bm25_config: BM25Config | None = None  # analysis and scoring of bm25/hybrid (None: BM25Config())
+    dense_model: str | None = None  # bi-encoder of dense/hybrid (None: the default one)
+    device: str | None = "cpu"  # where the bi-encoder runs
+    cache_dir: str | Path | None = None  # document-embedding cache (None: dense.default_cache_dir())
+    qrels: str | Path | None = None  # TREC qrels file read in place of qrels/<split>.tsv, graded as given
+    keep_identical_ids: bool = False  # True: keep a result that is its query (see `drop_identical_ids`)
+    save_run: str | Path | None = None  # TREC run of the final ranking (the first stage's beside it)
+
+    @property
+    def retrieval_depth(self) -> int:
+        """Documents the first stage retrieves per query: enough for recall@100 whatever `top_k`."""
+        return max(self.top_k, 100)
+
+    def first_stage_settings(self) -> FirstStageSettings:
+        """The one `FirstStageSettings` the first stage is built from and described by."""
+        return FirstStageSettings(
+            bm25=self.bm25_config, dense_model=self.dense_model, device=self.device, cache_dir=self.cache_dir
+        )
+
+
+@dataclass
+class _FirstStageResult:
+    """The retrieve step's output: the run that is measured and reranked, and how it was made."""
+
+    run: Run
+    timings: dict[str, float]
+    retrieved_here: bool  # False: the caller supplied the run
+    identical_dropped: int = 0
+    identical_judged_relevant: int = 0
+
+
+@dataclass
+class _RerankResult:
+    """The rerank step's output."""
+
+    reranker: str  # the reranker's name
+    run: Run
+    timings: dict[str, float]
+
+
 def evaluate(
     dataset: BeirDataset | str | Path,
     reranker: PairScorer | None = None,
-    first_stage: str = DEFAULT_FIRST_STAGE,
-    top_k: int = 100,
-    split: str = "test",
-    metrics: Sequence[str] = DEFAULT_METRICS,
-    nano: int | None = None,
-    nano_max_corpus: int = 5000,
-    seed: int = 0,
-    bm25_config: BM25Config | None = None,
-    dense_model: str | None = None,
-    device: str | None = "cpu",
-    cache_dir: str | Path | None = None,
+    settings: EvaluationSettings | None = None,
     run: Run | None = None,
-    qrels: str | Path | None = None,
-    keep_identical_ids: bool = False,
-    save_run: str | Path | None = None,
     show_progress: bool = True,
 ) -> EvaluationReport:
-    """First stage (top max(`top_k`, 100)), then rerank its top `top_k` with `reranker`.
+    """First stage (top `settings.retrieval_depth`), then rerank its top `top_k` with `reranker`.
 
-    `dataset` is a loaded `BeirDataset` or a BEIR directory (read for `split`, or with the
-    TREC-format `qrels` file in place of `qrels/<split>.tsv`; graded judgements are NDCG's gains).
-    `first_stage` is a spec: `bm25`, `dense`, `hybrid`, or `run:FILE` to rerank a TREC run.
-    `nano=N` evaluates a NanoBEIR-style subset of N queries (see `build_nano_subset`).
+    `dataset` is a loaded `BeirDataset` or a BEIR directory (read for `settings.split`, or with
+    the TREC-format `settings.qrels` file in place of `qrels/<split>.tsv`; graded judgements are
+    NDCG's gains). `settings.first_stage` is a spec: `bm25`, `dense`, `hybrid`, or `run:FILE` to
+    rerank a TREC run. `settings.nano=N` evaluates a NanoBEIR-style subset of N queries (see
+    `build_nano_subset`).
     `run` supplies a precomputed first-stage run instead of retrieving.
     A result whose id is its query's id is dropped before anything is scored
-    (`drop_identical_ids`) unless `keep_identical_ids`.
-    `save_run=OUT` writes the final ranking (reranked, or the first stage's when there is no
-    reranker) as a TREC run to OUT, and the first stage's to OUT.first-stage beside it when
-    it was retrieved here.
+    (`drop_identical_ids`) unless `settings.keep_identical_ids`.
+    `settings.save_run=OUT` writes the final ranking (reranked, or the first stage's when there
+    is no reranker) as a TREC run to OUT, and the first stage's to OUT.first-stage beside it
+    when it was retrieved here.
     With `reranker=None` only the first stage is evaluated (`reranked` is None).
     """
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}")
-    stage_class = first_stage_class(first_stage)  # an unknown name fails before any loading
-    if nano is not None and not stage_class.indexes_corpus:
+    settings = settings or EvaluationSettings()
+    stage_class = _checked_first_stage(settings)
+    dataset = _evaluation_dataset(dataset, settings)
+    first = _retrieve(dataset, settings, run)
+    reranked = None
+    if reranker is not None:
+        reranked = _rerank(reranker, dataset, first.run, settings.top_k, show_progress)
+    return _report(dataset, settings, stage_class, first, reranked)
+
+
+def _checked_first_stage(settings: EvaluationSettings) -> type[FirstStage]:
+    """The first stage's class, once the settings are known to combine; fails before any loading."""
+    if settings.top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {settings.top_k}")
+    stage_class = first_stage_class(settings.first_stage)  # an unknown name fails here
+    if settings.nano is not None and not stage_class.indexes_corpus:
         raise ValueError(
-            f"--nano evaluates a subset of the corpus, and {first_stage} ranks the whole of it: use one or the other"
+            f"--nano evaluates a subset of the corpus, and {settings.first_stage} ranks the whole of it: use one or the other"
         )
+    return stage_class
+
+
+def _evaluation_dataset(dataset: BeirDataset | str | Path, settings: EvaluationSettings) -> BeirDataset:
+    """The dataset to evaluate: loaded, cut to its nano subset if asked, with something to measure."""
     if not isinstance(dataset, BeirDataset):
-        dataset = load_beir(dataset, split, qrels_file=qrels)
-    elif qrels is not None:
+        dataset = load_beir(dataset, settings.split, qrels_file=settings.qrels)
+    elif settings.qrels is not None:
         raise ValueError("qrels= reads a qrels file for a dataset directory; this dataset is already loaded")
-    if nano is not None:
+    if settings.nano is not None:
         from ..retrieval.nano import build_nano_subset
 
         dataset = build_nano_subset(
-            dataset, n_queries=nano, max_corpus=nano_max_corpus, seed=seed, show_progress=False
+            dataset,
+            n_queries=settings.nano,
+            max_corpus=settings.nano_max_corpus,
+            seed=settings.seed,
+            show_progress=False,
         )
-
-    empty_queries = [q for q, text in dataset.queries.items() if not text.strip()]
+    empty_queries = _empty_queries(dataset)
     if empty_queries:
         logger.warning(
             "%d quer(y/ies) have empty text, e.g. %r; they retrieve nothing and score 0",
             len(empty_queries),
             empty_queries[0],
         )
-    evaluated = [q for q, judged in dataset.qrels.items() if any(s > 0 for s in judged.values())]
-    if not evaluated:
+    if not _evaluated_queries(dataset):
         raise ValueError(
             f"{dataset.name or 'the dataset'}: no query of split {dataset.split!r} has a relevant judgement; nothing to evaluate"
         )
+    return dataset
 
-    depth = max(top_k, 100)
-    timings: dict[str, float] = {}
-    retrieved_here = run is None
-    if run is None:
-        run, stage_timings = first_stage_run(
+
+def _empty_queries(dataset: BeirDataset) -> list[str]:
+    return [q for q, text in dataset.queries.items() if not text.strip()]
+
+
+def _evaluated_queries(dataset: BeirDataset) -> list[str]:
+    """The queries the metrics average over: those with a relevant judgement."""
+    return [q for q, judged in dataset.qrels.items() if any(s > 0 for s in judged.values())]
+
+
+def _retrieve(dataset: BeirDataset, settings: EvaluationSettings, run: Run | None) -> _FirstStageResult:
+    """The retrieve step: the first stage's run (or the given one), BEIR's identical-id rule applied."""
+    if run is not None:
+        first = _FirstStageResult(run=run, timings={}, retrieved_here=False)
+    else:
+        retrieved, timings = first_stage_run(
             dataset,
-            first_stage,
-            depth,
-            bm25_config,
-            dense_model,
-            device,
-            cache_dir,
+            settings.first_stage,
+            settings.retrieval_depth,
+            settings.first_stage_settings(),
             show_progress=False,  # other libraries' bars (bm25s, sentence-transformers); ours is the rerank bar
         )
-        timings.update(stage_timings)
-    identical_dropped = identical_relevant = 0
-    if not keep_identical_ids:
-        run, identical_dropped, identical_relevant = drop_identical_ids(
-            run, dataset.queries, dataset.corpus, dataset.qrels
+        first = _FirstStageResult(run=retrieved, timings=timings, retrieved_here=True)
+    if not settings.keep_identical_ids:
+        first.run, first.identical_dropped, first.identical_judged_relevant = drop_identical_ids(
+            first.run, dataset.queries, dataset.corpus, dataset.qrels
         )
-        if identical_relevant:
+        if first.identical_judged_relevant:
             logger.warning(
                 "%d dropped result(s) share their query's id and are judged relevant to it: query and "
                 "document ids look like separate numberings here; pass --keep-identical-ids to keep them",
-                identical_relevant,
+                first.identical_judged_relevant,
             )
-    first_metrics = evaluate_run(dataset.qrels, run, metrics)
+    return first
 
-    reranked_metrics = None
-    if reranker is not None:
-        start = time.perf_counter()
-        reranked_run = rerank_run(
-            reranker,
-            dataset.queries,
-            dataset.corpus,
-            run,
-            top_k=top_k,
-            show_progress=show_progress,
-        )
-        timings["rerank_s"] = time.perf_counter() - start
-        pairs = sum(len(d) for d in reranked_run.values())
-        timings["rerank_pairs_per_s"] = pairs / timings["rerank_s"] if timings["rerank_s"] > 0 else math.nan
-        reranked_metrics = evaluate_run(dataset.qrels, reranked_run, metrics)
 
-    runs: dict[str, str] = {}
-    if save_run is not None:
-        save_run = Path(save_run)
-        if reranker is None:
-            runs["first_stage"] = str(write_run(run, save_run, tag=stage_class.name))
-        else:
-            runs["reranked"] = str(write_run(reranked_run, save_run))
-            if retrieved_here and stage_class.indexes_corpus:  # a run file's copy would add nothing
-                first_path = _first_stage_copy_path(save_run)
-                runs["first_stage"] = str(write_run(run, first_path, tag=stage_class.name))
+def _rerank(
+    reranker: PairScorer, dataset: BeirDataset, run: Run, top_k: int, show_progress: bool
+) -> _RerankResult:
+    """The rerank step: `run`'s top `top_k` per query reordered by `reranker`, timed."""
+    start = time.perf_counter()
+    reranked = rerank_run(
+        reranker, dataset.queries, dataset.corpus, run, top_k=top_k, show_progress=show_progress
+    )
+    seconds = time.perf_counter() - start
+    pairs = sum(len(d) for d in reranked.values())
+    timings = {"rerank_s": seconds, "rerank_pairs_per_s": pairs / seconds if seconds > 0 else math.nan}
+    return _RerankResult(reranker=reranker.name, run=reranked, timings=timings)
 
-    settings: dict[str, Any] = {
-        "first_stage": first_stage,
-        "top_k": top_k,
-        "retrieval_depth": depth,
-        "reranker": reranker.name if reranker is not None else None,
-        "nano": nano,
-        "seed": seed if nano is not None else None,
-        "metrics": list(metrics),
-        "qrels": str(qrels) if qrels is not None else None,
-        "keep_identical_ids": keep_identical_ids,
-    }
-    described = FirstStageSettings(bm25=bm25_config, dense_model=dense_model)
-    settings.update(stage_class.describe(first_stage_settings(first_stage, described)))
-    counts = {
-        "documents": len(dataset.corpus),
-        "queries_judged": len(dataset.qrels),
-        "queries_evaluated": len(evaluated),
-        "queries_skipped_no_relevant": len(dataset.qrels) - len(evaluated),
-        "queries_empty_text": len(empty_queries),
-        "identical_ids_dropped": identical_dropped,
-        "identical_ids_judged_relevant": identical_relevant,
-        **dataset.issues.to_dict(),
-    }
+
+def _report(
+    dataset: BeirDataset,
+    settings: EvaluationSettings,
+    stage_class: type[FirstStage],
+    first: _FirstStageResult,
+    reranked: _RerankResult | None,
+) -> EvaluationReport:
+    """The report step: metrics before and after reranking, the runs saved, settings and counts."""
     return EvaluationReport(
         dataset={"name": dataset.name, "split": dataset.split},
-        settings=settings,
-        first_stage=first_metrics,
-        reranked=reranked_metrics,
-        timings=timings,
-        counts=counts,
-        runs=runs,
+        settings=_reported_settings(settings, stage_class, reranked),
+        first_stage=evaluate_run(dataset.qrels, first.run, settings.metrics),
+        reranked=evaluate_run(dataset.qrels, reranked.run, settings.metrics) if reranked else None,
+        timings={**first.timings, **(reranked.timings if reranked else {})},
+        counts=_counts(dataset, first),
+        runs=_save_runs(settings.save_run, stage_class, first, reranked),
     )
+
+
+def _reported_settings(
+    settings: EvaluationSettings, stage_class: type[FirstStage], reranked: _RerankResult | None
+) -> dict[str, Any]:
+    """What decided the figures: the evaluation's settings and the first stage's own."""
+    described = first_stage_settings(settings.first_stage, settings.first_stage_settings())
+    return {
+        "first_stage": settings.first_stage,
+        "top_k": settings.top_k,
+        "retrieval_depth": settings.retrieval_depth,
+        "reranker": reranked.reranker if reranked else None,
+        "nano": settings.nano,
+        "seed": settings.seed if settings.nano is not None else None,
+        "metrics": list(settings.metrics),
+        "qrels": str(settings.qrels) if settings.qrels is not None else None,
+        "keep_identical_ids": settings.keep_identical_ids,
+        **stage_class.describe(described),
+    }
+
+
+def _counts(dataset: BeirDataset, first: _FirstStageResult) -> dict[str, int]:
+    evaluated = len(_evaluated_queries(dataset))
+    return {
+        "documents": len(dataset.corpus),
+        "queries_judged": len(dataset.qrels),
+        "queries_evaluated": evaluated,
+        "queries_skipped_no_relevant": len(dataset.qrels) - evaluated,
+        "queries_empty_text": len(_empty_queries(dataset)),
+        "identical_ids_dropped": first.identical_dropped,
+        "identical_ids_judged_relevant": first.identical_judged_relevant,
+        **dataset.issues.to_dict(),
+    }
+
+
+def _save_runs(
+    save_run: str | Path | None,
+    stage_class: type[FirstStage],
+    first: _FirstStageResult,
+    reranked: _RerankResult | None,
+) -> dict[str, str]:
+    """`save_run=OUT`: the final ranking to OUT, and a retrieved first stage's to OUT.first-stage."""
+    runs: dict[str, str] = {}
+    if save_run is None:
+        return runs
+    save_run = Path(save_run)
+    if reranked is None:
+        runs["first_stage"] = str(write_run(first.run, save_run, tag=stage_class.name))
+        return runs
+    runs["reranked"] = str(write_run(reranked.run, save_run))
+    if first.retrieved_here and stage_class.indexes_corpus:  # a run file's copy would add nothing
+        first_path = _first_stage_copy_path(save_run)
+        runs["first_stage"] = str(write_run(first.run, first_path, tag=stage_class.name))
+    return runs

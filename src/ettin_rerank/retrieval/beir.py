@@ -232,37 +232,10 @@ def load_beir(
         qrels_source, split = str(qrels_file), Path(qrels_file).stem
         raw_qrels = read_trec_qrels(qrels_file)
     issues = DatasetIssues(empty_documents=sum(1 for d in corpus.values() if not d.text_for_scoring.strip()))
-    qrels: Qrels = {}
-    for query_id, judged in raw_qrels.items():
-        if query_id not in all_queries:
-            issues.qrels_unknown_queries += len(judged)
-            continue
-        in_corpus = {d: s for d, s in judged.items() if d in corpus}
-        if qrels_file is None:
-            issues.qrels_unknown_docs += len(judged) - len(in_corpus)
-            judged = in_corpus
-        else:
-            issues.qrels_outside_corpus_kept += len(judged) - len(in_corpus)
-        if judged:
-            qrels[query_id] = dict(judged)
-    if issues.qrels_unknown_queries:
-        logger.warning(
-            "%s: %d judgement(s) name a query id missing from queries.jsonl; dropped",
-            directory,
-            issues.qrels_unknown_queries,
-        )
-    if issues.qrels_outside_corpus_kept:
-        logger.info(
-            "%s: %d judgement(s) name documents outside the corpus; kept, as trec_eval keeps them",
-            qrels_source,
-            issues.qrels_outside_corpus_kept,
-        )
-    if issues.qrels_unknown_docs:
-        logger.warning(
-            "%s: %d judgement(s) name a document id missing from corpus.jsonl; dropped",
-            directory,
-            issues.qrels_unknown_docs,
-        )
+    # a qrels file replaces the split's judgements as they are: trec_eval keeps unknown documents too
+    keep_outside_corpus = qrels_file is not None
+    qrels = _usable_qrels(raw_qrels, all_queries, corpus, issues, keep_outside_corpus)
+    _log_dropped_judgements(issues, directory, qrels_source)
     if not qrels:
         raise ValueError(
             f"{directory}: no usable judgements in {qrels_source} (every judgement names an unknown query or document id)"
@@ -284,6 +257,52 @@ def load_beir(
     return BeirDataset(
         corpus=corpus, queries=queries, qrels=qrels, name=directory.name, split=split, issues=issues
     )
+
+
+def _usable_qrels(
+    raw_qrels: Qrels,
+    queries: Mapping[str, str],
+    corpus: Mapping[str, Document],
+    issues: DatasetIssues,
+    keep_outside_corpus: bool,
+) -> Qrels:
+    """The judgements of known queries; those of documents missing from the corpus are dropped, or
+    kept with `keep_outside_corpus`. What is dropped or kept is counted in `issues`."""
+    qrels: Qrels = {}
+    for query_id, judged in raw_qrels.items():
+        if query_id not in queries:
+            issues.qrels_unknown_queries += len(judged)
+            continue
+        in_corpus = {d: s for d, s in judged.items() if d in corpus}
+        if keep_outside_corpus:
+            issues.qrels_outside_corpus_kept += len(judged) - len(in_corpus)
+        else:
+            issues.qrels_unknown_docs += len(judged) - len(in_corpus)
+            judged = in_corpus
+        if judged:
+            qrels[query_id] = dict(judged)
+    return qrels
+
+
+def _log_dropped_judgements(issues: DatasetIssues, directory: Path, qrels_source: str) -> None:
+    if issues.qrels_unknown_queries:
+        logger.warning(
+            "%s: %d judgement(s) name a query id missing from queries.jsonl; dropped",
+            directory,
+            issues.qrels_unknown_queries,
+        )
+    if issues.qrels_outside_corpus_kept:
+        logger.info(
+            "%s: %d judgement(s) name documents outside the corpus; kept, as trec_eval keeps them",
+            qrels_source,
+            issues.qrels_outside_corpus_kept,
+        )
+    if issues.qrels_unknown_docs:
+        logger.warning(
+            "%s: %d judgement(s) name a document id missing from corpus.jsonl; dropped",
+            directory,
+            issues.qrels_unknown_docs,
+        )
 
 
 def write_corpus(corpus: Mapping[str, Document], path: str | Path) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Mapping
 from pathlib import Path
 
-from .beir import BeirDataset, DatasetIssues, Run, write_beir
+from .beir import BeirDataset, DatasetIssues, Document, Run, write_beir
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,41 @@ def build_nano_subset(
         raise ValueError(f"n_queries must be at least 1, got {n_queries}")
     if max_corpus < 1:
         raise ValueError(f"max_corpus must be at least 1, got {max_corpus}")
+    query_ids = _sample_queries(dataset, n_queries, seed)
+    selected = _judged_documents(dataset, query_ids, max_corpus)
+    if len(selected) < max_corpus:
+        if distractor_run is None:
+            distractor_run = _bm25_run(dataset, query_ids, distractor_depth, show_progress)
+        ranked = [list(distractor_run.get(q, {}))[:distractor_depth] for q in query_ids]
+        _add_distractors(selected, ranked, dataset.corpus, max_corpus)
+
+    subset = BeirDataset(
+        corpus={d: doc for d, doc in dataset.corpus.items() if d in selected},
+        queries={q: dataset.queries[q] for q in query_ids},
+        qrels={q: dict(dataset.qrels[q]) for q in query_ids},
+        name=f"nano-{dataset.name}" if dataset.name else "nano",
+        split=dataset.split,
+        issues=DatasetIssues(),
+    )
+    logger.info(
+        "nano subset: %d queries, %d documents (seed %d)", len(subset.queries), len(subset.corpus), seed
+    )
+    if output_dir is not None:
+        info = {
+            "source": dataset.name,
+            "split": dataset.split,
+            "n_queries": len(subset.queries),
+            "max_corpus": max_corpus,
+            "corpus_size": len(subset.corpus),
+            "seed": seed,
+            "distractor_depth": distractor_depth,
+        }
+        _write_nano(subset, info, Path(output_dir))
+    return subset
+
+
+def _sample_queries(dataset: BeirDataset, n_queries: int, seed: int) -> list[str]:
+    """`n_queries` of the queries with a relevant judgement (all of them if fewer), in parent order."""
     eligible = sorted(
         q
         for q, judged in dataset.qrels.items()
@@ -55,8 +91,11 @@ def build_nano_subset(
             len(eligible),
         )
     chosen = set(random.Random(seed).sample(eligible, min(n_queries, len(eligible))))
-    query_ids = [q for q in dataset.queries if q in chosen]  # parent order
+    return [q for q in dataset.queries if q in chosen]  # parent order
 
+
+def _judged_documents(dataset: BeirDataset, query_ids: list[str], max_corpus: int) -> dict[str, None]:
+    """Every document judged for `query_ids` (an ordered set), kept whole even past `max_corpus`."""
     selected: dict[str, None] = {}
     for query_id in query_ids:
         selected.update(dict.fromkeys(dataset.qrels[query_id]))
@@ -67,46 +106,34 @@ def build_nano_subset(
             len(selected),
             max_corpus,
         )
-    elif len(selected) < max_corpus:
-        if distractor_run is None:
-            from .bm25 import BM25Index
+    return selected
 
-            index = BM25Index.build(dataset.corpus, show_progress=show_progress)
-            distractor_run = index.search(
-                {q: dataset.queries[q] for q in query_ids}, k=distractor_depth, show_progress=show_progress
-            )
-        ranked = [list(distractor_run.get(q, {}))[:distractor_depth] for q in query_ids]
-        for rank in range(max((len(r) for r in ranked), default=0)):
-            for docs in ranked:
-                if len(selected) >= max_corpus:
-                    break
-                if rank < len(docs) and docs[rank] in dataset.corpus:
-                    selected.setdefault(docs[rank], None)
+
+def _bm25_run(dataset: BeirDataset, query_ids: list[str], depth: int, show_progress: bool) -> Run:
+    """The default distractors' source: BM25 (default settings) over the full corpus."""
+    from .bm25 import BM25Index
+
+    index = BM25Index.build(dataset.corpus, show_progress=show_progress)
+    return index.search({q: dataset.queries[q] for q in query_ids}, k=depth, show_progress=show_progress)
+
+
+def _add_distractors(
+    selected: dict[str, None], ranked: list[list[str]], corpus: Mapping[str, Document], max_corpus: int
+) -> None:
+    """Adds to `selected` the corpus documents of each query's ranking, rank by rank across the
+    queries (every query's rank 1, then every query's rank 2, ...) until `max_corpus` is reached or
+    the rankings are exhausted."""
+    for rank in range(max((len(r) for r in ranked), default=0)):
+        for docs in ranked:
             if len(selected) >= max_corpus:
                 break
+            if rank < len(docs) and docs[rank] in corpus:
+                selected.setdefault(docs[rank], None)
+        if len(selected) >= max_corpus:
+            break
 
-    corpus = {d: doc for d, doc in dataset.corpus.items() if d in selected}
-    subset = BeirDataset(
-        corpus=corpus,
-        queries={q: dataset.queries[q] for q in query_ids},
-        qrels={q: dict(dataset.qrels[q]) for q in query_ids},
-        name=f"nano-{dataset.name}" if dataset.name else "nano",
-        split=dataset.split,
-        issues=DatasetIssues(),
-    )
-    logger.info(
-        "nano subset: %d queries, %d documents (seed %d)", len(subset.queries), len(subset.corpus), seed
-    )
-    if output_dir is not None:
-        write_beir(subset, output_dir)
-        info = {
-            "source": dataset.name,
-            "split": dataset.split,
-            "n_queries": len(subset.queries),
-            "max_corpus": max_corpus,
-            "corpus_size": len(subset.corpus),
-            "seed": seed,
-            "distractor_depth": distractor_depth,
-        }
-        (Path(output_dir) / "nano.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    return subset
+
+def _write_nano(subset: BeirDataset, info: dict[str, object], output_dir: Path) -> None:
+    """The subset in BEIR format, with `nano.json` recording how it was built."""
+    write_beir(subset, output_dir)
+    (output_dir / "nano.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

@@ -12,12 +12,14 @@ import logging
 import math
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from ..config.training import MINING
 from ..retrieval.first_stage import (
     DEFAULT_FIRST_STAGE,
+    FirstStage,
     FirstStageSettings,
     build_first_stage,
     first_stage_class,
@@ -32,10 +34,13 @@ from .io import (
     write_json_atomic,
 )
 
+if TYPE_CHECKING:
+    from ..retrieval.beir import BeirDataset
+
 logger = logging.getLogger(__name__)
 
 
-def mine_candidates(
+def mine_candidates(  # noqa: PLR0913 (its parameters are the `mine` command's flags)
     dataset_dir: str | Path,
     output_dir: str | Path,
     split: str = MINING.split,
@@ -65,11 +70,7 @@ def mine_candidates(
     query_ids = [q for q in dataset.queries if q in dataset.qrels]
     if not query_ids:
         raise ValueError(f"{dataset_dir}: split {split!r} has no judged queries; nothing to mine")
-    if max_queries is not None:
-        if max_queries < 1:
-            raise ValueError(f"max_queries must be at least 1, got {max_queries}")
-        chosen = set(random.Random(seed).sample(query_ids, min(max_queries, len(query_ids))))
-        query_ids = [q for q in query_ids if q in chosen]
+    query_ids = _sample_queries(query_ids, max_queries, seed)
     depth_eff = min(depth, len(dataset.corpus))
 
     settings = {
@@ -96,22 +97,15 @@ def mine_candidates(
     else:
         if done:
             logger.info("resuming: %d of %d candidate shards already written", len(done), num_shards)
-        stage = build_first_stage(
-            first_stage,
-            dataset.corpus,
-            FirstStageSettings(dense_model=dense_model, device=device),
-            show_progress=show_progress,
-        )
+        stage_settings = FirstStageSettings(dense_model=dense_model, device=device)
+        stage = build_first_stage(first_stage, dataset.corpus, stage_settings, show_progress=show_progress)
         provenance = {"dataset": dataset_dir.name, "split": split, "first_stage": first_stage, "teacher": ""}
         for shard in range(num_shards):
             if shard in done:
                 continue
             shard_queries = query_ids[shard * queries_per_shard : (shard + 1) * queries_per_shard]
-            run = stage.search({q: dataset.queries[q] for q in shard_queries}, k=depth_eff)
-            table = _candidate_table(dataset, shard_queries, run)
-            write_atomic(
-                with_provenance(table, {**provenance, "created_at": utc_now()}), shard_path(output_dir, shard)
-            )
+            table = _mine_shard(stage, dataset, shard_queries, depth_eff, provenance)
+            write_atomic(table, shard_path(output_dir, shard))
             logger.info(
                 "mined shard %d/%d: %d queries, %d pairs",
                 shard + 1,
@@ -123,6 +117,24 @@ def mine_candidates(
         {"settings": settings, "num_shards": num_shards, "complete": True}, output_dir / MANIFEST
     )
     return output_dir
+
+
+def _mine_shard(
+    stage: FirstStage, dataset: BeirDataset, query_ids: list[str], depth: int, provenance: dict[str, str]
+) -> pa.Table:
+    """One shard's candidates: the first stage's top `depth` per query, plus the positives it missed."""
+    run = stage.search({q: dataset.queries[q] for q in query_ids}, k=depth)
+    return with_provenance(_candidate_table(dataset, query_ids, run), {**provenance, "created_at": utc_now()})
+
+
+def _sample_queries(query_ids: list[str], max_queries: int | None, seed: int) -> list[str]:
+    """A seeded random subset of `max_queries` of `query_ids` (all when None), kept in their order."""
+    if max_queries is None:
+        return query_ids
+    if max_queries < 1:
+        raise ValueError(f"max_queries must be at least 1, got {max_queries}")
+    chosen = set(random.Random(seed).sample(query_ids, min(max_queries, len(query_ids))))
+    return [q for q in query_ids if q in chosen]
 
 
 def _candidate_table(dataset, query_ids: list[str], run) -> pa.Table:

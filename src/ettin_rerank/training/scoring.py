@@ -299,7 +299,7 @@ def _runner_for(backend: str, workers: int) -> str:
     return "in-process" if workers == 1 else "process-pool"
 
 
-def score_teacher(
+def score_teacher(  # noqa: PLR0913 (its parameters are the `score-teacher` command's flags)
     candidates_dir: str | Path,
     teacher: str | Path,
     output_dir: str | Path,

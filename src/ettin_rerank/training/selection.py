@@ -112,27 +112,20 @@ def select_training_pairs(
         )
     output_dir = Path(output_dir)
     table = read_table(scored_dir, REQUIRED_COLUMNS, "select")
-    query_ids = table.column("query_id").to_numpy(zero_copy_only=False).astype(str)
     scores = table.column("teacher_score").to_numpy(zero_copy_only=False).astype(np.float64)
     labels = table.column("label").to_numpy(zero_copy_only=False)
     if not np.all(np.isfinite(scores)):
         raise ValueError(f"{scored_dir}: some teacher scores are NaN or infinite; rescore them")
-    # Group rows by query, keeping first-appearance order of queries and row order inside.
-    unique, first, inverse = np.unique(query_ids, return_index=True, return_inverse=True)
-    query_order = unique[np.argsort(first)]
-    rows_of = {q: [] for q in query_order}
-    for row, q in enumerate(query_ids):
-        rows_of[q].append(row)
-    del inverse
-    heldout_count = min(heldout_queries, max(0, len(query_order) - 1))
-    heldout = set(random.Random(seed).sample(sorted(query_order), heldout_count)) if heldout_count else set()
+    rows_of = _rows_by_query(table.column("query_id").to_numpy(zero_copy_only=False).astype(str))
+    heldout_count = min(heldout_queries, max(0, len(rows_of) - 1))
+    heldout = set(random.Random(seed).sample(sorted(rows_of), heldout_count)) if heldout_count else set()
 
     picks: dict[str, list[tuple[int, int, int]]] = {
         "train": [],
         "heldout": [],
     }  # (row, rank in selection, tag)
-    for q in query_order:
-        rows = np.asarray(rows_of[q], dtype=np.int64)
+    for q, query_rows in rows_of.items():
+        rows = np.asarray(query_rows, dtype=np.int64)
         chosen, tags = select_for_query(
             scores[rows], labels[rows], _rng(seed, q), keep, top_hard, per_query, medium_band
         )
@@ -151,37 +144,51 @@ def select_training_pairs(
         "heldout_queries": heldout_count,
         "seed": seed,
     }
-    counts = {}
-    for part, selected in picks.items():
-        directory = output_dir / part
-        for old in directory.glob("*.parquet"):
-            old.unlink()
-        if not selected:
-            counts[part] = 0
-            continue
-        rows = np.array([r for r, _, _ in selected], dtype=np.int64)
-        out = table.take(pa.array(rows))
-        out = out.append_column("selection_rank", pa.array([p for _, p, _ in selected], type=pa.int32()))
-        out = out.append_column(
-            "selection", pa.array(["top" if t == 0 else "medium" for _, _, t in selected])
-        )
-        # each row keeps its own source (a merged input holds several); absent columns are added empty
-        missing = {name: "" for name in PROVENANCE_COLUMNS if name not in out.column_names}
-        out = with_provenance(out, {**missing, "created_at": utc_now()})
-        # Shards hold whole queries.
-        out_queries = out.column("query_id").to_pylist()
-        boundaries = (
-            [0]
-            + [i for i in range(1, len(out_queries)) if out_queries[i] != out_queries[i - 1]]
-            + [len(out_queries)]
-        )
-        starts = boundaries[:-1][::queries_per_shard] + [len(out_queries)]
-        for shard, (lo, hi) in enumerate(zip(starts[:-1], starts[1:], strict=True)):
-            write_atomic(out.slice(lo, hi - lo), shard_path(directory, shard))
-        counts[part] = out.num_rows
+    counts = {
+        part: _write_selection(table, selected, output_dir / part, queries_per_shard)
+        for part, selected in picks.items()
+    }
     write_json_atomic(
-        {"settings": settings, "rows": counts, "queries": len(query_order), "complete": True},
+        {"settings": settings, "rows": counts, "queries": len(rows_of), "complete": True},
         output_dir / MANIFEST,
     )
-    logger.info("selected %s pairs from %d queries", counts, len(query_order))
+    logger.info("selected %s pairs from %d queries", counts, len(rows_of))
     return output_dir
+
+
+def _rows_by_query(query_ids: np.ndarray) -> dict[str, list[int]]:
+    """Each query's rows, queries in first-appearance order and rows in table order."""
+    unique, first = np.unique(query_ids, return_index=True)
+    rows_of: dict[str, list[int]] = {q: [] for q in unique[np.argsort(first)]}
+    for row, q in enumerate(query_ids):
+        rows_of[q].append(row)
+    return rows_of
+
+
+def _write_selection(
+    table: pa.Table, selected: list[tuple[int, int, int]], directory: Path, queries_per_shard: int
+) -> int:
+    """The `selected` (row, rank in selection, tag) rows of `table` as shards of whole queries in
+    `directory`, replacing what an earlier selection wrote there; returns the rows written."""
+    for old in directory.glob("*.parquet"):
+        old.unlink()
+    if not selected:
+        return 0
+    rows = np.array([r for r, _, _ in selected], dtype=np.int64)
+    out = table.take(pa.array(rows))
+    out = out.append_column("selection_rank", pa.array([p for _, p, _ in selected], type=pa.int32()))
+    out = out.append_column("selection", pa.array(["top" if t == 0 else "medium" for _, _, t in selected]))
+    # each row keeps its own source (a merged input holds several); absent columns are added empty
+    missing = {name: "" for name in PROVENANCE_COLUMNS if name not in out.column_names}
+    out = with_provenance(out, {**missing, "created_at": utc_now()})
+    # Shards hold whole queries.
+    out_queries = out.column("query_id").to_pylist()
+    boundaries = (
+        [0]
+        + [i for i in range(1, len(out_queries)) if out_queries[i] != out_queries[i - 1]]
+        + [len(out_queries)]
+    )
+    starts = boundaries[:-1][::queries_per_shard] + [len(out_queries)]
+    for shard, (lo, hi) in enumerate(zip(starts[:-1], starts[1:], strict=True)):
+        write_atomic(out.slice(lo, hi - lo), shard_path(directory, shard))
+    return out.num_rows
