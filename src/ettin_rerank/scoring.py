@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 class PairScorer(Protocol):
     """Pairs in, one float32 score per pair out, in input order (raw, no activation)."""
 
-    name: str  # what scores (a model path or id, a teacher spec), for provenance and logs
+    @property
+    def name(self) -> str:
+        """What scores (a model path or id, a teacher spec), for provenance and logs."""
+        ...
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
 
