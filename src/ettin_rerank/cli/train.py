@@ -26,43 +26,51 @@ from .options import (
 
 
 def register(subparsers) -> None:
-    subparsers.add_parser(
-        "mine",
-        help="distillation step 1: first-stage candidates (plus judged positives) per query",
-        description="Retrieve the top --depth candidates per judged query of --split (bounded by the corpus size) "
-        "and add every judged positive the first stage missed. Writes Parquet shards; reruns resume.",
-        add_arguments=add_mine_arguments,
-        needs_extra="train",
-    ).set_defaults(handler=run_mine)
-    subparsers.add_parser(
-        "score-teacher",
-        help="distillation step 2: the teacher's raw logit for every candidate pair (sharded, resumable)",
-        description="Score candidates with a teacher: any model `Reranker` loads, or a sentence-transformers "
-        "CrossEncoder directory (identity activation). A killed run restarted with the same arguments "
-        "continues where it stopped; every pair ends up scored exactly once.",
-        add_arguments=add_score_teacher_arguments,
-        needs_extra="train",
-    ).set_defaults(handler=run_score_teacher)
-    subparsers.add_parser(
-        "select",
-        help="distillation step 3: the recipe's subsampling by teacher rank",
-        description="Per query: all positives + the top --top-hard + a quantile-stratified sample up to --keep; "
-        "then --per-query pairs, half from the top of the teacher ranking, half from a medium band. "
-        "Deterministic by --seed. Writes OUTPUT/train/ (and OUTPUT/heldout/ with --heldout-queries).",
-        add_arguments=add_select_arguments,
-        needs_extra="train",
-    ).set_defaults(handler=run_select)
-    subparsers.add_parser(
-        "distill",
-        help="distillation step 4: train a student on the teacher's logits (resumable; torchrun for DDP)",
-        description="Train a student (an Ettin size from random init, a reranker directory, or --init-encoder) "
-        "on teacher logits with pointwise MSE. Evaluates every --eval-every of training on a NanoBEIR-style "
-        "subset of --eval-dataset (BM25 top-100, NDCG@10), keeps the best checkpoints and saves the best to "
-        "OUTPUT in the Ettin layout. Rerun the same command to resume. Multi-process: "
-        "`torchrun --nproc_per_node N -m ettin_rerank distill ...`.",
-        add_arguments=add_distill_arguments,
-        needs_extra="train",
-    ).set_defaults(handler=run_distill)
+    """The four steps, each a command that needs the `train` extra: name, help, description, the
+    function adding its flags and the one running it."""
+    steps = (
+        (
+            "mine",
+            "distillation step 1: first-stage candidates (plus judged positives) per query",
+            "Retrieve the top --depth candidates per judged query of --split (bounded by the corpus size) "
+            "and add every judged positive the first stage missed. Writes Parquet shards; reruns resume.",
+            add_mine_arguments,
+            run_mine,
+        ),
+        (
+            "score-teacher",
+            "distillation step 2: the teacher's raw logit for every candidate pair (sharded, resumable)",
+            "Score candidates with a teacher: any model `Reranker` loads, or a sentence-transformers "
+            "CrossEncoder directory (identity activation). A killed run restarted with the same arguments "
+            "continues where it stopped; every pair ends up scored exactly once.",
+            add_score_teacher_arguments,
+            run_score_teacher,
+        ),
+        (
+            "select",
+            "distillation step 3: the recipe's subsampling by teacher rank",
+            "Per query: all positives + the top --top-hard + a quantile-stratified sample up to --keep; "
+            "then --per-query pairs, half from the top of the teacher ranking, half from a medium band. "
+            "Deterministic by --seed. Writes OUTPUT/train/ (and OUTPUT/heldout/ with --heldout-queries).",
+            add_select_arguments,
+            run_select,
+        ),
+        (
+            "distill",
+            "distillation step 4: train a student on the teacher's logits (resumable; torchrun for DDP)",
+            "Train a student (an Ettin size from random init, a reranker directory, or --init-encoder) "
+            "on teacher logits with pointwise MSE. Evaluates every --eval-every of training on a NanoBEIR-style "
+            "subset of --eval-dataset (BM25 top-100, NDCG@10), keeps the best checkpoints and saves the best to "
+            "OUTPUT in the Ettin layout. Rerun the same command to resume. Multi-process: "
+            "`torchrun --nproc_per_node N -m ettin_rerank distill ...`.",
+            add_distill_arguments,
+            run_distill,
+        ),
+    )
+    for name, summary, description, add_arguments, handler in steps:
+        subparsers.add_parser(
+            name, help=summary, description=description, add_arguments=add_arguments, needs_extra="train"
+        ).set_defaults(handler=handler)
 
 
 def add_output_argument(parser: argparse.ArgumentParser, help: str, as_path: bool = True) -> None:

@@ -207,9 +207,24 @@ class Reranker:
         does not fit in overlapping windows and keeps the max.
         """
         pairs = validate_pairs(pairs)
-        if check_long_documents(long_documents) == "chunk":
-            return self._score_chunked(pairs, batch_tokens, show_progress_bar, batch_size)
-        return self._score_truncated(pairs, batch_tokens, show_progress_bar, batch_size)
+        if check_long_documents(long_documents) == "truncate":
+            return self._score_truncated(pairs, batch_tokens, show_progress_bar, batch_size)
+        # chunk: pairs are prepared a chunk at a time, so memory stays bounded for any input size
+        parts = [PairScores.whole(np.empty(0, dtype=np.float32), np.zeros(0, dtype=bool))]
+        with progress_bar(len(pairs), show_progress_bar) as progress:
+            for start, end in chunk_bounds(pairs, DEFAULT_CHUNK_PAIRS, DEFAULT_CHUNK_CHARS):
+                queries, documents = zip(*pairs[start:end], strict=True)
+                job = PairsJob(list(queries), list(documents), TruncationOptions(long_document="chunk"))
+                prepared = prepare(self.tokenizer, job)
+                rows = self.predict_encoded(prepared.encoded, batch_tokens, False, batch_size)
+                parts.append(prepared.report(rows))
+                progress.update(end - start)
+        return PairScores(
+            np.concatenate([part.scores for part in parts]),
+            np.concatenate([part.truncated for part in parts]),
+            np.concatenate([part.n_chunks for part in parts]),
+            [span for part in parts for span in part.best_spans],
+        )
 
     def _score_truncated(
         self,
@@ -230,33 +245,6 @@ class Reranker:
         batches = iter_pair_batches(pairs, encode, batch_tokens or self.batch_tokens, max_pairs=batch_size)
         scores = self._score_batches(batches, len(pairs), show_progress_bar)
         return PairScores.whole(scores, np.concatenate(cut) if cut else np.zeros(0, dtype=bool))
-
-    def _score_chunked(
-        self,
-        pairs: list[tuple[str, str]],
-        batch_tokens: int | None,
-        show_progress_bar: bool | None,
-        batch_size: int | None,
-    ) -> PairScores:
-        """Windows of documents that do not fit, max over a document's windows. Pairs are prepared a
-        chunk at a time, so memory stays bounded for any input size."""
-        parts: list[PairScores] = []
-        with progress_bar(len(pairs), show_progress_bar) as progress:
-            for start, end in chunk_bounds(pairs, DEFAULT_CHUNK_PAIRS, DEFAULT_CHUNK_CHARS):
-                queries, documents = zip(*pairs[start:end], strict=True)
-                job = PairsJob(list(queries), list(documents), TruncationOptions(long_document="chunk"))
-                prepared = prepare(self.tokenizer, job)
-                rows = self.predict_encoded(prepared.encoded, batch_tokens, False, batch_size)
-                parts.append(prepared.report(rows))
-                progress.update(end - start)
-        if not parts:
-            return PairScores.whole(np.empty(0, dtype=np.float32), np.zeros(0, dtype=bool))
-        return PairScores(
-            np.concatenate([part.scores for part in parts]),
-            np.concatenate([part.truncated for part in parts]),
-            np.concatenate([part.n_chunks for part in parts]),
-            [span for part in parts for span in part.best_spans],
-        )
 
     @torch.inference_mode()
     def _score_batches(

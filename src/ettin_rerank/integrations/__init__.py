@@ -56,50 +56,61 @@ def load_reranker(model: str | os.PathLike | None = None, reranker: Any = None) 
 
 
 @dataclass(frozen=True)
-class RerankOptions:
-    """What an integration passes to `Reranker.rank`, checked and resolved once, at construction."""
+class InProcessReranker:
+    """What an integration scores with: the reranker and its options, checked once, at construction."""
 
+    reranker: Reranker
     top_n: int | None  # documents kept, best first; None keeps them all
     activation: str  # "calibrated", "sigmoid" or "identity" (raw logits)
     long_documents: str  # "chunk" (max over windows) or "truncate" (the first max_length tokens)
 
+    @classmethod
+    def load(
+        cls,
+        model: str | os.PathLike | None = None,
+        reranker: Any = None,
+        top_n: Any = DEFAULT_TOP_N,
+        activation: str | None = None,
+        long_documents: str = DEFAULT_LONG_DOCUMENTS,
+    ) -> InProcessReranker:
+        """`load_reranker(model, reranker)` with its options checked against it; `activation=None`
+        means the engine's `Reranker.probability_activation` (calibrated when the model has a
+        calibration, else sigmoid)."""
+        from ..inference.long_documents import check_long_documents
+        from ..inference.scores import check_activation
 
-def resolve_options(
-    reranker: Reranker, top_n: Any, activation: str | None, long_documents: str
-) -> RerankOptions:
-    """Check an integration's options against the reranker; `activation=None` means the engine's
-    `Reranker.probability_activation` (calibrated when the model has a calibration, else sigmoid)."""
-    from ..inference.long_documents import check_long_documents
-    from ..inference.scores import check_activation
+        loaded = load_reranker(model, reranker)
+        if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+            raise ValueError(
+                f"top_n must be a positive integer, or None to keep every document; got {top_n!r}"
+            )
+        if activation is None:
+            activation = loaded.probability_activation
+        elif activation not in ("calibrated", "sigmoid", "identity"):
+            # None is the reranker's own name for raw logits; here it means "choose for me"
+            raise ValueError(
+                f"activation must be 'calibrated', 'sigmoid', 'identity' (raw logits) or None "
+                f"(calibrated when the model has a calibration, else sigmoid); got {activation!r}"
+            )
+        check_activation(activation, loaded.calibration)
+        return cls(loaded, top_n, activation, check_long_documents(long_documents))
 
-    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
-        raise ValueError(f"top_n must be a positive integer, or None to keep every document; got {top_n!r}")
-    if activation is None:
-        activation = reranker.probability_activation
-    elif activation not in ("calibrated", "sigmoid", "identity"):
-        # None is the reranker's own name for raw logits; here it means "choose for me"
-        raise ValueError(
-            f"activation must be 'calibrated', 'sigmoid', 'identity' (raw logits) or None "
-            f"(calibrated when the model has a calibration, else sigmoid); got {activation!r}"
+    @property
+    def name(self) -> str:
+        return self.reranker.name
+
+    def rerank(self, query: Any, texts: list[str]) -> list[dict[str, Any]]:
+        """`Reranker.rank` results for the texts (best first, at most `top_n`), each with `index`,
+        `score` and, when chunking, `n_chunks` and `best_chunk`."""
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        if not texts:
+            return []
+        return self.reranker.rank(
+            query,
+            texts,
+            top_k=self.top_n,
+            activation=self.activation,
+            long_documents=self.long_documents,
+            show_progress_bar=False,
         )
-    check_activation(activation, reranker.calibration)
-    return RerankOptions(top_n, activation, check_long_documents(long_documents))
-
-
-def rerank_texts(
-    reranker: Reranker, query: Any, texts: list[str], options: RerankOptions
-) -> list[dict[str, Any]]:
-    """`Reranker.rank` results for the texts (best first, at most `top_n`), each with `index`,
-    `score` and, when chunking, `n_chunks` and `best_chunk`."""
-    if not isinstance(query, str):
-        raise TypeError(f"query must be a string, got {type(query).__name__}")
-    if not texts:
-        return []
-    return reranker.rank(
-        query,
-        texts,
-        top_k=options.top_n,
-        activation=options.activation,
-        long_documents=options.long_documents,
-        show_progress_bar=False,
-    )

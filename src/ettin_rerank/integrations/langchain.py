@@ -17,15 +17,7 @@ from collections.abc import Sequence
 from copy import deepcopy
 from typing import Any
 
-from . import (
-    DEFAULT_LONG_DOCUMENTS,
-    DEFAULT_TOP_N,
-    RerankOptions,
-    load_reranker,
-    missing_framework,
-    rerank_texts,
-    resolve_options,
-)
+from . import DEFAULT_LONG_DOCUMENTS, DEFAULT_TOP_N, InProcessReranker, missing_framework
 
 try:
     from langchain_core.callbacks import Callbacks
@@ -64,15 +56,17 @@ class EttinRerank(BaseDocumentCompressor):
         description="'chunk' scores a document longer than the model's max length in windows (max over "
         "them); 'truncate' scores its start only.",
     )
-    _options: RerankOptions = PrivateAttr()
+    _scorer: InProcessReranker = PrivateAttr()
 
     @model_validator(mode="after")
     def _load_reranker(self) -> EttinRerank:
         # Loaded and checked here, so a wrong option fails when the compressor is built, not mid-chain.
-        self.reranker = load_reranker(self.model, self.reranker)
-        self._options = resolve_options(self.reranker, self.top_n, self.activation, self.long_documents)
-        self.model = self.reranker.name
-        self.activation = self._options.activation
+        self._scorer = InProcessReranker.load(
+            self.model, self.reranker, self.top_n, self.activation, self.long_documents
+        )
+        self.reranker = self._scorer.reranker
+        self.model = self._scorer.name
+        self.activation = self._scorer.activation
         return self
 
     def compress_documents(
@@ -93,7 +87,7 @@ class EttinRerank(BaseDocumentCompressor):
                 )
         texts = [document.page_content for document in documents]
         compressed = []
-        for result in rerank_texts(self.reranker, query, texts, self._options):
+        for result in self._scorer.rerank(query, texts):
             original = documents[result["index"]]
             metadata = deepcopy(original.metadata)
             metadata["relevance_score"] = result["score"]

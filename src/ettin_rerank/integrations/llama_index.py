@@ -15,15 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import (
-    DEFAULT_LONG_DOCUMENTS,
-    DEFAULT_TOP_N,
-    RerankOptions,
-    load_reranker,
-    missing_framework,
-    rerank_texts,
-    resolve_options,
-)
+from . import DEFAULT_LONG_DOCUMENTS, DEFAULT_TOP_N, InProcessReranker, missing_framework
 
 try:
     from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -54,8 +46,7 @@ class EttinRerank(BaseNodePostprocessor):
         description="'chunk' scores a node longer than the model's max length in windows (max over them); "
         "'truncate' scores its start only.",
     )
-    _reranker: Any = PrivateAttr()
-    _options: RerankOptions = PrivateAttr()
+    _scorer: InProcessReranker = PrivateAttr()
 
     def __init__(
         self,
@@ -70,17 +61,15 @@ class EttinRerank(BaseNodePostprocessor):
         """`model`: a directory or Hub id; `reranker`: an already loaded `ettin_rerank.Reranker`;
         neither: $ETTIN_RERANK_MODEL, then the bundled reranker. `activation=None`: calibrated
         when the model has a calibration, else sigmoid."""
-        loaded = load_reranker(model, reranker)
-        options = resolve_options(loaded, top_n, activation, long_documents)
+        scorer = InProcessReranker.load(model, reranker, top_n, activation, long_documents)
         super().__init__(
-            model=loaded.name,
-            top_n=options.top_n,
-            activation=options.activation,
-            long_documents=options.long_documents,
+            model=scorer.name,
+            top_n=scorer.top_n,
+            activation=scorer.activation,
+            long_documents=scorer.long_documents,
             **kwargs,
         )
-        self._reranker = loaded
-        self._options = options
+        self._scorer = scorer
 
     @classmethod
     def class_name(cls) -> str:
@@ -114,7 +103,7 @@ class EttinRerank(BaseNodePostprocessor):
             EventPayload.TOP_K: self.top_n,
         }
         with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
-            results = rerank_texts(self._reranker, query_bundle.query_str, texts, self._options)
+            results = self._scorer.rerank(query_bundle.query_str, texts)
             reranked = [NodeWithScore(node=nodes[r["index"]].node, score=r["score"]) for r in results]
             event.on_end(payload={EventPayload.NODES: reranked})
         dispatcher.event(ReRankEndEvent(nodes=reranked))

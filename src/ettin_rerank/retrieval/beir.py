@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,19 +130,27 @@ def _optional_str(record: dict, key: str, path: Path, line_number: int) -> str:
     return value
 
 
+def _records_by_id(path: Path, kind: str, item: str, fields: str) -> Iterator[tuple[int, str, dict]]:
+    """(line number, id, record) of a BEIR `<kind>.jsonl` of unique `item` ids, or an error naming the line."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{kind} file not found: {path} (a BEIR {kind}.jsonl has one {{{fields}}} object a line)"
+        )
+    seen: set[str] = set()
+    for line_number, record in _read_jsonl(path):
+        record_id = _require_id(record, path, line_number)
+        if record_id in seen:
+            raise ValueError(f"{path}:{line_number}: duplicate {item} id {record_id!r}")
+        seen.add(record_id)
+        yield line_number, record_id, record
+
+
 def load_corpus(path: str | Path) -> dict[str, Document]:
     """Read a BEIR `corpus.jsonl`. Duplicate ids and malformed lines raise with the line number."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f'corpus file not found: {path} (a BEIR corpus.jsonl has one {{"_id", "title", "text"}} object a line)'
-        )
     corpus: dict[str, Document] = {}
     empty = 0
-    for line_number, record in _read_jsonl(path):
-        doc_id = _require_id(record, path, line_number)
-        if doc_id in corpus:
-            raise ValueError(f"{path}:{line_number}: duplicate document id {doc_id!r}")
+    for line_number, doc_id, record in _records_by_id(path, "corpus", "document", '"_id", "title", "text"'):
         title = _optional_str(record, "title", path, line_number)
         text = _optional_str(record, "text", path, line_number)
         if not title.strip() and not text.strip():
@@ -158,15 +166,8 @@ def load_corpus(path: str | Path) -> dict[str, Document]:
 def load_queries(path: str | Path) -> dict[str, str]:
     """Read a BEIR `queries.jsonl` into {query_id: text}."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f'queries file not found: {path} (a BEIR queries.jsonl has one {{"_id", "text"}} object a line)'
-        )
     queries: dict[str, str] = {}
-    for line_number, record in _read_jsonl(path):
-        query_id = _require_id(record, path, line_number)
-        if query_id in queries:
-            raise ValueError(f"{path}:{line_number}: duplicate query id {query_id!r}")
+    for line_number, query_id, record in _records_by_id(path, "queries", "query", '"_id", "text"'):
         if "text" not in record:
             raise ValueError(f'{path}:{line_number}: missing the "text" field')
         queries[query_id] = _optional_str(record, "text", path, line_number)
