@@ -72,7 +72,7 @@ class EttinRerank(BaseNodePostprocessor):
         when the model has a calibration, else sigmoid."""
         loaded = load_reranker(model, reranker)
         options = resolve_options(loaded, top_n, activation, long_documents)
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]  # pydantic's dataclass_transform: the parent's fields only
             model=loaded.name,
             top_n=options.top_n,
             activation=options.activation,
@@ -107,7 +107,7 @@ class EttinRerank(BaseNodePostprocessor):
             )
         )
         texts = [node.node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
-        payload = {
+        payload: dict[str, Any] = {
             EventPayload.NODES: nodes,
             EventPayload.MODEL_NAME: self.model,
             EventPayload.QUERY_STR: query_bundle.query_str,
