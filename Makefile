@@ -1,4 +1,4 @@
-.PHONY: install setup test default-model
+.PHONY: install setup test lint default-model
 
 # What the main job needs: the library, `rank`, `search` with BM25 and the bundled model (README: Set up).
 install:
@@ -10,6 +10,12 @@ setup:
 
 test:
 	HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q
+
+# What CI checks besides the tests: lint, formatting, and types ([tool.mypy] in pyproject.toml).
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 # Rebuild the bundled reranker with the project's own distillation pipeline (see scripts/build_default_model.py).
 default-model:

@@ -83,8 +83,8 @@ def test_crossencoder_scores_equal_the_eager_reference(pooling):
 
 @pytest.mark.parametrize("name", list(ENCODERS))
 def test_each_family_meets_the_encoder_contract(name):
-    """No type checker runs on the package, so the `Encoder` protocol is held here: each family's
-    forward takes exactly the protocol's parameters, and the attributes it states are there."""
+    """The `Encoder` contract at run time (mypy checks it statically): each family's forward takes
+    exactly the contract's parameters, and the attributes it states are there."""
     encoder = ENCODERS[name]()
     assert inspect.signature(type(encoder).forward) == inspect.signature(Encoder.forward)
     assert isinstance(encoder.uses_token_type_ids, bool)

@@ -72,7 +72,7 @@ class SentenceTransformersEngine:
     def __init__(self, name: str, model_dir: str, device: str, max_length: int | None, batch_size: int = 32):
         from sentence_transformers import CrossEncoder  # the eval extra, needed by these engines only
 
-        kwargs = {}
+        kwargs: dict[str, Any] = {}  # CrossEncoder's keyword arguments
         self.description = "sentence-transformers CrossEncoder, default loading (fp32, sdpa)"
         if name == "st-bf16":
             attn = "flash_attention_2" if device.startswith("cuda") and flash_attn_available() else "sdpa"

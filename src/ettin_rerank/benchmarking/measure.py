@@ -109,7 +109,7 @@ class PeakMemory:
 
 @contextmanager
 def timed():
-    box = {}
+    box: dict[str, float] = {}
     start = time.perf_counter()
     yield box
     if torch.cuda.is_available():

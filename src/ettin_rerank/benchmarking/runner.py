@@ -217,10 +217,10 @@ def _engine_results(
     scores = measured.scores
     reference_name = next((n for n in ("st-default", "ours-exact") if n in scores), None)
     reference = scores[reference_name].astype(np.float64) if reference_name else None
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for name, times in measured.seconds.items():
         median = statistics.median(times)
-        entry = {
+        entry: dict[str, Any] = {
             "description": engines[name].description,
             "pairs_per_s": len(workload.pairs) / median,
             "seconds": times,

@@ -216,7 +216,7 @@ def missing_from_extra(extra: str) -> list[str]:
         specifier, _, marker = requirement.partition(";")
         if f'extra == "{extra}"' not in marker.replace("'", '"'):
             continue
-        name = re.match(r"[A-Za-z0-9._-]+", specifier.strip()).group(0)
+        name = re.split(r"[^A-Za-z0-9._-]", specifier.strip(), maxsplit=1)[0]  # PEP 508: the name leads
         if name == DISTRIBUTION:
             continue  # an extra made of other extras (`dev`)
         try:

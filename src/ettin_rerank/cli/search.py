@@ -193,7 +193,7 @@ def run_search(args) -> int:
         if hit.title:
             print(f"     {hit.title}")
         print(f"     {hit.snippet(args.snippet_width)}")
-    if truncated:
+    if truncated and reranker is not None:  # only a reranker truncates
         print(
             f"note: {truncated} result(s) above were cut to the reranker's {reranker.max_length} tokens "
             "(--long-documents truncate): the rest of those documents was not read",

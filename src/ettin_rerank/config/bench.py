@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
-OUR_MODES = {
+
+class OurMode(TypedDict, total=False):
+    """`Reranker.from_pretrained`'s keyword arguments for one of our engines."""
+
+    dtype: str
+    quantize: str
+
+
+OUR_MODES: dict[str, OurMode] = {
     "ours-exact": {"dtype": "float32"},
     "ours-bf16": {"dtype": "bfloat16"},
     "ours-fp16": {"dtype": "float16"},

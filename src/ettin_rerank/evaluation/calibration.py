@@ -377,7 +377,11 @@ def expected_calibration_error(
     bins = reliability_bins(probabilities, labels, n_bins)
     total = sum(b.count for b in bins)
     return float(
-        sum(b.count / total * abs(b.mean_probability - b.fraction_relevant) for b in bins if b.count)
+        sum(
+            b.count / total * abs(b.mean_probability - b.fraction_relevant)
+            for b in bins
+            if b.mean_probability is not None and b.fraction_relevant is not None  # a non-empty bin
+        )
     )
 
 

@@ -116,7 +116,7 @@ def _trace(model: CrossEncoderModel, path: Path) -> list[str]:
             external_data=False,  # one self-contained file
             verbose=False,
         )
-        program.save(str(path), external_data=False)
+        program.save(str(path), external_data=False)  # type: ignore[union-attr]  # dynamo=True: never the legacy None
     return names
 
 

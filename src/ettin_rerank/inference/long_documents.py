@@ -255,12 +255,13 @@ def cut_documents(
             report.requested[i] = True
             report.document_tokens[i] = len(tokens)
         if budget.chunked:
-            windows[i] = chunk_spans(tokens, start, stop, budget.chunk_window(query_tokens[i]))
-            if windows[i] is not None:
+            spans = chunk_spans(tokens, start, stop, budget.chunk_window(query_tokens[i]))
+            if spans is not None:
                 report.document_tokens[i] = len(tokens)
-                if options.max_chunks_per_doc is not None and len(windows[i]) > options.max_chunks_per_doc:
-                    windows[i] = windows[i][: options.max_chunks_per_doc]
+                if options.max_chunks_per_doc is not None and len(spans) > options.max_chunks_per_doc:
+                    spans = spans[: options.max_chunks_per_doc]
                     report.requested[i] = True
+            windows[i] = spans
         elif options.side == "left":
             kept = keep_end(tokens, stop - start, query_tokens[i], budget)
             if kept is not None:

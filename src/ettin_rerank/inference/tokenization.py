@@ -44,7 +44,7 @@ class EncodedPairs:
         with_types = all(p.token_type_ids is not None for p in parts) and bool(parts)
         return cls(
             input_ids=[ids for p in parts for ids in p.input_ids],
-            token_type_ids=[t for p in parts for t in p.token_type_ids] if with_types else None,
+            token_type_ids=[t for p in parts for t in (p.token_type_ids or [])] if with_types else None,
             truncated=np.concatenate([p.truncated for p in parts]) if parts else np.zeros(0, dtype=bool),
         )
 
@@ -117,7 +117,8 @@ class PairTokenizer:
             return []
         encodings = self._texts_backend.encode_batch(list(texts), add_special_tokens=False)
         return [
-            TextTokens(text, [tuple(o) for o in e.offsets]) for text, e in zip(texts, encodings, strict=True)
+            TextTokens(text, [(start, end) for start, end in e.offsets])
+            for text, e in zip(texts, encodings, strict=True)
         ]
 
     def count_tokens(self, texts: Sequence[str]) -> np.ndarray:

@@ -62,7 +62,7 @@ class EttinRerank(BaseNodePostprocessor):
         neither: $ETTIN_RERANK_MODEL, then the bundled reranker. `activation=None`: calibrated
         when the model has a calibration, else sigmoid."""
         scorer = InProcessReranker.load(model, reranker, top_n, activation, long_documents)
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]  # pydantic's dataclass_transform: the parent's fields only
             model=scorer.name,
             top_n=scorer.top_n,
             activation=scorer.activation,
@@ -96,7 +96,7 @@ class EttinRerank(BaseNodePostprocessor):
             )
         )
         texts = [node.node.get_content(metadata_mode=MetadataMode.EMBED) for node in nodes]
-        payload = {
+        payload: dict[str, Any] = {
             EventPayload.NODES: nodes,
             EventPayload.MODEL_NAME: self.model,
             EventPayload.QUERY_STR: query_bundle.query_str,

@@ -267,32 +267,37 @@ def global_grouped_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, scale: float
 ) -> torch.Tensor:
     """Full attention within each sequence, one SDPA call per group of similar lengths."""
-    total, heads, head_dim = q.shape
     if packing.batch_size == 1:
-        out = _sdpa(q[None].transpose(1, 2), k[None].transpose(1, 2), v[None].transpose(1, 2), None, scale)
-        return out[0].transpose(0, 1)  # (total_tokens, heads, head_dim)
+        one = _sdpa(q[None].transpose(1, 2), k[None].transpose(1, 2), v[None].transpose(1, 2), None, scale)
+        return one[0].transpose(0, 1)  # (total_tokens, heads, head_dim)
     groups = _global_plan(packing, q.device)
-    out = None
+    if len(groups) == 1 and groups[0].contiguous_from == 0:
+        return _group_attention(q, k, v, groups[0], scale)  # one unpadded group: nothing to scatter
+    out = torch.empty_like(q)
     for group in groups:
-        shape = (group.count, group.length, heads, head_dim)
+        og = _group_attention(q, k, v, group, scale)  # (count * length, heads, head_dim)
         if group.contiguous_from is not None:
-            rows = slice(group.contiguous_from, group.contiguous_from + group.count * group.length)
-            qg, kg, vg = (t[rows].view(shape).transpose(1, 2) for t in (q, k, v))
-        else:
-            qg, kg, vg = (t.index_select(0, group.gather).view(shape).transpose(1, 2) for t in (q, k, v))
-        # qg, kg, vg: (count, heads, length, head_dim)
-        og = _sdpa(qg, kg, vg, group.key_mask, scale).transpose(1, 2).reshape(-1, heads, head_dim)
-        if len(groups) == 1 and group.contiguous_from == 0:
-            return og  # the whole batch is one unpadded group: nothing to scatter
-        if out is None:
-            out = torch.empty_like(q)
-        if group.contiguous_from is not None:
-            out[rows] = og
+            out[group.contiguous_from : group.contiguous_from + len(og)] = og
         elif group.key_mask is None:
             out.index_copy_(0, group.gather, og)
         else:
             out.index_copy_(0, group.gather[group.valid], og[group.valid])
     return out
+
+
+def _group_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group: _Group, scale: float
+) -> torch.Tensor:
+    """SDPA over one group's padded rows -> (count * length, heads, head_dim), padding slots included."""
+    _, heads, head_dim = q.shape
+    shape = (group.count, group.length, heads, head_dim)
+    if group.contiguous_from is not None:
+        rows = slice(group.contiguous_from, group.contiguous_from + group.count * group.length)
+        qg, kg, vg = (t[rows].view(shape).transpose(1, 2) for t in (q, k, v))
+    else:
+        qg, kg, vg = (t.index_select(0, group.gather).view(shape).transpose(1, 2) for t in (q, k, v))
+    # qg, kg, vg: (count, heads, length, head_dim)
+    return _sdpa(qg, kg, vg, group.key_mask, scale).transpose(1, 2).reshape(-1, heads, head_dim)
 
 
 def cpu_varlen_attention(
@@ -371,7 +376,7 @@ def torch_varlen_attention(
     """PyTorch's own variable-length flash kernel (CUDA, fp16/bf16), sliding window included."""
     from torch.nn.attention.varlen import varlen_attn
 
-    return varlen_attn(
+    return varlen_attn(  # type: ignore[return-value]  # one Tensor without return_aux; torch's stub has no overload for it
         q,
         k,
         v,
@@ -468,7 +473,8 @@ class PaddedPacking(Packing):
     (i+1)*length - 1, padding included. Everything is a tensor computed from shapes, so the
     batch and length axes stay dynamic when traced; only `PADDED_ATTENTION` reads `key_mask`."""
 
-    key_mask: torch.Tensor | None = None  # (batch, length) bool: True on real tokens
+    # (batch, length) bool: True on real tokens. Keyword-only: Packing's fields before it have defaults.
+    key_mask: torch.Tensor = field(kw_only=True)
 
     @classmethod
     def from_mask(cls, attention_mask: torch.Tensor) -> PaddedPacking:
@@ -486,12 +492,12 @@ def padded_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    packing: PaddedPacking,
+    packing: Packing,
     window: int | None,
     scale: float,
     first_tokens_only: bool = False,
 ) -> torch.Tensor:
-    """The eager reference (`reference_attention`) on rows that are already padded.
+    """The eager reference (`reference_attention`) on rows that are already padded (a `PaddedPacking`).
 
     q, k, v: (batch * length, heads, head_dim), or q: (batch, heads, head_dim) for first tokens.
     """

@@ -14,6 +14,7 @@ from torch import nn
 
 from .activations import activation_from_config_name
 from .attention import ATTENTION_BACKENDS, Packing, attention_head_dim
+from .encoder import Encoder
 
 
 @dataclass
@@ -149,11 +150,13 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
 
-class BertModel(nn.Module):
+class BertModel(Encoder):
     """Headless BERT encoder, an `Encoder` (encoder.py): packed token ids in, packed hidden states out.
 
     The pooler belongs to the classification head (see heads.py), not to the encoder.
     """
+
+    config: BertConfig  # the family's own, an EncoderConfig
 
     def __init__(self, config: BertConfig):
         super().__init__()

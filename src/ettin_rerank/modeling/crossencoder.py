@@ -7,11 +7,11 @@ from torch import nn
 
 from .attention import Packing
 from .encoder import Encoder, EncoderConfig
-from .heads import pool
+from .heads import Head, pool
 
 
 class CrossEncoderModel(nn.Module):
-    def __init__(self, encoder: Encoder, head: nn.Module):
+    def __init__(self, encoder: Encoder, head: Head):
         super().__init__()
         self.encoder = encoder
         self.head = head

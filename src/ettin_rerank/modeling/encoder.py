@@ -1,13 +1,20 @@
 """The encoder contract: what `CrossEncoderModel` (and whoever holds its `encoder`) relies on.
 
-Each model family's headless encoder (`ModernBertModel`, `BertModel`) is an `nn.Module` that meets
-it; stating it once here keeps the families from restating it.
+Each model family's headless encoder (`ModernBertModel`, `BertModel`) subclasses `Encoder`; stating
+the contract once here keeps the families from restating it.
+
+`Encoder` is a base class rather than a Protocol because an encoder is used both ways: as this
+contract (config, forward, segment ids) and as the `nn.Module` it is (moved, cast, quantized, saved,
+loaded; passed to torch functions that take an `nn.Module`). A type checker has no intersection of a
+protocol and a class, so a protocol would restate nn.Module's methods and still could not be handed
+to torch; an `nn.Module` subclass states both at once, and mypy checks each family's `forward`
+against the one here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, Self
 
 import torch
 from torch import nn
@@ -20,26 +27,27 @@ class EncoderConfig(Protocol):
 
     hidden_size: int  # width of the hidden states the head reads
     max_position_embeddings: int  # the longest sequence the encoder takes
+    num_hidden_layers: int
+    num_attention_heads: int
+    vocab_size: int
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Self:
+        """Read the checkpoint's config.json."""
+        ...
 
     def to_dict(self) -> dict[str, Any]:
         """The checkpoint's config.json."""
         ...
 
 
-class Encoder(Protocol):
+class Encoder(nn.Module):
     """A headless encoder over packed pairs: token ids in, hidden states out, no padding anywhere."""
 
     config: EncoderConfig
+    # Whether it reads segment ids (BERT); a family without segment embeddings ignores them.
+    uses_token_type_ids: bool
     __call__: Callable[..., torch.Tensor]  # nn.Module's: runs `forward` (with hooks)
-
-    @property
-    def uses_token_type_ids(self) -> bool:
-        """Whether it reads segment ids (BERT); a family without segment embeddings ignores them."""
-        ...
-
-    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]:
-        """nn.Module's; the first parameter's dtype is the encoder's compute dtype."""
-        ...
 
     def forward(
         self,
@@ -56,4 +64,4 @@ class Encoder(Protocol):
         With `first_tokens_only` -> (batch, hidden): the rows a CLS-pooling head reads, the last layer
         computed for those rows alone (same values as the full output's first tokens).
         """
-        ...
+        raise NotImplementedError(f"{type(self).__name__} does not implement Encoder.forward")

@@ -10,6 +10,8 @@ never tie or saturate the final scores.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -30,6 +32,13 @@ def pool(hidden: torch.Tensor, packing: Packing, mode: str) -> torch.Tensor:
         sums.index_add_(0, sequence_of_token, hidden.float())
         return sums / lengths[:, None].float()  # (batch, hidden)
     raise ValueError(f"unsupported pooling mode {mode!r}; supported: {POOLING_MODES}")
+
+
+class Head(nn.Module):
+    """What `CrossEncoderModel` relies on in a head (the module docstring): each head subclasses it."""
+
+    pooling_mode: str  # one of POOLING_MODES: which rows of the encoder's output the head reads
+    __call__: Callable[..., torch.Tensor]  # nn.Module's: runs `forward(pooled)`, (batch,) logits
 
 
 class SentenceTransformersDense(nn.Module):
@@ -55,7 +64,7 @@ class SentenceTransformersLayerNorm(nn.Module):
         return self.norm(x)
 
 
-class ModularHead(nn.Module):
+class ModularHead(Head):
     """The modular CrossEncoder head: Pooling then Dense/LayerNorm modules in order.
 
     For the Ettin family: cls -> Dense(H, H, no bias, GELU) -> LayerNorm(H) -> Dense(H, 1, bias).
@@ -109,7 +118,7 @@ class ModernBertPredictionHead(nn.Module):
         return self.norm(self.act(self.dense(x)))
 
 
-class ModernBertClassificationHead(nn.Module):
+class ModernBertClassificationHead(Head):
     """transformers' ModernBertForSequenceClassification head (`head.*`, `classifier.*`)."""
 
     def __init__(self, config: dict):
@@ -144,7 +153,7 @@ class BertPooler(nn.Module):
         return self.activation(self.dense(x))
 
 
-class BertClassificationHead(nn.Module):
+class BertClassificationHead(Head):
     """transformers' BertForSequenceClassification head: the pooler (`bert.pooler.*`) and `classifier.*`."""
 
     def __init__(self, config: dict):

@@ -24,8 +24,10 @@ from torch import nn
 from .activations import activation_from_import_path, activation_import_path
 from .bert import BertConfig, BertModel
 from .crossencoder import CrossEncoderModel
+from .encoder import Encoder, EncoderConfig
 from .heads import (
     BertClassificationHead,
+    Head,
     ModernBertClassificationHead,
     ModularHead,
     SentenceTransformersDense,
@@ -36,11 +38,11 @@ from .modernbert import ModernBertConfig, ModernBertModel
 logger = logging.getLogger(__name__)
 
 # model_type in config.json -> (config class, encoder class, prefix of the encoder in *ForSequenceClassification)
-ENCODER_FAMILIES: dict[str, tuple[type, type[nn.Module], str]] = {
+ENCODER_FAMILIES: dict[str, tuple[type[EncoderConfig], type[Encoder], str]] = {
     "modernbert": (ModernBertConfig, ModernBertModel, "model."),
     "bert": (BertConfig, BertModel, "bert."),
 }
-CLASSIFICATION_HEADS: dict[str, type[nn.Module]] = {
+CLASSIFICATION_HEADS: dict[str, type[Head]] = {
     "ModernBertForSequenceClassification": ModernBertClassificationHead,
     "BertForSequenceClassification": BertClassificationHead,
 }
@@ -128,7 +130,7 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], where: Path) ->
     module.load_state_dict({k: state[k] for k in expected}, strict=True)
 
 
-def build_encoder(config: dict[str, Any], where: Path) -> nn.Module:
+def build_encoder(config: dict[str, Any], where: Path) -> Encoder:
     model_type = config.get("model_type")
     if model_type not in ENCODER_FAMILIES:
         raise CheckpointError(
@@ -139,7 +141,7 @@ def build_encoder(config: dict[str, Any], where: Path) -> nn.Module:
     return encoder_cls(config_cls.from_dict(config))
 
 
-def _load_transformer_dir(directory: Path) -> tuple[nn.Module, nn.Module | None, dict[str, Any]]:
+def _load_transformer_dir(directory: Path) -> tuple[Encoder, Head | None, dict[str, Any]]:
     """Encoder (and the classification head, if the checkpoint is a *ForSequenceClassification)."""
     config = read_json(directory / "config.json")
     encoder = build_encoder(config, directory)
@@ -237,19 +239,19 @@ def _load_modular(directory: Path) -> LoadedCheckpoint:
             pooling_mode = _pooling_mode(read_json(module_dir / "config.json"), module_dir)
         elif kind == "Dense":
             cfg = read_json(module_dir / "config.json")
-            layer = SentenceTransformersDense(
+            dense = SentenceTransformersDense(
                 int(cfg["in_features"]),
                 int(cfg["out_features"]),
                 bias=bool(cfg.get("bias", True)),
                 activation=activation_from_import_path(cfg.get("activation_function")),
             )
-            load_into(layer, read_weights(module_dir), module_dir)
-            layers.append(layer)
+            load_into(dense, read_weights(module_dir), module_dir)
+            layers.append(dense)
         elif kind == "LayerNorm":
             cfg = read_json(module_dir / "config.json")
-            layer = SentenceTransformersLayerNorm(int(cfg["dimension"]))
-            load_into(layer, read_weights(module_dir), module_dir)
-            layers.append(layer)
+            norm = SentenceTransformersLayerNorm(int(cfg["dimension"]))
+            load_into(norm, read_weights(module_dir), module_dir)
+            layers.append(norm)
         else:
             raise CheckpointError(
                 f"{directory / 'modules.json'}: module type {entry.get('type')!r} is not supported "
@@ -261,7 +263,7 @@ def _load_modular(directory: Path) -> LoadedCheckpoint:
             raise CheckpointError(
                 f"{directory}: a classification Transformer followed by head modules is not supported"
             )
-        head: nn.Module = classification_head
+        head: Head = classification_head
         architecture = (config.get("architectures") or ["?"])[0]
     else:
         if pooling_mode is None or not layers:
@@ -334,9 +336,11 @@ def save_modular(
                 # Sentence Transformers' CrossEncoder reads its logits from the "scores" output.
                 "module_output_name": "scores" if is_last else "sentence_embedding",
             }
-        else:
+        elif isinstance(layer, SentenceTransformersLayerNorm):
             kind = "LayerNorm"
             config = {"dimension": layer.norm.normalized_shape[0]}
+        else:
+            raise TypeError(f"save_modular cannot write a {type(layer).__name__} head layer")
         folder = f"{idx}_{kind}"
         modules.append({"idx": idx, "name": str(idx), "path": folder, "type": ST_MODULE_TYPES[kind]})
         _write_json(out / folder / "config.json", config)

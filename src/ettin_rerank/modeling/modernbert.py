@@ -17,6 +17,7 @@ from torch import nn
 
 from .activations import activation_from_config_name
 from .attention import ATTENTION_BACKENDS, Packing, attention_head_dim
+from .encoder import Encoder
 
 FULL_ATTENTION = "full_attention"
 SLIDING_ATTENTION = "sliding_attention"
@@ -237,8 +238,10 @@ class ModernBertEncoderLayer(nn.Module):
         return hidden + self.mlp(self.mlp_norm(hidden))
 
 
-class ModernBertModel(nn.Module):
+class ModernBertModel(Encoder):
     """Headless encoder, an `Encoder` (encoder.py): packed token ids in, packed hidden states out."""
+
+    config: ModernBertConfig  # the family's own, an EncoderConfig
 
     def __init__(self, config: ModernBertConfig):
         super().__init__()
@@ -286,6 +289,7 @@ class ModernBertModel(nn.Module):
 
         trunc_normal(self.embeddings.tok_embeddings.weight, std_in)
         for layer in self.layers:
+            assert isinstance(layer, ModernBertEncoderLayer)  # nn.ModuleList's items are typed nn.Module
             trunc_normal(layer.attn.Wqkv.weight, std_in)
             trunc_normal(layer.attn.Wo.weight, std_out)
             trunc_normal(layer.mlp.Wi.weight, std_in)

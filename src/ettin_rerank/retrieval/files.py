@@ -276,7 +276,8 @@ def _read_pdf(path: Path, name: str, passages: PassageSettings, corpus: dict[str
     splitter = PassageSplitter(passages)
     try:
         reader = PdfReader(path)
-        title = str((reader.metadata or {}).get("/Title") or "").strip()
+        metadata = reader.metadata  # None when the PDF has no document information
+        title = str((metadata.get("/Title") if metadata is not None else None) or "").strip()
         for page in reader.pages:
             splitter.feed((page.extract_text() or "") + "\n")
     except OSError:

@@ -326,7 +326,10 @@ def first_stage_settings(spec: str, settings: FirstStageSettings | None = None) 
     parsed = parse_first_stage(spec)
     settings = settings or FirstStageSettings()
     field = parsed.stage_class.argument_setting
-    return settings if field is None else replace(settings, **{field: parsed.argument})
+    if field is None:
+        return settings
+    named: dict[str, Any] = {field: parsed.argument}  # the field is a name only the spec's class knows
+    return replace(settings, **named)
 
 
 def build_first_stage(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.types import DecoratedCallable
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
@@ -114,10 +116,17 @@ def create_app(scorer: TokenizedPairScorer, settings: ServerSettings | None = No
 
 
 # -- routes ----------------------------------------------------------------------------------------
-# Routes return the typed models of protocol.py; `response_model_exclude_none` leaves optional fields
-# that do not apply (an un-echoed document, Cohere-only metadata) out of the body.
 router = APIRouter()
-TYPED_BODY = {"response_model_exclude_none": True}
+
+
+def _scoring_route(
+    path: str, tag: str, response_model: Any
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """POST `path`, answered with the typed models of protocol.py: `response_model_exclude_none` leaves
+    optional fields that do not apply (an un-echoed document, Cohere-only metadata) out of the body."""
+    return router.post(
+        path, tags=[tag], response_model=response_model, responses=ERRORS, response_model_exclude_none=True
+    )
 
 
 async def _disconnected(request: Request) -> None:
@@ -139,27 +148,19 @@ async def _rerank(
     return rerank_response(view, scored, request.app.state.model_name, relevance)
 
 
-@router.post(
-    "/v2/rerank", tags=["rerank"], response_model=CohereRerankResponse, responses=ERRORS, **TYPED_BODY
-)
+@_scoring_route("/v2/rerank", "rerank", CohereRerankResponse)
 async def rerank_cohere(request: Request, response: Response, body: CohereRerankRequest) -> Any:
     """Cohere v2 rerank: `{index, relevance_score}` results; documents echoed only on request."""
     return await _rerank(request, response, body)
 
 
-@router.post("/v1/rerank", tags=["rerank"], response_model=JinaRerankResponse, responses=ERRORS, **TYPED_BODY)
+@_scoring_route("/v1/rerank", "rerank", JinaRerankResponse)
 async def rerank_jina(request: Request, response: Response, body: V1RerankRequest) -> Any:
     """Jina / vLLM / Cohere v1 / Voyage rerank: `{index, relevance_score, document: {text}}` results."""
     return await _rerank(request, response, body)
 
 
-@router.post(
-    "/rerank",
-    tags=["rerank"],
-    response_model=TEIRerankResponse | JinaRerankResponse,
-    responses=ERRORS,
-    **TYPED_BODY,
-)
+@_scoring_route("/rerank", "rerank", TEIRerankResponse | JinaRerankResponse)
 async def rerank_tei(request: Request, response: Response, body: TEIRerankRequest) -> Any:
     """TEI when the body has `texts` (a bare `[{index, score, text?}]` array); otherwise vLLM (the Jina shape)."""
     return await _rerank(request, response, body)
@@ -174,13 +175,13 @@ async def _score(request: Request, response: Response, body: ScoreRequest) -> Sc
     return score_response(scored, activation, request.app.state.model_name, relevance)
 
 
-@router.post("/score", tags=["score"], response_model=ScoreResponse, responses=ERRORS, **TYPED_BODY)
+@_scoring_route("/score", "score", ScoreResponse)
 async def score(request: Request, response: Response, body: ScoreRequest) -> Any:
     """vLLM pair scoring: one score per (text_1, text_2) pair, in input order."""
     return await _score(request, response, body)
 
 
-@router.post("/v1/score", tags=["score"], response_model=ScoreResponse, responses=ERRORS, **TYPED_BODY)
+@_scoring_route("/v1/score", "score", ScoreResponse)
 async def score_v1(request: Request, response: Response, body: ScoreRequest) -> Any:
     """vLLM pair scoring (same as /score)."""
     return await _score(request, response, body)

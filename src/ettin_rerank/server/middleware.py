@@ -54,6 +54,14 @@ async def send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
+def _authorized(headers: dict[bytes, bytes], api_key: bytes) -> bool:
+    value = headers.get(b"authorization", b"")
+    scheme, _, token = value.partition(b" ")
+    if scheme.lower() != b"bearer":
+        return False
+    return hmac.compare_digest(token.strip(), api_key)
+
+
 class GuardMiddleware:
     def __init__(
         self,
@@ -75,7 +83,7 @@ class GuardMiddleware:
         if (
             self.api_key is not None
             and scope["path"] not in self.open_paths
-            and not self._authorized(headers)
+            and not _authorized(headers, self.api_key)
         ):
             await send_json(
                 send,
@@ -131,13 +139,6 @@ class GuardMiddleware:
             return await receive()  # after the body: the client's disconnect, when it comes
 
         await self.app(scope, replay, send)
-
-    def _authorized(self, headers: dict[bytes, bytes]) -> bool:
-        value = headers.get(b"authorization", b"")
-        scheme, _, token = value.partition(b" ")
-        if scheme.lower() != b"bearer":
-            return False
-        return hmac.compare_digest(token.strip(), self.api_key)
 
     async def _too_large(self, send: Send) -> None:
         await send_json(

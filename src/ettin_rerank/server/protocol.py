@@ -78,8 +78,11 @@ StrictBool = Annotated[bool, Field(strict=True)]
 StrictStr = Annotated[str, Field(strict=True)]
 
 
-def strict_int(ge: int, le: int | None = None) -> Any:
-    return Annotated[int, Field(strict=True, ge=ge, le=le)]
+# Strict integers (a JSON string or float is refused) by range; named so type checkers read them as types.
+NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+TokenBudget = Annotated[int, Field(strict=True, ge=-1)]  # -1: the model max
+Int32 = Annotated[int, Field(strict=True, ge=-(2**31), le=2**31)]
 
 
 def _documents_required(schema: dict[str, Any]) -> None:
@@ -105,7 +108,7 @@ class PoolingRequest(BaseModel):
         None,
         description="vLLM: false returns raw logits, true the sigmoid (default: the server's relevance score).",
     )
-    truncate_prompt_tokens: strict_int(-1) | None = Field(
+    truncate_prompt_tokens: TokenBudget | None = Field(
         None, description="vLLM: pair budget; -1: the model max."
     )
     truncation_side: Side | None = Field(None, description="vLLM: which end of a long document is cut.")
@@ -114,25 +117,26 @@ class PoolingRequest(BaseModel):
     )
     user: StrictStr | None = Field(None, description="Accepted and ignored (OpenAI-style clients).")
     request_id: StrictStr | None = Field(None, description="Accepted and ignored (vLLM).")
-    priority: strict_int(-(2**31), 2**31) | None = Field(
-        None, description="Accepted and ignored (vLLM, Cohere v2)."
-    )
+    priority: Int32 | None = Field(None, description="Accepted and ignored (vLLM, Cohere v2).")
 
     def _value(self, name: str) -> Any:
         return getattr(self, name, None)
 
-    def _one_of(self, names: tuple[str, ...], required: bool = False) -> tuple[str | None, Any]:
+    def _one_of(self, names: tuple[str, ...]) -> tuple[str | None, Any]:
         """The one field of `names` given, as (name, value); (None, None) when none is."""
         given = [(name, value) for name in names if (value := self._value(name)) is not None]
         if len(given) > 1:
             raise InvalidRequest(f"give only one of {', '.join(n for n, _ in given)}", field=given[1][0])
-        if not given:
-            if required:
-                known = [name for name in names if name in type(self).model_fields]
-                alternatives = f" (or {', '.join(known[1:])})" if len(known) > 1 else ""
-                raise InvalidRequest(f"field required: {known[0]}{alternatives}", field=known[0])
-            return None, None
-        return given[0]
+        return given[0] if given else (None, None)
+
+    def _required_one_of(self, names: tuple[str, ...]) -> tuple[str, Any]:
+        """The one field of `names` given, as (name, value); an error naming them when none is."""
+        name, value = self._one_of(names)
+        if name is None:
+            known = [n for n in names if n in type(self).model_fields]
+            alternatives = f" (or {', '.join(known[1:])})" if len(known) > 1 else ""
+            raise InvalidRequest(f"field required: {known[0]}{alternatives}", field=known[0])
+        return name, value
 
     def _activation(self, relevance: RelevanceScore) -> str | None:
         return _activation(self._value("raw_scores"), self.use_activation, relevance.default_activation)
@@ -160,11 +164,11 @@ class RerankRequest(PoolingRequest):
 
     query: StrictStr = Field(min_length=1, description="The search query; must not be empty.")
     documents: DocumentList | None = Field(None, description="Strings or {text} objects.")
-    top_n: strict_int(0) | None = Field(None, description="Results to return; 0 or absent: all.")
-    max_tokens_per_doc: strict_int(1) | None = Field(
+    top_n: NonNegativeInt | None = Field(None, description="Results to return; 0 or absent: all.")
+    max_tokens_per_doc: PositiveInt | None = Field(
         None, description="Cohere, vLLM: cut each document to this many tokens."
     )
-    max_tokens_per_query: strict_int(1) | None = Field(
+    max_tokens_per_query: PositiveInt | None = Field(
         None, description="vLLM: cut the query to this many tokens."
     )
 
@@ -176,7 +180,7 @@ class RerankRequest(PoolingRequest):
     ) -> tuple[PairsJob, RerankView]:
         if not self.query.strip():
             raise InvalidRequest("query must not be empty", field="query")
-        field, items = self._one_of(DOCUMENT_FIELDS, required=True)
+        field, items = self._required_one_of(DOCUMENT_FIELDS)
         rank_fields = self._value("rank_fields")
         _check_rank_fields(rank_fields)
         documents = _documents(items, field, rank_fields)
@@ -207,7 +211,7 @@ class CohereDocumentOptions(BaseModel):
         None,
         description="Cohere v1: score object documents by these fields, joined as `field: value` lines.",
     )
-    max_chunks_per_doc: strict_int(1) | None = Field(
+    max_chunks_per_doc: PositiveInt | None = Field(
         None,
         description="Cohere v1: score at most this many windows per document (their first); implies chunk.",
     )
@@ -225,7 +229,7 @@ class V1RerankRequest(RerankRequest, CohereDocumentOptions):
     (`input`, `top_k`, `return_input`). Answered in Jina's shape."""
 
     input: DocumentList | None = Field(None, description="Mixedbread's name for the documents.")
-    top_k: strict_int(0) | None = Field(None, description="Voyage's and Mixedbread's name for top_n.")
+    top_k: NonNegativeInt | None = Field(None, description="Voyage's and Mixedbread's name for top_n.")
     return_input: StrictBool | None = Field(None, description="Mixedbread's name for return_documents.")
     truncation: StrictBool | None = Field(
         None, description="Voyage: false refuses pairs over the max length."

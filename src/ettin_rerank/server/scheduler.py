@@ -232,7 +232,7 @@ class BatchScheduler:
             work = self._pending.popleft()
             self._pending_tokens -= work.pending_tokens
         if any(w.cancelled for w in self._pending):
-            kept = deque()
+            kept: deque[Work] = deque()
             for work in self._pending:
                 if work.cancelled:
                     self._pending_tokens -= work.pending_tokens

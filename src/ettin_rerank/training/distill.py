@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..config.distill import PRECISIONS, DistillConfig
@@ -156,7 +157,9 @@ def micro_batches(data: TrainingData, indices: np.ndarray, budget: int, loss: st
     lengths = data.encoded.lengths[indices]
     if loss != "margin-mse":
         return [indices[b] for b in plan_batches(lengths, budget)]
-    out, current, used = [], [], 0
+    out: list[np.ndarray] = []
+    current: list[np.ndarray] = []  # the query groups of the forward being filled
+    used = 0
     groups = data.group[indices]
     start = 0
     for i in range(1, len(indices) + 1):
@@ -347,7 +350,7 @@ class Distiller:
         )
         self._resume(run)
         if self.world > 1:
-            run.ddp_model = torch.nn.parallel.DistributedDataParallel(
+            run.ddp_model = DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         return run
@@ -528,7 +531,8 @@ class Distiller:
             teacher = torch.from_numpy(run.data.teacher[chunk]).to(self.device)
             group = torch.from_numpy(run.data.group[chunk]).to(self.device)
             last = position == len(micro) - 1
-            with run.ddp_model.no_sync() if (self.world > 1 and not last) else nullcontext():
+            ddp = run.ddp_model  # a DistributedDataParallel when several processes train
+            with ddp.no_sync() if (isinstance(ddp, DistributedDataParallel) and not last) else nullcontext():
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
                     logits = run.ddp_model(
                         batch.input_ids, batch.packing, batch.token_type_ids, attention=run.attention

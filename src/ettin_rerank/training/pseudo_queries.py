@@ -222,6 +222,7 @@ def write_pseudo_query_dataset(
     for doc_id in sampled:
         document = corpus[doc_id]
         title = document.title.strip(" .")
+        query: str | None
         if title and len(title.split()) >= 2 and rng.random() < settings.title_share:
             query = title
         else:

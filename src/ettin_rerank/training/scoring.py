@@ -163,9 +163,10 @@ class ScoringJob:
 
 
 def _score_in_process(job: ScoringJob, todo: list[int]) -> None:
+    teacher = job.teacher if job.teacher is not None else job.spec.load()  # only other runners drop it
     for n, shard in enumerate(todo, start=1):
         table = job.rows.slice(*job.bounds(shard))
-        scores = score_table(job.teacher, table, job.batch_pairs)
+        scores = score_table(teacher, table, job.batch_pairs)
         finish_shard(table, scores, job.teacher_name, shard_path(job.output_dir, shard))
         logger.info("scored shard %d (%d/%d to do)", shard, n, len(todo))
 

@@ -15,6 +15,7 @@ import torch
 
 from ..family import SIZES, EttinSize, build_random_model, get_size
 from ..modeling.crossencoder import CrossEncoderModel
+from ..modeling.encoder import Encoder
 from ..modeling.heads import ModularHead
 from ..modeling.loading import (
     build_encoder,
@@ -43,7 +44,7 @@ def nearest_size(num_parameters: int) -> EttinSize:
     return min(published, key=lambda s: abs(params.get(s.name, 0) - num_parameters))
 
 
-def encoder_from_checkpoint(directory: str | Path, keep_layers: int | None = None) -> torch.nn.Module:
+def encoder_from_checkpoint(directory: str | Path, keep_layers: int | None = None) -> Encoder:
     """A plain ModernBERT or BERT encoder directory (config.json + weights), optionally its first N layers."""
     directory = Path(directory)
     if not directory.is_dir():
