@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from ettin_rerank.benchmarking.measure import EncoderShape, PeakMemory, useful_flops
+from ettin_rerank.benchmarking.measure import EncoderShape, useful_flops
 from ettin_rerank.benchmarking.workloads import long_pairs
 
 
@@ -54,11 +56,24 @@ def test_useful_flops_honours_windows():
     assert short < long
 
 
+PEAK_MEMORY_CHECK = """
+import numpy as np
+from ettin_rerank.benchmarking.measure import PeakMemory
+
+with PeakMemory() as memory:
+    block = np.ones(64 * 2**20 // 8)
+    block.sum()
+assert memory.peak_rss - memory.start_rss >= 32 * 2**20, (memory.start_rss, memory.peak_rss)
+"""
+
+
 def test_peak_memory_sees_an_allocation():
-    with PeakMemory() as memory:
-        block = np.ones(64 * 2**20 // 8)
-        block.sum()
-    assert memory.peak_rss - memory.start_rss >= 32 * 2**20
+    # In a fresh process: after a long test session the allocator may serve 64 MiB from pages that are
+    # already resident, and the peak would not move although the measurement is right.
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY_CHECK], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_our_engines_are_pair_scorers_that_describe_their_mode(tiny_reranker_dir):
