@@ -106,7 +106,8 @@ def test_a_messy_folder_is_indexed_and_searched_with_one_warning(tmp_path, capsy
     (root / "empty.txt").write_bytes(b"")
     os.symlink(root / "kettle.txt", root / "kettle-link.txt")
     index_dir = root / "index"  # inside the folder: a later index of the folder does not read it
-    assert main(["index", str(root), "-o", str(index_dir)]) == 0
+    passages = ["--passage-words", "200", "--passage-overlap", "50"]  # recorded in the index's metadata
+    assert main(["index", str(root), "-o", str(index_dir), *passages]) == 0
     captured = capsys.readouterr()
     assert "indexed 3 documents (bm25)" in captured.out
     assert captured.err.count("warning: ") == 1
