@@ -1,11 +1,13 @@
 """Shared fixtures: the `../shared` folder beside the checkout and tiny random models.
 
-Tests never touch the network: the Hub is switched off before anything imports it.
+Tests never touch the network: the Hub is switched off before anything imports it. They never
+write the user's cache either: `ETTIN_RERANK_CACHE_DIR` points at a temporary directory.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,10 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+# Never the user's cache: every test, and every CLI subprocess (they inherit the environment), keeps
+# what it caches (folder indexes) in a directory of this session, removed at exit.
+_SESSION_CACHE = tempfile.TemporaryDirectory(prefix="ettin-rerank-test-cache-")
+os.environ["ETTIN_RERANK_CACHE_DIR"] = _SESSION_CACHE.name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

@@ -19,7 +19,7 @@ import sys
 from .. import __version__
 from .options import COMMAND_VERBOSITY, VERBOSE_HELP, CommandParser, extra_needed, missing_from_extra
 
-COMMAND_MODULES = ("core", "evaluate", "search", "calibrate", "serve", "train", "bench", "export")
+COMMAND_MODULES = ("core", "evaluate", "search", "cache", "calibrate", "serve", "train", "bench", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

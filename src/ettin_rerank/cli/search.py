@@ -90,6 +90,12 @@ def add_search_arguments(search: argparse.ArgumentParser) -> None:
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
     search.add_argument("--snippet-width", type=int, default=200)
     add_passage_arguments(search, when="for a folder searched directly")
+    search.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="read a folder afresh and keep nothing (by default its index is kept in the user's cache "
+        "and updated by each file's size and modification time; see `ettin-rerank cache`)",
+    )
     add_loading_options(search)
     add_quiet_argument(search)
 
@@ -155,7 +161,11 @@ def run_search(args) -> int:
     check_positive("-n", args.n)
     progress = show_progress(args)
     index = SearchIndex.open(
-        args.index_dir, device=args.device, passages=passage_settings(args), show_progress=progress
+        args.index_dir,
+        device=args.device,
+        passages=passage_settings(args),
+        show_progress=progress,
+        cache=not args.no_cache,
     )
     warn_skipped(index.reading)
     reranker = optional_reranker(args)

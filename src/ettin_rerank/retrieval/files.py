@@ -31,7 +31,7 @@ import codecs
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -94,6 +94,18 @@ class ReadReport:
         total = self.files_read + len(self.skipped)
         return f"skipped {len(self.skipped)} of {total} files: " + "; ".join(parts)
 
+    def add(self, name: str, read: FileDocuments) -> None:
+        """Count one file read, or record why it was skipped."""
+        if read.skipped is None:
+            self.files_read += 1
+        else:
+            self.skipped.append(SkippedFile(name, read.skipped))
+
+    def finish(self, passages: int) -> None:
+        """Close the report: the documents made, the skipped files in path order."""
+        self.passages = passages
+        self.skipped.sort(key=lambda item: item.path)
+
     def to_dict(self) -> dict:
         return {"files_read": self.files_read, "passages": self.passages, "skipped": self.skip_counts()}
 
@@ -103,6 +115,24 @@ def passage_position(doc_id: str) -> tuple[str, int | None]:
     id -> (id, None)."""
     match = _PASSAGE_ID.match(doc_id)
     return (match["file"], int(match["number"])) if match else (doc_id, None)
+
+
+@dataclass(frozen=True)
+class FolderFile:
+    """A file `read_folder` reads, as the walk found it (`stat` only, nothing read yet)."""
+
+    path: Path
+    name: str  # relative to the folder read, "/" separators: its documents' ids start with it
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class FileDocuments:
+    """What one file became: its documents in order (`path#pN` ids for passages), or why it was skipped."""
+
+    documents: dict[str, Document]
+    skipped: str | None = None  # the reason (None: read)
 
 
 def read_folder(
@@ -115,31 +145,50 @@ def read_folder(
     Ids are paths relative to `directory` with "/" separators (`#pN` for the passages of a long
     file), in path order. A bar over the bytes read shows with `show_progress`.
     """
+    passages = passages or PassageSettings()
+    report = ReadReport()
+    files = list_folder(directory, report)
+    corpus: dict[str, Document] = {}
+    for file, read in read_files(files, passages, show_progress):
+        report.add(file.name, read)
+        corpus.update(read.documents)
+    report.finish(len(corpus))
+    return corpus, report
+
+
+def list_folder(directory: str | Path, report: ReadReport) -> list[FolderFile]:
+    """The files `read_folder` reads under `directory` (or the one file), in path order, found by
+    `stat` alone; paths that cannot be read as files (broken links, second links) go to `report`."""
     directory = Path(directory)
     if not directory.exists():
         raise FileNotFoundError(f"{directory} does not exist")
-    passages = passages or PassageSettings()
-    report = ReadReport()
     if directory.is_file():
-        root, candidates = directory.parent, [directory]
-    else:
-        root, candidates = directory, list(_walk(directory))
-    files = _distinct_files(root, candidates, report)
-    corpus: dict[str, Document] = {}
-    total_bytes = sum(size for _, _, size in files)
+        return _distinct_files(directory.parent, [directory], report)
+    return _distinct_files(directory, _walk(directory), report)
+
+
+def read_files(
+    files: Sequence[FolderFile], passages: PassageSettings, show_progress: bool = False
+) -> Iterator[tuple[FolderFile, FileDocuments]]:
+    """Each file with what it became, in order; `show_progress`: a bar over the bytes read."""
     with tqdm(
-        total=total_bytes, desc="Reading files", unit="B", unit_scale=True, disable=not show_progress
+        total=sum(file.size for file in files),
+        desc="Reading files",
+        unit="B",
+        unit_scale=True,
+        disable=not show_progress,
     ) as bar:
-        for path, name, size in files:
-            reason = _read_file(path, name, passages, corpus)
-            if reason is None:
-                report.files_read += 1
-            else:
-                report.skipped.append(SkippedFile(name, reason))
-            bar.update(size)
-    report.passages = len(corpus)
-    report.skipped.sort(key=lambda item: item.path)
-    return corpus, report
+        for file in files:
+            yield file, read_file(file, passages)
+            bar.update(file.size)
+
+
+def read_file(file: FolderFile, passages: PassageSettings) -> FileDocuments:
+    """One file's documents, or why it is skipped: the one reading `read_folder` and the kept
+    folder index (`folder_cache.py`) both do."""
+    documents: dict[str, Document] = {}
+    skipped = _read_file(file.path, file.name, passages, documents)
+    return FileDocuments(documents, skipped)
 
 
 def _walk(directory: Path) -> Iterator[Path]:
@@ -156,12 +205,10 @@ def _walk(directory: Path) -> Iterator[Path]:
                 yield Path(folder, name)
 
 
-def _distinct_files(
-    root: Path, candidates: Iterable[Path], report: ReadReport
-) -> list[tuple[Path, str, int]]:
-    """(path, relative name, size) of each distinct regular file, by (st_dev, st_ino); the other paths
-    to the same file are recorded as skipped. A path that is not a symlink names the file if any does."""
-    by_identity: dict[tuple[int, int], list[tuple[bool, str, Path, int]]] = {}
+def _distinct_files(root: Path, candidates: Iterable[Path], report: ReadReport) -> list[FolderFile]:
+    """Each distinct regular file, by (st_dev, st_ino), sorted by name; the other paths to the same
+    file are recorded as skipped. A path that is not a symlink names the file if any does."""
+    by_identity: dict[tuple[int, int], list[tuple[bool, str, Path, os.stat_result]]] = {}
     for path in candidates:
         name = path.relative_to(root).as_posix()
         try:
@@ -171,16 +218,14 @@ def _distinct_files(
             continue
         if not path.is_file():
             continue  # a device, a socket, a fifo
-        by_identity.setdefault((stat.st_dev, stat.st_ino), []).append(
-            (path.is_symlink(), name, path, stat.st_size)
-        )
+        by_identity.setdefault((stat.st_dev, stat.st_ino), []).append((path.is_symlink(), name, path, stat))
     files = []
     for paths in by_identity.values():
-        paths.sort()  # real paths first, then by name
-        _, name, path, size = paths[0]
-        files.append((path, name, size))
+        paths.sort(key=lambda item: item[:2])  # real paths first, then by name
+        _, name, path, stat = paths[0]
+        files.append(FolderFile(path, name, stat.st_size, stat.st_mtime_ns))
         report.skipped.extend(SkippedFile(other, DUPLICATE) for _, other, _, _ in paths[1:])
-    return sorted(files, key=lambda item: item[1])
+    return sorted(files, key=lambda file: file.name)
 
 
 def _read_file(path: Path, name: str, passages: PassageSettings, corpus: dict[str, Document]) -> str | None:

@@ -25,7 +25,7 @@ from .first_stage import (
     load_first_stage,
 )
 from .index_files import read_index_metadata, write_index_metadata
-from .user_corpus import read_user_corpus
+from .user_corpus import beir_corpus_file, read_user_corpus
 
 if TYPE_CHECKING:
     from ..inference.reranker import Reranker
@@ -210,15 +210,28 @@ class SearchIndex:
         return directory
 
     @classmethod
+    def in_memory(
+        cls, corpus: dict[str, Document], passages: PassageSettings, reading: ReadReport
+    ) -> SearchIndex:
+        """The index a folder searched directly gets: BM25 with its defaults, no bars of its own."""
+        return cls.build(corpus, "bm25", show_progress=False, passages=passages, reading=reading)
+
+    @classmethod
     def open(
         cls,
         path: str | Path,
         device: str | None = "cpu",
         passages: PassageSettings | None = None,
         show_progress: bool = False,
+        cache: bool = True,
     ) -> SearchIndex:
-        """A saved index; or, for a folder of documents, one file or a corpus.jsonl, a BM25 index built
-        in memory (`reading` says what was skipped; `show_progress`: a bar over the bytes read)."""
+        """A saved index; or, for a folder of documents, one file or a corpus.jsonl, a BM25 index
+        (`reading` says what was skipped; `show_progress`: a bar over the bytes read).
+
+        A folder or file is indexed once and kept in the user's cache, updated by each file's size
+        and modification time (`folder_cache.py`); `cache=False` reads it afresh and keeps nothing.
+        A corpus.jsonl is one file read as it is: it is indexed in memory each time (build a saved
+        index of a large one with `ettin-rerank index`)."""
         path = Path(path)
         if (path / _META_FILE).is_file():
             return cls.load(path, device=device)
@@ -228,9 +241,14 @@ class SearchIndex:
                 "a folder of documents, a file, or a corpus.jsonl"
             )
         passages = passages or PassageSettings()
+        if cache and beir_corpus_file(path) is None:
+            from .folder_cache import open_folder_index  # it builds on this class
+
+            index, _ = open_folder_index(path, passages, show_progress=show_progress)
+            return index
         corpus, reading = read_user_corpus(path, passages, show_progress=show_progress)
         logger.info("indexed %d documents from %s in memory (bm25)", len(corpus), path)
-        return cls.build(corpus, "bm25", show_progress=False, passages=passages, reading=reading)
+        return cls.in_memory(corpus, passages, reading)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = "cpu") -> SearchIndex:

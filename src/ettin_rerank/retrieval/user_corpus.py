@@ -22,8 +22,8 @@ def read_user_corpus(
 
     Raises when nothing could be read, naming what was skipped."""
     path = Path(path)
-    beir_corpus = path / "corpus.jsonl" if path.is_dir() else path
-    if beir_corpus.is_file() and beir_corpus.suffix.lower() == ".jsonl":
+    beir_corpus = beir_corpus_file(path)
+    if beir_corpus is not None:
         corpus = load_corpus(beir_corpus)
         # each record is a document as given: nothing skipped, nothing cut
         return corpus, ReadReport(files_read=len(corpus), passages=len(corpus))
@@ -32,6 +32,13 @@ def read_user_corpus(
     corpus, report = read_folder(path, passages, show_progress=show_progress)
     require_documents(path, corpus, report)
     return corpus, report
+
+
+def beir_corpus_file(path: Path) -> Path | None:
+    """The BEIR corpus `path` is (a .jsonl file) or holds (`corpus.jsonl`), read as it is; None for
+    a folder of documents or any other file."""
+    beir_corpus = path / "corpus.jsonl" if path.is_dir() else path
+    return beir_corpus if beir_corpus.is_file() and beir_corpus.suffix.lower() == ".jsonl" else None
 
 
 def require_documents(path: str | Path, corpus: dict[str, Document], report: ReadReport) -> None:
