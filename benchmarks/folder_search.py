@@ -107,7 +107,9 @@ def pick_questions(where: dict[tuple[str, str], str]) -> list[dict]:
             if top <= 0 or not best or len(best) > 3 or query_id not in queries:
                 continue
             files = sorted({where[(name, doc)] for doc in best})
-            questions.append({"set": name, "query_id": query_id, "question": queries[query_id], "answer_files": files})
+            questions.append(
+                {"set": name, "query_id": query_id, "question": queries[query_id], "answer_files": files}
+            )
             taken += 1
             if taken == 2:
                 break
@@ -175,7 +177,9 @@ def cpu_model() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/folder_search.json"))
     parser.add_argument("--workdir", type=Path, help="where the folder is built (default: a temp dir)")
     args = parser.parse_args()
