@@ -176,3 +176,106 @@ def test_our_bar_shows_on_a_terminal_unless_quiet(tmp_path, capsys, monkeypatch)
     )  # bm25s's bars stay off
     assert main(["index", str(tmp_path / "docs"), "-o", str(tmp_path / "i2"), "--quiet"]) == 0
     assert "Reading files" not in capsys.readouterr().err
+
+
+def test_text_shows_a_readable_relevance_and_how_much_was_reranked(
+    bundled, long_answer_notes, capsys, caplog
+):
+    import logging
+    import re
+
+    with caplog.at_level(logging.INFO, logger="ettin_rerank"):
+        assert main(["search", str(long_answer_notes), QUERY, "-v"]) == 0
+    assert any(
+        record.getMessage().startswith("loading ") for record in caplog.records
+    )  # what the next test checks
+    lines = capsys.readouterr().out.splitlines()
+    heading = re.match(
+        r"  1\. handbook\.txt, passage (\d+) \(words (\d+)-(\d+)\)  relevance (\S+) (\w+)  \(", lines[0]
+    )
+    assert heading, lines[0]
+    probability, label = float(heading[4]), heading[5]
+    assert 0 <= probability <= 1 and label == (
+        "high" if probability >= 0.5 else "medium" if probability >= 0.2 else "low"
+    )
+    assert int(heading[2]) > 1 and int(heading[3]) > int(heading[2])
+    assert (
+        sum(line.split()[1].rstrip(",") == "handbook.txt" for line in lines if line[:4].strip().endswith("."))
+        == 1
+    )
+    summary = lines[-1]
+    assert re.fullmatch(r"reranked (\d+) of \1 candidates in \d+\.\d\d s \(budget 1 s\)", summary), summary
+
+
+def test_json_carries_the_raw_score_and_the_probability(bundled, long_answer_notes, capsys):
+    payload, _ = search_json(capsys, str(long_answer_notes), QUERY, "--depth", "2")
+    assert (payload["reranked_candidates"], payload["depth"], payload["budget_s"]) == (2, 2, None)
+    assert payload["candidates"] > 2 and payload["one_per_file"] is True
+    reranked = [r for r in payload["results"] if r["reranked"]]
+    assert len(reranked) <= 2 and reranked == payload["results"][: len(reranked)]
+    for result in reranked:
+        assert 0 <= result["probability"] <= 1 and result["relevance"] in {"high", "medium", "low"}
+        assert result["score"] != result["probability"]  # the raw score too
+    by_score = sorted(reranked, key=lambda r: -r["score"])
+    assert [r["probability"] for r in by_score] == sorted((r["probability"] for r in reranked), reverse=True)
+    rest = payload["results"][len(reranked) :]
+    assert all(r["probability"] is None and r["relevance"] is None for r in rest)
+    assert [r["first_stage_rank"] for r in rest] == sorted(r["first_stage_rank"] for r in rest)
+
+
+def test_a_tiny_budget_says_how_many_were_reranked(bundled, tmp_path, capsys):
+    root = tmp_path / "kettles"
+    root.mkdir()
+    for i in range(20):
+        (root / f"note{i:02d}.txt").write_text(
+            f"Note {i}: descale the kettle " + "with vinegar " * (i % 4 + 1)
+        )
+    assert main(["search", str(root), "descale the kettle", "--budget", "0.000001", "-n", "20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headings = [line for line in lines if line[:4].strip().endswith(".")]
+    reranked = [line for line in headings if "  relevance " in line]
+    assert len(reranked) == 8 and headings[:8] == reranked  # the first batch, above the rest
+    assert all("  not reranked  (bm25 score " in line for line in headings[8:])
+    assert lines[-1].startswith("reranked 8 of 20 candidates in ")
+    assert lines[-1].endswith(" s (budget 1e-06 s; --depth N or --budget S for more)")
+
+
+def test_passages_lists_every_passage_of_a_file(tmp_path, capsys):
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "manual.txt").write_text(
+        " ".join(f"Step {i}: check the pump pressure gauge number {i}." for i in range(60))
+    )
+    (root / "memo.txt").write_text("The pump was serviced in May.")
+    per_file, _ = search_json(capsys, str(root), "pump pressure", "--no-rerank")
+    every, _ = search_json(capsys, str(root), "pump pressure", "--no-rerank", "--passages")
+    assert [r["file"] for r in per_file["results"]] == ["manual.txt", "memo.txt"]
+    manual = [r for r in every["results"] if r["file"] == "manual.txt"]
+    assert len(manual) == 4 and sorted(r["passage"] for r in manual) == [1, 2, 3, 4]  # 540 words
+    assert sorted(tuple(r["words"]) for r in manual) == [(1, 200), (151, 350), (301, 500), (451, 540)]
+    assert per_file["one_per_file"] is True and every["one_per_file"] is False
+    snippets = [r["snippet"] for r in every["results"]]
+    assert len(snippets) == len(set(snippets))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["   "], "the query is empty"),
+        ([""], "the query is empty"),
+        (["kettle", "--depth", "0"], "--depth must be at least 1, got 0"),
+        (["kettle", "--budget", "-1"], "budget must be at least 0 seconds"),
+        (["kettle", "-n", "0"], "-n must be at least 1, got 0"),
+    ],
+)
+def test_a_bad_query_or_flag_is_refused_before_the_model_loads(tmp_path, capsys, caplog, argv, message):
+    import logging
+    import time
+
+    (tmp_path / "a.txt").write_text("Descale the kettle with white vinegar once a month.")
+    started = time.perf_counter()
+    with caplog.at_level(logging.INFO, logger="ettin_rerank"):
+        assert main(["search", str(tmp_path), *argv, "-v"]) == 2
+    assert time.perf_counter() - started < 2
+    assert message in capsys.readouterr().err
+    assert not any(record.getMessage().startswith("loading ") for record in caplog.records)

@@ -69,3 +69,115 @@ def test_the_snippet_shows_where_the_query_words_are():
     assert excerpt(text, "zzz", 40).startswith("padding padding") and len(excerpt(text, "zzz", 40)) <= 40
     hit = SearchHit(1, "notes.log#p3", 1.0, 1.0, 1, "", "alpha beta gamma delta", window=(6, 16))
     assert (hit.file, hit.passage, hit.snippet()) == ("notes.log", 3, "beta gamma")
+
+
+def kettle_notes(count: int) -> dict[str, Document]:
+    """`count` files that all match "kettle", each with its own text (no two snippets alike)."""
+    return {
+        f"note{i:02d}.txt": Document(
+            f"note{i:02d}.txt",
+            "",
+            f"Note {i}: the kettle " + "needs descaling " * (i % 5 + 1) + f"on day {i}.",
+        )
+        for i in range(count)
+    }
+
+
+def test_a_time_budget_reranks_the_first_candidates_and_keeps_the_rest_in_first_stage_order(tiny):
+    index = SearchIndex.build(kettle_notes(30), show_progress=False)
+    first_stage = [hit.doc_id for hit in index.search("kettle descaling", n=30)]
+    assert len(first_stage) == 30
+
+    # The first batch always runs (it measures the speed); a budget it uses up stops there.
+    results = index.search("kettle descaling", n=30, reranker=tiny, budget_s=1e-6)
+    assert (results.candidates, results.reranked, results.budget_s) == (30, 8, 1e-6)
+    assert results.rerank_seconds > 0
+    reranked, rest = results[:8], results[8:]
+    assert all(hit.reranked and hit.probability is not None for hit in reranked)
+    assert {hit.first_stage_rank for hit in reranked} == set(range(1, 9))  # the first 8, in first-stage order
+    assert [hit.score for hit in reranked] == sorted((hit.score for hit in reranked), reverse=True)
+    assert [hit.doc_id for hit in rest] == first_stage[8:]  # below, in first-stage order
+    assert not any(hit.reranked or hit.probability is not None for hit in rest)
+    assert [hit.rank for hit in results] == list(range(1, 31))
+
+    generous = index.search("kettle descaling", n=30, reranker=tiny, budget_s=120.0)
+    assert generous.reranked == 30 and all(hit.reranked for hit in generous)
+    for no_limit in (0, None):
+        assert index.search("kettle descaling", reranker=tiny, budget_s=no_limit).reranked == 30
+
+
+def test_a_depth_reranks_exactly_that_many(tiny):
+    index = SearchIndex.build(kettle_notes(30), show_progress=False)
+    results = index.search("kettle descaling", n=30, reranker=tiny, depth=13, budget_s=1e-6)
+    assert (results.reranked, results.depth, results.budget_s) == (13, 13, None)  # the depth overrides
+    assert {hit.first_stage_rank for hit in results if hit.reranked} == set(range(1, 14))
+    assert index.search("kettle", reranker=tiny, depth=20, top_k=5).reranked == 20  # retrieves at least depth
+    for bad, message in [({"depth": 0}, "depth must be at least 1"), ({"budget_s": -1.0}, "budget must be")]:
+        with pytest.raises(ValueError, match=message):
+            index.search("kettle", reranker=tiny, **bad)
+
+
+def test_one_result_per_file_its_best_passage_with_its_place():
+    from ettin_rerank.config.retrieval import PassageSettings
+
+    corpus = {
+        "log.txt#p1": Document("log.txt#p1", "", "boot ok disk ok fan ok cpu ok net ok"),
+        "log.txt#p2": Document("log.txt#p2", "", "net ok pump seventeen valve failed at night shift"),
+        "log.txt#p3": Document("log.txt#p3", "", "night shift ended valve replaced pump restarted fine"),
+        "memo.txt": Document("memo.txt", "", "the pump valve order was approved"),
+    }
+    index = SearchIndex.build(corpus, show_progress=False, passages=PassageSettings(words=10, overlap=2))
+    per_file = index.search("pump valve failed night")
+    assert [hit.doc_id for hit in per_file] == ["log.txt#p2", "memo.txt"]  # log.txt's best passage only
+    assert (per_file[0].file, per_file[0].passage, per_file[0].words) == ("log.txt", 2, (9, 17))
+    assert per_file[0].to_dict()["words"] == [9, 17] and per_file[1].words is None
+    every = index.search("pump valve failed night", one_per_file=False)
+    assert sorted(hit.doc_id for hit in every) == [
+        "log.txt#p2",
+        "log.txt#p3",
+        "memo.txt",
+    ]  # p1 shares no word
+    assert next(hit for hit in every if hit.doc_id == "log.txt#p3").words == (17, 24)
+
+
+def test_no_two_results_show_the_same_snippet():
+    text = "Descale the kettle with white vinegar once a month."
+    corpus = {
+        "kitchen.txt": Document("kitchen.txt", "", text),
+        "backup/kitchen.txt": Document("backup/kitchen.txt", "", text),  # the same file copied
+        "other.txt": Document("other.txt", "", "The kettle is in the cupboard."),
+    }
+    index = SearchIndex.build(corpus, show_progress=False)
+    for one_per_file in (True, False):
+        hits = index.search("kettle vinegar", one_per_file=one_per_file)
+        assert len(hits) == 2 and len({hit.snippet() for hit in hits}) == 2
+
+
+def test_reranked_hits_carry_a_probability_and_a_label(tiny):
+    from ettin_rerank.inference.scores import apply_activation
+    from ettin_rerank.retrieval.index import relevance_label
+
+    index = SearchIndex.build(kettle_notes(5), show_progress=False)
+    hits = index.search("kettle descaling", reranker=tiny)
+    scores = np.array([hit.score for hit in hits], dtype=np.float32)
+    expected = apply_activation(scores, tiny.probability_activation, tiny.calibration)
+    assert [hit.probability for hit in hits] == pytest.approx(expected.tolist())
+    assert all(hit.relevance == relevance_label(hit.probability) for hit in hits)
+    assert hits[0].to_dict()["probability"] == hits[0].probability
+    assert hits[0].to_dict()["relevance"] in {"high", "medium", "low"}
+    assert [relevance_label(p) for p in (0.9, 0.5, 0.49, 0.2, 0.19)] == [
+        "high",
+        "high",
+        "medium",
+        "medium",
+        "low",
+    ]
+
+    class Lengths:  # a scorer that does not say how its scores read as probabilities
+        name = "lengths"
+
+        def score_pairs(self, pairs):
+            return np.array([len(d) for _, d in pairs], dtype=np.float32)
+
+    plain = index.search("kettle descaling", reranker=Lengths())
+    assert all(hit.reranked and hit.probability is None and hit.relevance is None for hit in plain)

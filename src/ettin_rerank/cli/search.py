@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config.loading import LONG_DOCUMENT_MODES
 from ..config.retrieval import PassageSettings, SearchOptions
@@ -21,6 +23,10 @@ from .options import (
     optional_reranker,
     show_progress,
 )
+
+if TYPE_CHECKING:
+    from ..inference.reranker import Reranker
+    from ..retrieval.index import SearchHit, SearchResults
 
 # The library (retrieval/: numpy, bm25s) is imported when `index` parses its own flags or a command
 # runs; `search --help` takes its defaults from config/ and imports neither.
@@ -74,8 +80,33 @@ def add_search_arguments(search: argparse.ArgumentParser) -> None:
     )
     search.add_argument("query")
     add_model_argument(search, "--model", "-m")
-    add_flag(search, SEARCH, "--top-k", "first-stage candidates to rerank (default %(default)s)")
+    add_flag(search, SEARCH, "--top-k", "first-stage candidates, the most reranked (default %(default)s)")
     add_flag(search, SEARCH, "-n", "results to print (default %(default)s)")
+    add_flag(
+        search,
+        SEARCH,
+        "--budget",
+        "seconds of reranking: candidates are reranked in first-stage order, in small batches, while the "
+        "measured speed says the next batch fits; the rest follow in first-stage order. "
+        "0: no limit, rerank all --top-k (default %(default)s)",
+        dest="budget_s",
+        metavar="SECONDS",
+        type=float,
+    )
+    add_flag(
+        search,
+        SEARCH,
+        "--depth",
+        "rerank exactly the first N candidates, however long it takes (overrides --budget)",
+        metavar="N",
+        type=int,
+    )
+    search.add_argument(
+        "--passages",
+        dest="one_per_file",
+        action="store_false",
+        help="list every matching passage, not only each file's best",
+    )
     search.add_argument(
         "--no-rerank", action="store_true", help="print the first stage's ranking, without a reranker"
     )
@@ -88,7 +119,7 @@ def add_search_arguments(search: argparse.ArgumentParser) -> None:
         choices=LONG_DOCUMENT_MODES,
     )
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
-    search.add_argument("--snippet-width", type=int, default=200)
+    add_flag(search, SEARCH, "--snippet-width", "characters of each result's excerpt (default %(default)s)")
     add_passage_arguments(search, when="for a folder searched directly")
     search.add_argument(
         "--no-cache",
@@ -154,12 +185,42 @@ def run_index(args) -> int:
     return 0
 
 
+class BackgroundLoad:
+    """The reranker loading (and running once, so its first batch is not slower than the rest) in
+    a thread while the index is opened and the first stage runs; `result()` waits for it."""
+
+    def __init__(self, args: argparse.Namespace):
+        self._reranker: Reranker | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._load, args=(args,), name="load-reranker", daemon=True)
+        self._thread.start()
+
+    def _load(self, args: argparse.Namespace) -> None:
+        try:
+            self._reranker = optional_reranker(args)
+            if self._reranker is not None:
+                self._reranker.score_pairs([("warm up", "the first call sets up the kernels")])
+        except BaseException as error:  # raised again in the caller's thread
+            self._error = error
+
+    def result(self) -> Reranker | None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._reranker
+
+
 def run_search(args) -> int:
     from ..retrieval import SearchIndex
+    from ..retrieval.index import check_search_arguments
 
-    check_positive("--top-k", args.top_k)
-    check_positive("-n", args.n)
+    # everything the query and flags can get wrong is refused before the model starts loading
+    for flag, value in [("--top-k", args.top_k), ("-n", args.n), ("--depth", args.depth)]:
+        check_positive(flag, value)  # named as typed; the library's check below covers the rest
+    check_positive("--snippet-width", args.snippet_width)
+    check_search_arguments(args.query, args.top_k, args.n, args.budget_s, args.depth)
     progress = show_progress(args)
+    loading = BackgroundLoad(args)
     index = SearchIndex.open(
         args.index_dir,
         device=args.device,
@@ -168,41 +229,56 @@ def run_search(args) -> int:
         cache=not args.no_cache,
     )
     warn_skipped(index.reading)
-    reranker = optional_reranker(args)
-    hits = index.search(
+    reranker = loading.result()
+    results = index.search(
         args.query,
         top_k=args.top_k,
         n=args.n,
         reranker=reranker,
         long_documents=args.long_documents,
         show_progress=progress,
+        budget_s=args.budget_s,
+        depth=args.depth,
+        one_per_file=args.one_per_file,
+        snippet_width=args.snippet_width,
     )
-    truncated = sum(hit.truncated for hit in hits)
+    truncated = sum(hit.truncated for hit in results)
     if args.json:
         payload = {
             "query": args.query,
             "reranked": reranker is not None,
             "long_documents": args.long_documents if reranker is not None else None,
             "truncated": truncated,
-            "results": [hit.to_dict(args.snippet_width) for hit in hits],
+            "one_per_file": args.one_per_file,
+            **results.to_dict(),
+            "results": [hit.to_dict(args.snippet_width) for hit in results],
         }
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return 0
-    if not hits:
+    if not results:
         print("no results (no document shares a term with the query)")
         return 0
-    for hit in hits:
-        if reranker is not None:
-            where = f"rerank score {hit.score:.4f}; {index.first_stage.name} #{hit.first_stage_rank}"
+    stage = index.first_stage.name
+    for hit in results:
+        if hit.reranked:
+            relevance = (
+                f"  relevance {hit.probability:.2f} {hit.relevance}" if hit.probability is not None else ""
+            )
+            where = f"rerank score {hit.score:.4f}; {stage} #{hit.first_stage_rank}"
+        elif reranker is not None:
+            relevance = "  not reranked"
+            where = f"{stage} score {hit.first_stage_score:.4f}, #{hit.first_stage_rank}"
         else:
-            where = f"{index.first_stage.name} score {hit.score:.4f}"
+            relevance = ""
+            where = f"{stage} score {hit.score:.4f}"
         if hit.truncated:
             where += "; truncated"
-        position = f", passage {hit.passage}" if hit.passage is not None else ""
-        print(f"{hit.rank:>3}. {hit.file}{position}  ({where})")
+        print(f"{hit.rank:>3}. {hit.file}{place_in_file(hit)}{relevance}  ({where})")
         if hit.title:
             print(f"     {hit.title}")
         print(f"     {hit.snippet(args.snippet_width)}")
+    if reranker is not None:
+        print(rerank_summary(results))
     if truncated and reranker is not None:  # only a reranker truncates
         print(
             f"note: {truncated} result(s) above were cut to the reranker's {reranker.max_length} tokens "
@@ -210,3 +286,22 @@ def run_search(args) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def place_in_file(hit: SearchHit) -> str:
+    """Where a passage of a long file is in it (", passage 12 (words 2201-2400)"); "" for a whole file."""
+    if hit.passage is None:
+        return ""
+    words = f" (words {hit.words[0]}-{hit.words[1]})" if hit.words else ""
+    return f", passage {hit.passage}{words}"
+
+
+def rerank_summary(results: SearchResults) -> str:
+    """One line: how many candidates were reranked, in what time, and what decided it."""
+    line = f"reranked {results.reranked} of {results.candidates} candidates in {results.rerank_seconds:.2f} s"
+    if results.depth is not None:
+        return f"{line} (--depth {results.depth})"
+    if results.budget_s is None:
+        return f"{line} (no budget)"
+    more = "; --depth N or --budget S for more" if results.reranked < results.candidates else ""
+    return f"{line} (budget {results.budget_s:g} s{more})"

@@ -31,9 +31,30 @@ class PassageSettings:
 class SearchOptions:
     """What `SearchIndex.search` decides when a caller names nothing (its parameters' defaults)."""
 
-    top_k: int = 100  # first-stage candidates reranked
+    top_k: int = 100  # first-stage candidates, the most that are reranked
     n: int = 10  # results returned
     long_documents: str = "chunk"  # a loading.LONG_DOCUMENT_MODES entry
+    # Seconds of reranking (tokenizing and scoring), spent on candidates in first-stage order.
+    # 1 s keeps a 2-core CPU interactive: the bundled model reranks the top 8 (200-word passages
+    # of two windows each, the machine shared) to about 35 (one window each) in that time, which
+    # reorders the top of a BM25 list, and the folder is read while the model loads, so a query on
+    # a 150-file folder answers in under 5 s. 0 or None: no limit, every candidate is reranked.
+    budget_s: float | None = 1.0
+    depth: int | None = (
+        None  # rerank exactly this many candidates (overrides budget_s); None: the budget decides
+    )
+    rerank_batch: int = (
+        8  # candidates per measured batch: small, so the budget is overrun by at most one batch
+    )
+    one_per_file: bool = True  # a file's best passage only; False: every passage (`--passages`)
+    snippet_width: int = 200  # characters of the excerpt shown (and compared: no two results show the same)
 
 
 SEARCH = SearchOptions()
+
+# A reranked result's label, from its probability of relevance (the model's calibration, else
+# the sigmoid): the first cut point it reaches, else "low". 0.5: the model thinks relevant more
+# likely than not; 0.2: worth a look (a calibrated probability of 0.2-0.5 is often a partial or
+# an indirect answer); below 0.2, rarely the answer.
+RELEVANCE_LABELS: tuple[tuple[str, float], ...] = (("high", 0.5), ("medium", 0.2))
+LOWEST_RELEVANCE_LABEL = "low"

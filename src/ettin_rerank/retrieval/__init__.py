@@ -32,7 +32,7 @@ from .first_stage import (
     load_first_stage,
 )
 from .hybrid import hybrid_search, reciprocal_rank_fusion
-from .index import SearchHit, SearchIndex
+from .index import SearchHit, SearchIndex, SearchResults
 from .index_files import IndexFormatError
 from .nano import build_nano_subset
 from .rerank import rerank_run
@@ -55,6 +55,7 @@ __all__ = [
     "Run",
     "SearchHit",
     "SearchIndex",
+    "SearchResults",
     "build_first_stage",
     "build_nano_subset",
     "document_text",

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from ..config.retrieval import SEARCH
+from ..config.retrieval import LOWEST_RELEVANCE_LABEL, RELEVANCE_LABELS, SEARCH
 from ..inference.long_documents import check_long_documents
+from ..inference.scores import apply_activation
 from ..scoring import LongDocumentScorer, PairScorer, checked_scores
 from .beir import Document, load_corpus, scoring_text, write_corpus
 from .bm25 import BM25Config
@@ -42,7 +45,7 @@ EXCERPT_SCAN_CHARS = 20_000  # how much of an unwindowed text a snippet is looke
 class SearchHit:
     rank: int
     doc_id: str  # a file's path relative to the folder indexed, `path#pN` for a long file's Nth passage
-    score: float  # reranker logit when reranked, else the first-stage score
+    score: float  # reranker's raw score (logit) when reranked, else the first-stage score
     first_stage_score: float
     first_stage_rank: int  # 1-based position in the first stage's list
     title: str
@@ -51,6 +54,9 @@ class SearchHit:
     window: tuple[int, int] | None = None  # chars of `text` in the reranker's best window; None: all
     n_chunks: int | None = None  # windows the reranker scored; None: not reranked by the engine
     truncated: bool = False  # the reranker saw only part of the document (long_documents="truncate")
+    reranked: bool = False  # scored by the reranker (False: beyond the budget or depth, or no reranker)
+    probability: float | None = None  # P(relevant) from the reranker's score; None: not reranked
+    words: tuple[int, int] | None = None  # 1-based first and last word of a passage in its file
 
     @property
     def file(self) -> str:
@@ -67,13 +73,22 @@ class SearchHit:
         start, end = self.window or (0, len(self.text))
         return excerpt(self.text[start:end], self.query, width)
 
-    def to_dict(self, snippet_width: int = 200) -> dict:
+    @property
+    def relevance(self) -> str | None:
+        """The probability's label (`config.retrieval.RELEVANCE_LABELS`); None when not reranked."""
+        return None if self.probability is None else relevance_label(self.probability)
+
+    def to_dict(self, snippet_width: int = SEARCH.snippet_width) -> dict:
         return {
             "rank": self.rank,
             "doc_id": self.doc_id,
             "file": self.file,
             "passage": self.passage,
+            "words": list(self.words) if self.words else None,
+            "reranked": self.reranked,
             "score": self.score,
+            "probability": self.probability,
+            "relevance": self.relevance,
             "first_stage_score": self.first_stage_score,
             "first_stage_rank": self.first_stage_rank,
             "title": self.title,
@@ -81,6 +96,67 @@ class SearchHit:
             "n_chunks": self.n_chunks,
             "truncated": self.truncated,
         }
+
+
+def relevance_label(probability: float) -> str:
+    """ "high", "medium" or "low": the first cut point of `RELEVANCE_LABELS` that `probability` reaches."""
+    for label, cut in RELEVANCE_LABELS:
+        if probability >= cut:
+            return label
+    return LOWEST_RELEVANCE_LABEL
+
+
+@dataclass
+class SearchResults(Sequence[SearchHit]):
+    """The hits of one search (a sequence of `SearchHit`, best first) and how much was reranked."""
+
+    hits: list[SearchHit] = field(default_factory=list)
+    candidates: int = 0  # first-stage candidates (passages or documents)
+    reranked: int = 0  # of them, how many the reranker scored: the first ones in first-stage order
+    rerank_seconds: float = 0.0  # wall time of reranking (tokenizing and scoring)
+    budget_s: float | None = None  # the time budget that applied; None: none (no limit, or a depth)
+    depth: int | None = None  # the fixed number asked for, when one was
+
+    @overload
+    def __getitem__(self, index: int) -> SearchHit: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[SearchHit]: ...
+    def __getitem__(self, index: int | slice) -> SearchHit | list[SearchHit]:
+        return self.hits[index]
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __iter__(self) -> Iterator[SearchHit]:
+        return iter(self.hits)
+
+    def to_dict(self) -> dict:
+        """What was reranked, for `--json` (the hits are written by the caller, with its snippet width)."""
+        return {
+            "candidates": self.candidates,
+            "reranked_candidates": self.reranked,
+            "rerank_seconds": round(self.rerank_seconds, 3),
+            "budget_s": self.budget_s,
+            "depth": self.depth,
+        }
+
+
+def check_search_arguments(
+    query: str,
+    top_k: int = SEARCH.top_k,
+    n: int = SEARCH.n,
+    budget_s: float | None = SEARCH.budget_s,
+    depth: int | None = SEARCH.depth,
+) -> None:
+    """ValueError unless a search can run with these: cheap, so a command checks before loading a model."""
+    if not query.strip():
+        raise ValueError("the query is empty")
+    if n < 1 or top_k < 1:
+        raise ValueError(f"n and top_k must be at least 1, got n={n}, top_k={top_k}")
+    if depth is not None and depth < 1:
+        raise ValueError(f"depth must be at least 1 (None: the time budget decides), got {depth}")
+    if budget_s is not None and not budget_s >= 0:  # also refuses NaN
+        raise ValueError(f"budget must be at least 0 seconds (0: no limit), got {budget_s}")
 
 
 def excerpt(text: str, query: str, width: int) -> str:
@@ -127,6 +203,15 @@ class CandidateScores:
     windows: list[tuple[int, int] | None]  # chars of the scored text in the best window; None: all
     n_chunks: list[int | None]  # windows scored; None when the scorer does not say
     truncated: list[bool]
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[CandidateScores]) -> CandidateScores:
+        return cls(
+            np.concatenate([np.empty(0, dtype=np.float32), *(part.scores for part in parts)]),
+            [window for part in parts for window in part.windows],
+            [n for part in parts for n in part.n_chunks],
+            [cut for part in parts for cut in part.truncated],
+        )
 
 
 def score_candidates(
@@ -269,7 +354,7 @@ class SearchIndex:
     def retrieve(self, query: str, top_k: int = 100) -> dict[str, float]:
         return self.first_stage.search({"q": query}, k=top_k)["q"]
 
-    def search(
+    def search(  # noqa: PLR0913 (its parameters are the `search` command's flags)
         self,
         query: str,
         top_k: int = SEARCH.top_k,
@@ -277,44 +362,132 @@ class SearchIndex:
         reranker: Reranker | PairScorer | None = None,
         long_documents: str = SEARCH.long_documents,
         show_progress: bool = False,
-    ) -> list[SearchHit]:
-        """First stage top-`top_k`, reranked with `reranker` when given, best `n` returned.
+        budget_s: float | None = SEARCH.budget_s,
+        depth: int | None = SEARCH.depth,
+        one_per_file: bool = SEARCH.one_per_file,
+        snippet_width: int = SEARCH.snippet_width,
+    ) -> SearchResults:
+        """First stage top-`top_k`, the first of them reranked with `reranker` when given, best `n`
+        returned (`SearchResults`: the hits, and how many candidates were reranked).
 
+        How many are reranked: `depth` exactly (the first stage then retrieves at least `depth`);
+        else as many, in first-stage order, as `budget_s` seconds allow, scored in small batches
+        while the measured speed says the next batch fits (the first batch always runs); a budget of
+        0 or None reranks every candidate. Reranked candidates come first, by reranker score (ties
+        keep first-stage order), the rest below them in first-stage order.
+
+        `one_per_file`: a file's best passage only (the first in that order). Whatever the mode, a
+        hit whose snippet (`snippet_width` characters) an earlier hit already shows is dropped.
         `long_documents`: "chunk" scores a document longer than the reranker reads in overlapping
         windows and keeps the best (its snippet shows that window); "truncate" reads its start only
-        (`SearchHit.truncated`). Equal reranker scores keep first-stage order. `show_progress`: the
-        reranker's bar.
+        (`SearchHit.truncated`). `show_progress`: a bar over the candidates reranked.
         """
-        if not query.strip():
-            raise ValueError("the query is empty")
-        if n < 1 or top_k < 1:
-            raise ValueError("n and top_k must be at least 1")
-        candidates = self.retrieve(query, top_k)
+        check_search_arguments(query, top_k, n, budget_s, depth)
+        candidates = self.retrieve(query, max(top_k, depth or 0))
         by_score = sorted(candidates, key=lambda doc_id: -candidates[doc_id])  # stable: ties keep order
         first_stage_rank = {doc_id: position for position, doc_id in enumerate(by_score, start=1)}
         docs = [self.corpus[doc_id] for doc_id in by_score]
-        if reranker is None or not docs:
-            hits = [_hit(doc, candidates[doc.doc_id], candidates, first_stage_rank, query) for doc in docs]
-        else:
+        hits = [
+            _hit(doc, candidates[doc.doc_id], candidates, first_stage_rank, query, self._words(doc))
+            for doc in docs
+        ]
+        budget = None if depth is not None or not budget_s else budget_s
+        results = SearchResults(candidates=len(docs), budget_s=budget, depth=depth)
+        if reranker is not None and docs:
             texts = [scoring_text(doc) for doc in docs]
-            scored = score_candidates(reranker, query, texts, long_documents, show_progress)
-            order = sorted(range(len(docs)), key=lambda i: -float(scored.scores[i]))  # stable
-            hits = [
-                _hit(
-                    docs[i],
-                    float(scored.scores[i]),
-                    candidates,
-                    first_stage_rank,
-                    query,
-                    window=_text_window(docs[i], scored.windows[i]),
-                    n_chunks=scored.n_chunks[i],
-                    truncated=scored.truncated[i],
-                )
-                for i in order
-            ]
-        for rank, hit in enumerate(hits[:n], start=1):
+            started = time.perf_counter()
+            scored = rerank_in_order(reranker, query, texts, long_documents, budget, depth, show_progress)
+            results.rerank_seconds = time.perf_counter() - started
+            results.reranked = len(scored.scores)
+            probabilities = reranker_probabilities(reranker, scored.scores)
+            for i, hit in enumerate(hits[: results.reranked]):
+                hit.score = float(scored.scores[i])
+                hit.reranked = True
+                hit.probability = None if probabilities is None else float(probabilities[i])
+                hit.window = _text_window(docs[i], scored.windows[i])
+                hit.n_chunks = scored.n_chunks[i]
+                hit.truncated = scored.truncated[i]
+            order = sorted(range(results.reranked), key=lambda i: -float(scored.scores[i]))  # stable
+            hits = [hits[i] for i in order] + hits[results.reranked :]
+        results.hits = shown_hits(hits, n, one_per_file, snippet_width)
+        for rank, hit in enumerate(results.hits, start=1):
             hit.rank = rank
-        return hits[:n]
+        return results
+
+    def _words(self, doc: Document) -> tuple[int, int] | None:
+        """A passage's first and last word in its file (1-based), from how the files were cut."""
+        passage = passage_position(doc.doc_id)[1]
+        if passage is None or self.passages is None or not self.passages.words:
+            return None
+        first = (passage - 1) * (self.passages.words - self.passages.overlap) + 1
+        return first, first + len(doc.text.split()) - 1
+
+
+def rerank_in_order(
+    reranker: PairScorer,
+    query: str,
+    texts: Sequence[str],
+    long_documents: str,
+    budget_s: float | None,
+    depth: int | None,
+    show_progress: bool = False,
+    batch: int = SEARCH.rerank_batch,
+) -> CandidateScores:
+    """Scores of the first texts, in order: the first `depth`; else, with `budget_s`, batches of up
+    to `batch` texts while the speed measured so far (characters of query and text scored per
+    second) says the next one ends within the budget; else all of them."""
+    if depth is not None or not budget_s:
+        count = len(texts) if depth is None else min(depth, len(texts))
+        return score_candidates(reranker, query, texts[:count], long_documents, show_progress)
+    parts: list[CandidateScores] = []
+    done = chars_done = 0
+    started = time.perf_counter()
+    with tqdm(total=len(texts), desc="Reranking", unit="doc", disable=not show_progress) as progress:
+        while done < len(texts):
+            take = min(batch, len(texts) - done)
+            if done:  # after the first batch, take only what the measured speed fits in what is left
+                elapsed = time.perf_counter() - started
+                chars_per_second = chars_done / max(elapsed, 1e-9)
+                left_chars = (budget_s - elapsed) * chars_per_second
+                costs = np.cumsum([len(query) + len(text) for text in texts[done : done + take]])
+                take = int(np.searchsorted(costs, left_chars, side="right"))
+                if not take:
+                    break
+            chunk = texts[done : done + take]
+            parts.append(score_candidates(reranker, query, chunk, long_documents))
+            done += take
+            chars_done += sum(len(query) + len(text) for text in chunk)
+            progress.update(take)
+    return CandidateScores.concatenate(parts)
+
+
+def reranker_probabilities(reranker: PairScorer, scores: np.ndarray) -> np.ndarray | None:
+    """P(relevant) for a reranker's raw scores, by its `probability_activation` (the model's
+    calibration, else the sigmoid); None for a scorer that does not say how its scores read."""
+    activation = getattr(reranker, "probability_activation", None)
+    if activation is None:
+        return None
+    return apply_activation(scores, activation, getattr(reranker, "calibration", None))
+
+
+def shown_hits(hits: Sequence[SearchHit], n: int, one_per_file: bool, snippet_width: int) -> list[SearchHit]:
+    """The first `n` of `hits` (best first) that are each file's first (with `one_per_file`) and
+    whose snippet no earlier hit shows (a file copied twice, overlapping passages)."""
+    shown: list[SearchHit] = []
+    files: set[str] = set()
+    snippets: set[str] = set()
+    for hit in hits:
+        if len(shown) == n:
+            break
+        if one_per_file and hit.file in files:
+            continue
+        snippet = hit.snippet(snippet_width)
+        if snippet in snippets:
+            continue
+        files.add(hit.file)
+        snippets.add(snippet)
+        shown.append(hit)
+    return shown
 
 
 def _hit(
@@ -323,9 +496,9 @@ def _hit(
     candidates: dict[str, float],
     first_stage_rank: dict[str, int],
     query: str,
-    **reranked,
+    words: tuple[int, int] | None,
 ) -> SearchHit:
-    """A hit, ranked later; `reranked`: the reranker's window, n_chunks and truncated."""
+    """A first-stage hit, ranked later (reranking fills in its score, probability and window)."""
     return SearchHit(
         0,
         doc.doc_id,
@@ -335,7 +508,7 @@ def _hit(
         doc.title,
         doc.text,
         query=query,
-        **reranked,
+        words=words,
     )
 
 
