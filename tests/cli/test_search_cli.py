@@ -247,8 +247,9 @@ def test_passages_lists_every_passage_of_a_file(tmp_path, capsys):
         " ".join(f"Step {i}: check the pump pressure gauge number {i}." for i in range(60))
     )
     (root / "memo.txt").write_text("The pump was serviced in May.")
-    per_file, _ = search_json(capsys, str(root), "pump pressure", "--no-rerank")
-    every, _ = search_json(capsys, str(root), "pump pressure", "--no-rerank", "--passages")
+    cut = ("--passage-words", "200", "--passage-overlap", "50")
+    per_file, _ = search_json(capsys, str(root), "pump pressure", "--no-rerank", *cut)
+    every, _ = search_json(capsys, str(root), "pump pressure", "--no-rerank", "--passages", *cut)
     assert [r["file"] for r in per_file["results"]] == ["manual.txt", "memo.txt"]
     manual = [r for r in every["results"] if r["file"] == "manual.txt"]
     assert len(manual) == 4 and sorted(r["passage"] for r in manual) == [1, 2, 3, 4]  # 540 words
