@@ -29,6 +29,15 @@ def require_shared(path: Path, what: str) -> Path:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory) -> Path:
+    """Tests never write to the user's cache: `ETTIN_RERANK_CACHE_DIR` (read by `config.paths.cache_dir`,
+    and inherited by the CLI subprocesses tests start) points at a temporary folder for the session."""
+    path = tmp_path_factory.mktemp("ettin-rerank-cache")
+    os.environ["ETTIN_RERANK_CACHE_DIR"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def modernbert_tokenizer_dir() -> Path:
     return require_shared(
