@@ -202,13 +202,17 @@ def write_cached(path: Path, identity: dict[str, Any], probe: Bf16Probe) -> None
         kept = []  # missing or corrupt: replaced whole
     result = {key: value for key, value in asdict(probe).items() if key != "source"}
     document = {"format": CACHE_FORMAT, "entries": [*kept, {"identity": identity, "result": result}]}
+    temporary: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+            temporary = handle.name
             json.dump(document, handle, indent=1)
-        os.replace(handle.name, path)
+        os.replace(temporary, path)
     except OSError as error:
         logger.warning("could not cache the bf16 probe in %s (%s): it will be measured again", path, error)
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
 
 
 def _cached_entries(path: Path) -> list[dict[str, Any]]:
