@@ -143,3 +143,22 @@ def test_bench_runs_our_onnx_export_on_onnxruntime_and_openvino(tiny_reranker_di
     assert "st-onnx" in engines or "cannot load" in report["unavailable"]["st-onnx"]
     assert report["machine"]["cpu_kernels"]["flags"]
     assert "onnx-ours" in format_table(report)
+
+
+def test_ours_auto_runs_what_auto_picks_and_the_table_names_the_probe(tiny_reranker_dir):
+    from ettin_rerank.benchmarking.engines import load_engine
+    from ettin_rerank.benchmarking.runner import _machine, format_table
+    from ettin_rerank.inference.modes import auto_dtype
+
+    engine = load_engine("ours-auto", str(tiny_reranker_dir), batch_tokens=64)
+    assert engine.reranker.dtype == auto_dtype("cpu")
+    assert engine.description.startswith(f"ettin-rerank {str(auto_dtype('cpu')).removeprefix('torch.')}, ")
+    machine = _machine("cpu")
+    assert machine["dtype_auto"]["dtype"] == str(auto_dtype("cpu")).removeprefix("torch.")
+    report = {
+        "workload": {"name": "beir-short", "pairs": 3, "mean_tokens": 10.0},
+        "matmul_peak_gflops_fp32": 10.0,
+        "machine": machine,
+        "engines": {},
+    }
+    assert f"dtype auto: {machine['dtype_auto']['dtype']} (" in format_table(report)

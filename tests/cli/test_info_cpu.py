@@ -38,7 +38,21 @@ def test_info_text_names_the_flags_and_what_auto_picks(info_outputs):
     kernels = cpu_kernels()
     assert lines["cpu_flags"].startswith(" ".join(kernels.flags) or "none")
     assert lines["cpu_native_bf16"] == ("yes" if kernels.native_bf16 else "no")
-    assert lines["dtype_auto"] == str(kernels.auto_dtype()).removeprefix("torch.")
+    from ettin_rerank.inference.modes import auto_dtype, cpu_auto_probe
+
+    assert lines["dtype_auto"] == str(auto_dtype("cpu")).removeprefix("torch.")
+    probe = cpu_auto_probe()
+    if probe.speedup is not None:  # the measured ratio is shown where this CPU was probed
+        assert lines["cpu_bf16_speedup"].startswith(f"{probe.speedup:.2f}x fp32")
+
+
+def test_info_json_shows_what_auto_picks_and_the_measured_ratio(info_outputs):
+    from ettin_rerank.inference.modes import auto_dtype, cpu_auto_probe
+
+    auto = json.loads(info_outputs[0])["dtype_auto"]
+    assert auto["dtype"] == str(auto_dtype("cpu")).removeprefix("torch.")
+    assert auto["bf16_speedup"] == cpu_auto_probe().speedup
+    assert auto["bf16_min_speedup"] >= 1.0
 
 
 @pytest.mark.parametrize(

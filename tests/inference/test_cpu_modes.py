@@ -1,21 +1,37 @@
-"""CPU kernel detection and the precision it decides: `dtype="auto"`, bf16 falling back to exact
-fp32 where the CPU has no native bf16, and int8 with per-channel weight scales."""
+"""CPU kernel detection and the precision it decides: `dtype="auto"` by a cached bf16 probe, bf16
+falling back to exact fp32 where the CPU has no native bf16, and int8 with per-channel weight scales."""
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 
 import numpy as np
 import pytest
 import torch
 
 from ettin_rerank import Reranker
-from ettin_rerank.inference import modes
-from ettin_rerank.inference.cpu import KERNEL_FLAGS, CpuKernels, cpu_kernels, parse_cpuinfo_flags
+from ettin_rerank.inference import cpu_probe, modes
+from ettin_rerank.inference.cpu import (
+    KERNEL_FLAGS,
+    CpuKernels,
+    cpu_kernels,
+    parse_cpuinfo_flags,
+    parse_cpuinfo_model_name,
+)
+from ettin_rerank.inference.cpu_probe import (
+    BF16_MIN_SPEEDUP,
+    Bf16Probe,
+    bf16_pays,
+    bf16_probe,
+    probe_identity,
+    write_cached,
+)
 from ettin_rerank.inference.modes import resolve_dtype, resolve_modes
 from tolerances import BF16_TOL
 
-AVX2_EPYC = "processor\t: 0\nflags\t\t: fpu sse2 avx fma avx2 bmi2\nbugs\t\t: sysret_ss_attrs\n"
+AVX2_EPYC = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx fma avx2 bmi2\nbugs\t\t: sysret_ss_attrs\n"
 SAPPHIRE_RAPIDS = (
     "flags\t\t: avx2 fma avx512f avx512bw avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8\n"
     "flags\t\t: only the first processor's line is read\n"
@@ -33,31 +49,46 @@ def test_this_cpu_is_described_by_a_typed_result():
     assert kernels.native_bf16 == any(f in kernels.flags for f in ("avx512_bf16", "amx_bf16"))
     described = kernels.describe()
     assert described["flags"] == list(kernels.flags)
-    assert described["auto_dtype"] in ("float32", "bfloat16")
+    assert modes.cpu_auto_probe().describe()["dtype"] in ("float32", "bfloat16")
 
 
 def test_cpuinfo_flags_decide_the_native_kernels():
     epyc = CpuKernels(parse_cpuinfo_flags(AVX2_EPYC), "AVX2", "test")
     assert epyc.flags == ("avx2", "fma")
     assert not epyc.native_bf16 and not epyc.native_int8
-    assert epyc.auto_dtype() == torch.float32
+    assert bf16_probe(epyc).dtype == torch.float32  # no native bf16: exact, without probing
+    assert parse_cpuinfo_model_name(AVX2_EPYC) == "AMD EPYC 7B13"
     assert epyc.missing(("avx512_bf16", "amx_bf16")) == "avx512_bf16 or amx_bf16"
     spr = CpuKernels(parse_cpuinfo_flags(SAPPHIRE_RAPIDS), "AVX512", "test")
     assert spr.flags == ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-    assert spr.native_bf16 and spr.native_int8
-    assert spr.auto_dtype() == torch.bfloat16
+    assert spr.native_bf16 and spr.native_int8  # a bf16 candidate: the probe decides (below)
     assert parse_cpuinfo_flags("Features\t: fp asimd bf16\n") == ()  # no x86 flags line: nothing claimed
 
 
-@pytest.mark.parametrize(("kernels", "want"), [(NATIVE_BF16, torch.bfloat16), (AVX2_ONLY, torch.float32)])
-def test_auto_follows_the_rule(monkeypatch, kernels, want):
+def measured(speedup: float) -> Bf16Probe:
+    return Bf16Probe(speedup, 100.0, 100.0 * speedup, torch.get_num_threads(), "measured")
+
+
+@pytest.mark.parametrize(
+    ("kernels", "speedup", "want"),
+    [
+        (NATIVE_BF16, 1.6, torch.bfloat16),  # native bf16, measured clearly faster: bf16
+        (NATIVE_BF16, 0.66, torch.float32),  # native bf16 but slower (the issue's Xeon): exact
+        (AVX2_ONLY, None, torch.float32),  # no native bf16: exact, never probed
+    ],
+)
+def test_auto_follows_the_rule(monkeypatch, probe_cache, kernels, speedup, want):
+    path, calls = probe_cache
     monkeypatch.setattr(modes, "cpu_kernels", lambda: kernels)
+    if speedup is not None:  # what the probe found on this (stand-in) CPU, as its cache holds it
+        write_cached(path, probe_identity(kernels), measured(speedup))
     assert resolve_dtype("auto", "cpu") == want
     assert resolve_dtype("auto", "cpu", quantize="int8") == torch.float32  # int8 takes fp32 activations
     assert resolve_dtype("float32", "cpu") == torch.float32  # the library default stays exact
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     assert resolve_dtype("auto", "cuda") == torch.bfloat16
     assert resolve_dtype("auto", "meta") == torch.float32  # any other device: exact
+    assert calls == []  # read from the cache, or (no native bf16) never probed
 
 
 def test_auto_on_this_machine_runs_fp32_or_bf16_within_the_bf16_bound(tiny_reranker_dir, random_word_pairs):
@@ -72,6 +103,85 @@ def test_auto_on_this_machine_runs_fp32_or_bf16_within_the_bf16_bound(tiny_reran
     if auto.dtype == torch.float32:
         np.testing.assert_array_equal(scores, exact)
     assert np.abs(scores - exact).max() <= BF16_TOL
+
+
+def test_the_decision_rule_takes_bf16_only_from_a_clear_margin():
+    assert BF16_MIN_SPEEDUP > 1.0  # never a mode slower than exact
+    assert not bf16_pays(0.66) and not bf16_pays(1.0) and not bf16_pays(BF16_MIN_SPEEDUP - 0.01)
+    assert bf16_pays(BF16_MIN_SPEEDUP) and bf16_pays(2.0)
+    assert measured(0.66).dtype == torch.float32 and measured(1.6).dtype == torch.bfloat16
+    assert Bf16Probe(None, None, None, 1, "not probed").dtype == torch.float32
+
+
+@pytest.fixture
+def probe_cache(tmp_path, monkeypatch):
+    """A fresh cache folder for one test, and a count of the probe's measurements."""
+    monkeypatch.setenv("ETTIN_RERANK_CACHE_DIR", str(tmp_path))
+    calls = []
+    measure = cpu_probe.measure_bf16
+
+    def counted() -> Bf16Probe:
+        calls.append(1)
+        return measure()
+
+    monkeypatch.setattr(cpu_probe, "measure_bf16", counted)
+    return tmp_path / cpu_probe.CACHE_FILE, calls
+
+
+def test_the_probe_measures_quickly_caches_and_reads_its_cache(probe_cache):
+    """The real probe (on this CPU's own kernels, with native bf16 flags claimed so that it runs on
+    any machine) takes well under a second, is cached, and is read back without measuring."""
+    path, calls = probe_cache
+    kernels = CpuKernels(("avx2", "fma", "avx512f", "avx512_bf16"), "AVX512", "test", "a test CPU")
+    start = time.perf_counter()
+    first = bf16_probe(kernels)
+    assert time.perf_counter() - start < 3.0  # about 0.4 s on 2 busy cores; bound loose for loaded machines
+    assert first.source == "measured" and calls == [1]
+    assert first.speedup is not None and first.speedup > 0 and first.threads == torch.get_num_threads()
+    assert first.dtype == (torch.bfloat16 if bf16_pays(first.speedup) else torch.float32)
+    cached = json.loads(path.read_text())
+    assert cached["entries"][0]["identity"] == probe_identity(kernels)
+    assert cached["entries"][0]["identity"]["cpu"] == "a test CPU"
+    written = path.stat().st_mtime_ns
+    second = bf16_probe(kernels)
+    assert second.source == "cache" and calls == [1]  # not measured again
+    assert second.speedup == first.speedup and second.dtype == first.dtype
+    assert path.stat().st_mtime_ns == written
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        '{"format": 1, "entries": "oops"}',
+        '{"format": 99, "entries": []}',
+        '{"format": 1, "entries": [{"identity": [], "result": {}}]}',
+        "[]",
+    ],
+)
+def test_a_corrupt_or_foreign_cache_is_measured_again(probe_cache, content):
+    path, calls = probe_cache
+    kernels = CpuKernels(("avx512f", "avx512_bf16"), "AVX512", "test", "a test CPU")
+    path.write_text(content)
+    assert bf16_probe(kernels).source == "measured" and calls == [1]
+    assert bf16_probe(kernels).source == "cache" and calls == [1]  # the rewritten file is good
+
+
+def test_another_cpu_or_version_is_measured_again(probe_cache):
+    path, calls = probe_cache
+    kernels = CpuKernels(("avx512f", "avx512_bf16"), "AVX512", "test", "a test CPU")
+    other = CpuKernels(("avx512f", "avx512_bf16"), "AVX512", "test", "another CPU")
+    write_cached(path, probe_identity(other), measured(2.0))
+    assert bf16_probe(kernels).source == "measured" and calls == [1]
+    identities = [entry["identity"] for entry in json.loads(path.read_text())["entries"]]
+    assert identities == [probe_identity(kernels)]  # the foreign entry is dropped
+
+
+def test_a_cpu_without_native_bf16_is_never_probed(probe_cache):
+    path, calls = probe_cache
+    probe = bf16_probe(AVX2_ONLY)
+    assert probe.dtype == torch.float32 and probe.speedup is None and "avx512_bf16" in probe.source
+    assert calls == [] and not path.exists()
 
 
 def test_bf16_runs_bf16_only_on_a_native_bf16_cpu(monkeypatch, caplog):

@@ -18,6 +18,7 @@ import torch
 
 from ..config.bench import SHORT_MAX_LENGTH, WORKLOADS, BenchConfig
 from ..inference.cpu import cpu_kernels
+from ..inference.modes import cpu_auto_probe
 from ..inference.tokenization import PairTokenizer
 from ..modeling.loading import load_checkpoint
 from .engines import (
@@ -42,15 +43,12 @@ def _machine(device: str) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "device": device,
     }
-    try:
-        with open("/proc/cpuinfo") as handle:
-            text = handle.read()
-        info["cpu"] = next(
-            (line.split(":", 1)[1].strip() for line in text.splitlines() if "model name" in line), ""
-        )
-    except OSError:
-        pass
-    info["cpu_kernels"] = cpu_kernels().describe()  # the flags that decide which kernels run
+    kernels = cpu_kernels()
+    if kernels.model_name:
+        info["cpu"] = kernels.model_name
+    info["cpu_kernels"] = kernels.describe()  # the flags that decide which kernels run
+    if device == "cpu":  # what dtype="auto" picks here, at the benchmark's thread count (cached probe)
+        info["dtype_auto"] = cpu_auto_probe().describe()
     for package in ("sentence_transformers", "onnxruntime", "openvino"):
         try:
             info[package] = importlib.import_module(package).__version__
@@ -247,6 +245,11 @@ def format_table(report: dict[str, Any]) -> str:
         f"mean {report['workload']['mean_tokens']:.0f} tokens; fp32 matmul peak "
         + (f"{peak:.1f} GFLOP/s" if peak else "n/a"),
         f"cpu: {report['machine'].get('cpu', '?')}; kernels: {cpu_summary(report['machine'])}",
+        *(
+            [f"dtype auto: {auto_summary(report['machine']['dtype_auto'])}"]
+            if "dtype_auto" in report["machine"]
+            else []
+        ),
         f"{'engine':<14} {'pairs/s':>9} {'x st-def':>9} {'x st-bf16':>9} {'GFLOP/s':>8} {'peak MB':>8} "
         f"{'max|diff|':>10} {'spearman':>8} {'top10':>6}",
     ]
@@ -270,6 +273,17 @@ def cpu_summary(machine: dict[str, Any]) -> str:
     bf16 = "native bf16" if kernels.get("native_bf16") else "no native bf16"
     int8 = "int8 dot product (VNNI/AMX)" if kernels.get("native_int8") else "no int8 dot product"
     return f"{flags} ({bf16}, {int8})"
+
+
+def auto_summary(auto: dict[str, Any]) -> str:
+    """What dtype="auto" picks and the measured ratio, e.g. "float32 (bf16 0.66x the speed of fp32 ...)"."""
+    if auto.get("bf16_speedup") is None:
+        return f"{auto['dtype']} ({auto['source']})"
+    return (
+        f"{auto['dtype']} (bf16 {auto['bf16_speedup']:.2f}x the speed of fp32 on the probe's matmuls, "
+        f"{auto['fp32_gflops']:.0f} GFLOP/s fp32, {auto['threads']} threads, {auto['source']}; "
+        f"bf16 from {auto['bf16_min_speedup']:.2f}x)"
+    )
 
 
 def write_json(report: dict[str, Any], path: str | Path) -> Path:

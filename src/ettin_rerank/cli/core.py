@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from ..config.family import SIZES, RandomRerankerOptions
@@ -114,14 +115,18 @@ def run_rank(args) -> int:
     if args.top_k is not None and args.top_k < 0:
         raise ValueError(f"--top-k must be >= 0, got {args.top_k}")
     documents = read_documents(args.documents)
+    from ..inference.reranker import TruncationWarning
+
     reranker = load_reranker(require_model(args.model), args)
-    ranked = reranker.rank(
-        args.query,
-        documents,
-        return_documents=True,
-        activation=args.activation,
-        long_documents=args.long_documents,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncationWarning)  # the command reports the count itself
+        ranked = reranker.rank(
+            args.query,
+            documents,
+            return_documents=True,
+            activation=args.activation,
+            long_documents=args.long_documents,
+        )
     # counted over every document, not only the ones shown
     truncated = sum(item.get("truncated", False) for item in ranked)
     results = ranked if args.top_k is None else ranked[: args.top_k]
@@ -162,6 +167,7 @@ def run_rank(args) -> int:
 
 def describe_model(model: str | None) -> dict:
     from ..inference.cpu import cpu_kernels  # torch: imported when the command runs
+    from ..inference.modes import cpu_auto_probe
 
     choice = require_model(model)
     reranker = load_reranker(choice)
@@ -179,7 +185,8 @@ def describe_model(model: str | None) -> dict:
         "vocab_size": config.vocab_size,
         "license": reranker.license or "not stated in the model card",
         "relevance_score": reranker.probability_activation,
-        "cpu": cpu_kernels().describe(),  # which kernels this CPU has: what dtype="auto" picks
+        "cpu": cpu_kernels().describe(),  # which kernels this CPU has
+        "dtype_auto": cpu_auto_probe().describe(),  # what dtype="auto" picks on this CPU, and the measured ratio
     }
 
 
@@ -189,11 +196,18 @@ def run_info(args) -> int:
         print(json.dumps(info))
     else:
         cpu = info.pop("cpu")
+        auto = info.pop("dtype_auto")
         lines = {key: f"{value:,}" if key == "parameters" else value for key, value in info.items()}
         lines["cpu_flags"] = f"{' '.join(cpu['flags']) or 'none'} (torch: {cpu['torch_capability']})"
         lines["cpu_native_bf16"] = "yes" if cpu["native_bf16"] else "no"
         lines["cpu_native_int8"] = "yes" if cpu["native_int8"] else "no"
-        lines["dtype_auto"] = cpu["auto_dtype"]
+        lines["cpu_bf16_speedup"] = (
+            f"{auto['bf16_speedup']:.2f}x fp32 ({auto['source']} at {auto['threads']} threads; "
+            f"auto takes bf16 from {auto['bf16_min_speedup']:.2f}x)"
+            if auto["bf16_speedup"] is not None
+            else auto["source"]
+        )
+        lines["dtype_auto"] = auto["dtype"]
         width = max(map(len, lines))
         for key, value in lines.items():
             print(f"{key:<{width}}  {value}")

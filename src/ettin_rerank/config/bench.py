@@ -15,6 +15,9 @@ class OurMode(TypedDict, total=False):
 
 OUR_MODES: dict[str, OurMode] = {
     "ours-exact": {"dtype": "float32"},
+    "ours-auto": {
+        "dtype": "auto"
+    },  # what `search` and `serve` run by default: bf16 only where measured to pay
     "ours-bf16": {"dtype": "bfloat16"},
     "ours-fp16": {"dtype": "float16"},
     "ours-int8": {"dtype": "float32", "quantize": "int8"},

@@ -1,10 +1,12 @@
-"""Which CPU kernels this machine has, decided in one place: what `dtype="auto"`, the bf16
-fallback, `ettin-rerank info` and `bench` read.
+"""Which CPU kernels this machine has, decided in one place: what the bf16 fallback, the bf16
+probe behind `dtype="auto"` (`cpu_probe.py`), `ettin-rerank info` and `bench` read.
 
 Half precision and int8 pay on a CPU only where it has native instructions for them: bf16 needs
 AVX512_BF16 or AMX-BF16 (without them oneDNN converts every bf16 matmul back to fp32, measured
 0.40x of exact on an AVX2 EPYC), int8 runs fastest with a dot-product instruction (AVX512_VNNI,
 AVX-VNNI or AMX-INT8); on AVX2 fbgemm still has int8 kernels, built from multiply-add sequences.
+Native bf16 flags are necessary, not sufficient: on some AVX512_BF16 CPUs torch's bf16 matmul is
+slower than fp32, so `dtype="auto"` measures before it picks bf16 (`cpu_probe.py`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class CpuKernels:
     flags: tuple[str, ...]  # the `KERNEL_FLAGS` this CPU has, in that order
     torch_capability: str  # torch.backends.cpu.get_cpu_capability(): "AVX2", "AVX512", "DEFAULT", ...
     source: str  # where `flags` came from: "/proc/cpuinfo", or "torch" where that file is absent
+    model_name: str = ""  # /proc/cpuinfo "model name" ("" where unknown): part of the probe cache key
 
     @property
     def native_bf16(self) -> bool:
@@ -58,10 +61,6 @@ class CpuKernels:
         """The flags of `wanted` this CPU lacks, as one phrase for messages ("avx512_bf16 or amx_bf16")."""
         return " or ".join(flag for flag in wanted if flag not in self.flags)
 
-    def auto_dtype(self) -> torch.dtype:
-        """What `dtype="auto"` runs on this CPU: bf16 where it has native kernels, else exact fp32."""
-        return torch.bfloat16 if self.native_bf16 else torch.float32
-
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary (`ettin-rerank info --json`, `bench`)."""
         return {
@@ -69,8 +68,8 @@ class CpuKernels:
             "torch_capability": self.torch_capability,
             "native_bf16": self.native_bf16,
             "native_int8": self.native_int8,
-            "auto_dtype": str(self.auto_dtype()).removeprefix("torch."),
             "source": self.source,
+            "model_name": self.model_name,
         }
 
 
@@ -84,6 +83,15 @@ def parse_cpuinfo_flags(text: str) -> tuple[str, ...]:
     return ()
 
 
+def parse_cpuinfo_model_name(text: str) -> str:
+    """The first "model name" of /proc/cpuinfo text ("" where there is none, e.g. on ARM)."""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            return value.strip()
+    return ""
+
+
 @functools.cache
 def cpu_kernels() -> CpuKernels:
     """This CPU's kernels (read once per process): /proc/cpuinfo flags on Linux; elsewhere the
@@ -95,5 +103,5 @@ def cpu_kernels() -> CpuKernels:
     except OSError:
         text = ""
     if "flags" in text:
-        return CpuKernels(parse_cpuinfo_flags(text), capability, str(CPUINFO))
+        return CpuKernels(parse_cpuinfo_flags(text), capability, str(CPUINFO), parse_cpuinfo_model_name(text))
     return CpuKernels(CAPABILITY_FLAGS.get(capability.split("_")[0], ()), capability, "torch")

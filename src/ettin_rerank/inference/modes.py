@@ -1,7 +1,8 @@
 """The device, encoder dtype and int8 mode a model really runs in: decided here alone.
 
-`dtype="auto"` has one rule (`auto_dtype`), used by loading and by training's autocast; asking for
-bf16 on a CPU without native bf16 kernels is warned about in one place (`warn_slow_bf16`).
+`dtype="auto"` has one rule (`auto_dtype`), used by loading and by training's autocast: bf16 where
+it is measured to pay on a CPU (`cpu_probe.py`) or supported on a CUDA GPU. Asking for bf16 on a CPU
+without native bf16 kernels is warned about in one place (`warn_slow_bf16`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from ..config.loading import AUTO_DTYPE, DTYPE_NAMES, QUANTIZE_MODES
 from ..modeling.crossencoder import CrossEncoderModel
 from .cpu import NATIVE_BF16_FLAGS, cpu_kernels
+from .cpu_probe import Bf16Probe, bf16_probe
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +77,22 @@ def resolve_modes(
 
 
 def auto_dtype(device: str | torch.device) -> torch.dtype:
-    """The one `auto` rule: bf16 on a CUDA GPU with bf16 and on a CPU with native bf16 kernels
-    (`cpu.cpu_kernels`), exact fp32 elsewhere."""
+    """The one `auto` rule: bf16 on a CUDA GPU with bf16; on a CPU, bf16 only where it has native
+    bf16 kernels and the probe measured bf16 clearly faster than exact fp32 at torch's current thread
+    count (`cpu_auto_probe`); exact fp32 elsewhere, so `auto` is never a mode slower than exact.
+    int8 is not part of `auto` (its ranking fidelity is judged apart from its speed)."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     if device.type == "cpu":
-        return cpu_kernels().auto_dtype()
+        return cpu_auto_probe().dtype
     return torch.float32
+
+
+def cpu_auto_probe() -> Bf16Probe:
+    """What `auto` reads on this CPU: bf16 against fp32, cached or measured (`cpu_probe.bf16_probe`);
+    `ettin-rerank info` and `bench` show it."""
+    return bf16_probe(cpu_kernels())
 
 
 def resolve_dtype(

@@ -7,6 +7,7 @@ scores become activations and rankings in `scores.py` (numpy only).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -34,6 +35,28 @@ from .long_documents import PairScores, PairsJob, TruncationOptions, check_long_
 from .modes import is_int8_quantized, prepare_model, resolve_modes, warn_slow_bf16
 from .scores import apply_activation, check_activation, probability_activation, ranked_results
 from .tokenization import EncodedPairs, PairTokenizer
+
+
+class TruncationWarning(UserWarning):
+    """`Reranker.predict` or `rank` cut documents to `max_length`: the rest of them was not scored.
+
+    A warning (not a log record) because the caller can act on it: pass `long_documents="chunk"`, or
+    silence it with `warnings.filterwarnings("ignore", category=TruncationWarning)`. Python shows it
+    by default, pointing at the caller's line (and, under its default filter, an identical message
+    from the same line once)."""
+
+
+def warn_truncated(truncated: np.ndarray, max_length: int) -> None:
+    """One warning for one `predict`/`rank` call whose pairs were cut, from the caller's line."""
+    cut = int(truncated.sum())
+    if cut:
+        warnings.warn(
+            f"{cut} of {len(truncated)} documents were cut to the model's {max_length} tokens and the "
+            'rest of them was not scored; pass long_documents="chunk" to score every part of a long '
+            "document (the best window counts)",
+            TruncationWarning,
+            stacklevel=3,  # warn_truncated <- predict/rank <- the caller
+        )
 
 
 class Reranker:
@@ -102,8 +125,9 @@ class Reranker:
 
         Speed modes (see docs/speed.md): `dtype="float32"` is exact; `dtype="bfloat16"` (or
         float16 on CUDA) runs the encoder in half precision, except on a CPU without native bf16
-        kernels, where it warns once and runs exact fp32; `dtype="auto"` is bf16 where native
-        kernels exist (CUDA, AVX512_BF16/AMX CPUs) and fp32 elsewhere. `quantize="int8"` (CPU,
+        kernels, where it warns once and runs exact fp32; `dtype="auto"` is bf16 on a CUDA GPU with
+        bf16 and on a CPU where a short cached probe measured bf16 clearly faster than fp32, exact
+        fp32 elsewhere (never int8). `quantize="int8"` (CPU,
         fp32) swaps the encoder's linear layers for dynamically quantized int8 ones. The scoring
         head always runs in fp32; `Reranker.dtype` is the dtype the encoder really runs in. `num_threads`, when given, sets torch's (process-wide) CPU
         thread count. `attention` overrides the attention backend (e.g. "eager", the reference);
@@ -167,8 +191,9 @@ class Reranker:
         return self.tokenizer.encode_pairs(validate_pairs(pairs), max_length=max_length)
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """`scoring.PairScorer`: raw fp32 logits in input order, no progress bar."""
-        return self.predict(pairs, show_progress_bar=False)
+        """`scoring.PairScorer`: raw fp32 logits in input order (truncated to `max_length`, no progress
+        bar). Silent about truncation: evaluation and teachers score fixed windows on purpose."""
+        return self.score_report(pairs, show_progress_bar=False).scores
 
     @torch.inference_mode()
     def score_encoded(self, encoded: EncodedPairs) -> np.ndarray:
@@ -279,11 +304,14 @@ class Reranker:
         probability of relevance from the model's `calibration.json`). long_documents: "truncate"
         cuts a pair to `max_length` (the document first); "chunk" scores a document that does not
         fit in overlapping windows and keeps the max. batch_size caps pairs per batch, beside the
-        token budget `batch_tokens`. A progress bar shows by default from 10,000 pairs.
+        token budget `batch_tokens`. A progress bar shows by default from 10,000 pairs. With
+        "truncate", a call that cut documents warns once (`TruncationWarning`), saying how many.
         """
         check_activation(activation, self.calibration)
-        raw = self.score_report(pairs, long_documents, batch_tokens, show_progress_bar, batch_size).scores
-        return apply_activation(raw, activation, self.calibration)
+        report = self.score_report(pairs, long_documents, batch_tokens, show_progress_bar, batch_size)
+        if long_documents == "truncate":
+            warn_truncated(report.truncated, self.max_length)
+        return apply_activation(report.scores, activation, self.calibration)
 
     def rank(
         self,
@@ -303,7 +331,8 @@ class Reranker:
         With `long_documents="truncate"`, also `truncated`: whether the pair was cut to `max_length`
         (the rest of the document was not read). With `"chunk"`, `n_chunks` (windows scored) and
         `best_chunk`: the [start, end) character span of the window that scored best (the whole
-        document when it fit).
+        document when it fit). With "truncate", a call that cut documents warns once
+        (`TruncationWarning`), saying how many.
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, got {type(query).__name__}")
@@ -313,6 +342,8 @@ class Reranker:
         check_activation(activation, self.calibration)
         pairs = [(query, d) for d in documents]
         raw = self.score_report(pairs, long_documents, batch_tokens, show_progress_bar, batch_size)
+        if long_documents == "truncate":
+            warn_truncated(raw.truncated, self.max_length)
         shown = documents if return_documents else None
         results = ranked_results(
             apply_activation(raw.scores, activation, self.calibration), shown, top_k, raw.scores
