@@ -15,8 +15,8 @@ from tqdm.auto import tqdm
 
 from ..config.retrieval import LOWEST_RELEVANCE_LABEL, RELEVANCE_LABELS, SEARCH
 from ..inference.long_documents import check_long_documents
-from ..inference.scores import apply_activation
-from ..scoring import LongDocumentScorer, PairScorer, checked_scores
+from ..inference.scores import apply_activation, probability_activation
+from ..scoring import LongDocumentScorer, PairScorer, TokenizedPairScorer, checked_scores
 from .beir import Document, load_corpus, scoring_text, write_corpus
 from .bm25 import BM25Config
 from .files import INDEX_MARKER, PassageSettings, ReadReport, passage_position
@@ -462,12 +462,13 @@ def rerank_in_order(
 
 
 def reranker_probabilities(reranker: PairScorer, scores: np.ndarray) -> np.ndarray | None:
-    """P(relevant) for a reranker's raw scores, by its `probability_activation` (the model's
-    calibration, else the sigmoid); None for a scorer that does not say how its scores read."""
-    activation = getattr(reranker, "probability_activation", None)
-    if activation is None:
+    """P(relevant) for a model's raw scores (`TokenizedPairScorer`: the engine), by its calibration,
+    else the sigmoid (`scores.probability_activation`); None for a scorer whose scores are not a
+    model's logits (a teacher, a first stage)."""
+    if not isinstance(reranker, TokenizedPairScorer):
         return None
-    return apply_activation(scores, activation, getattr(reranker, "calibration", None))
+    activation = probability_activation(reranker.calibration)
+    return apply_activation(scores, activation, reranker.calibration)
 
 
 def shown_hits(hits: Sequence[SearchHit], n: int, one_per_file: bool, snippet_width: int) -> list[SearchHit]:
