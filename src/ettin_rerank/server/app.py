@@ -39,8 +39,6 @@ from .protocol import (
     TEIRerankRequest,
     TEIRerankResponse,
     V1RerankRequest,
-    rerank_response,
-    score_response,
     timing_headers,
 )
 from .settings import ServerSettings, default_served_name
@@ -137,54 +135,47 @@ async def _disconnected(request: Request) -> None:
             return
 
 
-async def _rerank(
-    request: Request, response: Response, body: RerankRequest
-) -> CohereRerankResponse | JinaRerankResponse | TEIRerankResponse:
+async def _serve(
+    request: Request, response: Response, body: RerankRequest | ScoreRequest
+) -> CohereRerankResponse | JinaRerankResponse | TEIRerankResponse | ScoreResponse:
+    """Every scoring route: the request converts itself to the one job and to how its scores are
+    presented; the engine scores the job."""
     engine: RerankEngine = request.app.state.engine
     relevance: RelevanceScore = request.app.state.relevance
     job, view = body.to_job(engine.scorer, engine.settings, relevance)
     scored = await engine.score(job, _disconnected(request))
     response.headers.update(timing_headers(scored))
-    return rerank_response(view, scored, request.app.state.model_name, relevance)
+    return view.respond(scored, request.app.state.model_name, relevance)
 
 
 @_scoring_route("/v2/rerank", "rerank", CohereRerankResponse)
 async def rerank_cohere(request: Request, response: Response, body: CohereRerankRequest) -> Any:
     """Cohere v2 rerank: `{index, relevance_score}` results; documents echoed only on request."""
-    return await _rerank(request, response, body)
+    return await _serve(request, response, body)
 
 
 @_scoring_route("/v1/rerank", "rerank", JinaRerankResponse)
 async def rerank_jina(request: Request, response: Response, body: V1RerankRequest) -> Any:
     """Jina / vLLM / Cohere v1 / Voyage rerank: `{index, relevance_score, document: {text}}` results."""
-    return await _rerank(request, response, body)
+    return await _serve(request, response, body)
 
 
 @_scoring_route("/rerank", "rerank", TEIRerankResponse | JinaRerankResponse)
 async def rerank_tei(request: Request, response: Response, body: TEIRerankRequest) -> Any:
     """TEI when the body has `texts` (a bare `[{index, score, text?}]` array); otherwise vLLM (the Jina shape)."""
-    return await _rerank(request, response, body)
-
-
-async def _score(request: Request, response: Response, body: ScoreRequest) -> ScoreResponse:
-    engine: RerankEngine = request.app.state.engine
-    relevance: RelevanceScore = request.app.state.relevance
-    job, activation = body.to_job(engine.scorer, engine.settings, relevance)
-    scored = await engine.score(job, _disconnected(request))
-    response.headers.update(timing_headers(scored))
-    return score_response(scored, activation, request.app.state.model_name, relevance)
+    return await _serve(request, response, body)
 
 
 @_scoring_route("/score", "score", ScoreResponse)
 async def score(request: Request, response: Response, body: ScoreRequest) -> Any:
     """vLLM pair scoring: one score per (text_1, text_2) pair, in input order."""
-    return await _score(request, response, body)
+    return await _serve(request, response, body)
 
 
 @_scoring_route("/v1/score", "score", ScoreResponse)
 async def score_v1(request: Request, response: Response, body: ScoreRequest) -> Any:
     """vLLM pair scoring (same as /score)."""
-    return await _score(request, response, body)
+    return await _serve(request, response, body)
 
 
 @router.get("/health", tags=["operations"])

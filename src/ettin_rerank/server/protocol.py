@@ -261,8 +261,8 @@ class ScoreRequest(PoolingRequest):
 
     def to_job(
         self, scorer: TokenizedPairScorer, settings: ServerSettings, relevance: RelevanceScore
-    ) -> tuple[PairsJob, str | None]:
-        """The job, and the activation its scores get."""
+    ) -> tuple[PairsJob, ScoreView]:
+        """The job, and how its scores are presented (the activation they get)."""
         left, right = _texts(self.text_1, "text_1"), _texts(self.text_2, "text_2")
         if not left:
             raise InvalidRequest("text_1 must not be empty", field="text_1")
@@ -280,7 +280,7 @@ class ScoreRequest(PoolingRequest):
                     "queries must not be empty", field="text_1" if len(set(left)) == 1 else f"text_1[{i}]"
                 )
         job = PairsJob(left, right, self._truncation(scorer, settings), documents_field="text_2")
-        return job, self._activation(relevance)
+        return job, ScoreView(self._activation(relevance))
 
 
 # -- response models: what the routes return (None fields are omitted from the body) -------------
@@ -482,6 +482,21 @@ class RerankView:
     top_n: int | None
     return_documents: bool
     activation: str | None
+
+    def respond(
+        self, scored: ScoredPairs, model_name: str, relevance: RelevanceScore
+    ) -> CohereRerankResponse | JinaRerankResponse | TEIRerankResponse:
+        return rerank_response(self, scored, model_name, relevance)
+
+
+@dataclass(frozen=True)
+class ScoreView:
+    """How to present a pair-scoring job's scores: the activation they get."""
+
+    activation: str | None
+
+    def respond(self, scored: ScoredPairs, model_name: str, relevance: RelevanceScore) -> ScoreResponse:
+        return score_response(scored, self.activation, model_name, relevance)
 
 
 def _documents(items: list[Any], field: str, rank_fields: list[str] | None = None) -> list[str]:
