@@ -10,7 +10,7 @@ import torch
 from ettin_rerank.modeling.attention import Packing
 from ettin_rerank.modeling.bert import BertConfig, BertModel
 from ettin_rerank.modeling.crossencoder import CrossEncoderModel
-from ettin_rerank.modeling.encoder import Encoder
+from ettin_rerank.modeling.encoder import Encoder, PackedInputs
 from ettin_rerank.modeling.heads import ModularHead
 from ettin_rerank.modeling.modernbert import (
     FULL_ATTENTION,
@@ -62,8 +62,9 @@ def test_first_tokens_only_equals_the_full_output_rows(name, lengths):
     packing = Packing.from_lengths(lengths)
     input_ids = torch.randint(1, 100, (packing.total_tokens,))
     token_type_ids = (packing.position_ids > 5).long()
-    full = encoder(input_ids, packing, token_type_ids)  # (total_tokens, hidden)
-    first = encoder(input_ids, packing, token_type_ids, first_tokens_only=True)  # (batch, hidden)
+    inputs = PackedInputs(input_ids, token_type_ids, packing)
+    full = encoder(inputs)  # (total_tokens, hidden)
+    first = encoder(inputs, first_tokens_only=True)  # (batch, hidden)
     torch.testing.assert_close(first, full[packing.first_tokens()], atol=1e-5, rtol=1e-5)
 
 
@@ -77,8 +78,9 @@ def test_crossencoder_scores_equal_the_eager_reference(pooling):
     torch.manual_seed(3)
     packing = Packing.from_lengths(LENGTHS)
     input_ids = torch.randint(1, 100, (packing.total_tokens,))
-    packed = model(input_ids, packing)
-    torch.testing.assert_close(packed, model(input_ids, packing, attention="eager"), atol=1e-5, rtol=1e-5)
+    inputs = PackedInputs(input_ids, None, packing)
+    packed = model(inputs)
+    torch.testing.assert_close(packed, model(inputs, attention="eager"), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", list(ENCODERS))

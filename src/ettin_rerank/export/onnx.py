@@ -33,6 +33,7 @@ from ..config.export import EXPORT, INT8_TARGETS, QUANTIZE_MODES
 from ..inference.cpu import cpu_kernels
 from ..modeling.attention import PADDED_ATTENTION, PaddedPacking
 from ..modeling.crossencoder import CrossEncoderModel
+from ..modeling.encoder import PackedInputs
 from ..modeling.loading import TOKENIZER_FILES, load_checkpoint
 from ..models import resolve_model_path
 from .onnx_scorer import OnnxManifest
@@ -72,9 +73,9 @@ class PaddedCrossEncoder(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        packing = PaddedPacking.from_mask(attention_mask)
         flat_types = None if token_type_ids is None else token_type_ids.reshape(-1)
-        return self.model(input_ids.reshape(-1), packing, flat_types, attention=PADDED_ATTENTION)
+        inputs = PackedInputs(input_ids.reshape(-1), flat_types, PaddedPacking.from_mask(attention_mask))
+        return self.model(inputs, attention=PADDED_ATTENTION)
 
 
 @dataclass

@@ -18,12 +18,12 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..modeling.attention import Packing
+from ..modeling.encoder import PackedInputs
 from .tokenization import EncodedPairs, PairTokenizer
 
 # Pairs tokenized per chunk when streaming raw text; each chunk is length-sorted on its own.
@@ -64,26 +64,6 @@ def plan_batches(lengths: np.ndarray, batch_tokens: int, max_pairs: int | None =
         batches.append(order[start : start + count])
         start += count
     return batches
-
-
-@dataclass
-class PackedInputs:
-    input_ids: torch.Tensor  # (total_tokens,) int64
-    token_type_ids: torch.Tensor | None  # (total_tokens,) int64
-    packing: Packing
-
-    def to(self, device: torch.device) -> PackedInputs:
-        return PackedInputs(
-            input_ids=self.input_ids.to(device, non_blocking=True),
-            token_type_ids=None
-            if self.token_type_ids is None
-            else self.token_type_ids.to(device, non_blocking=True),
-            packing=self.packing.to(device),
-        )
-
-    @property
-    def num_tokens(self) -> int:
-        return int(self.input_ids.shape[0])
 
 
 def pack(encoded: EncodedPairs, indices: np.ndarray) -> PackedInputs:

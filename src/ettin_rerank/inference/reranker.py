@@ -18,11 +18,11 @@ from tqdm.auto import tqdm
 from ..config.loading import DEFAULT_BATCH_TOKENS, LOADING, PROGRESS_FROM_PAIRS
 from ..modeling.attention import check_backend, default_backend
 from ..modeling.crossencoder import CrossEncoderModel
+from ..modeling.encoder import PackedInputs
 from ..modeling.loading import load_checkpoint
 from .batching import (
     DEFAULT_CHUNK_CHARS,
     DEFAULT_CHUNK_PAIRS,
-    PackedInputs,
     chunk_bounds,
     iter_packed,
     iter_pair_batches,
@@ -201,7 +201,7 @@ class Reranker:
         if not len(encoded):
             return np.empty(0, dtype=np.float32)
         batch = pack(encoded, np.arange(len(encoded))).to(self.device)
-        logits = self.model(batch.input_ids, batch.packing, batch.token_type_ids, attention=self.attention)
+        logits = self.model(batch, attention=self.attention)
         return logits.float().cpu().numpy()
 
     def predict_encoded(
@@ -282,9 +282,7 @@ class Reranker:
         with progress_bar(total, show_progress_bar) as progress:
             for indices, batch in batches:
                 batch = batch.to(self.device)
-                logits = self.model(
-                    batch.input_ids, batch.packing, batch.token_type_ids, attention=self.attention
-                )  # (batch,) fp32
+                logits = self.model(batch, attention=self.attention)  # (batch,) fp32
                 scores[indices] = logits.float().cpu().numpy()
                 progress.update(len(indices))
         return scores

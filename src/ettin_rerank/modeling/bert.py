@@ -14,7 +14,7 @@ from torch import nn
 
 from .activations import activation_from_config_name
 from .attention import ATTENTION_BACKENDS, Packing, attention_head_dim
-from .encoder import Encoder
+from .encoder import Encoder, PackedInputs
 
 
 @dataclass
@@ -167,15 +167,10 @@ class BertModel(Encoder):
     uses_token_type_ids = True  # segment embeddings: query 0, document 1
 
     def forward(
-        self,
-        input_ids: torch.Tensor,
-        packing: Packing,
-        token_type_ids: torch.Tensor | None = None,
-        *,
-        attention: str = "varlen",
-        first_tokens_only: bool = False,
+        self, inputs: PackedInputs, *, attention: str = "varlen", first_tokens_only: bool = False
     ) -> torch.Tensor:
         """`Encoder.forward` (encoder.py); missing `token_type_ids` read as all zeros."""
+        input_ids, packing, token_type_ids = inputs.input_ids, inputs.packing, inputs.token_type_ids
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         hidden = self.embeddings(input_ids, packing.position_ids, token_type_ids)  # (total_tokens, hidden)

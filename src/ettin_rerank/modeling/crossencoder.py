@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .attention import Packing
-from .encoder import Encoder, EncoderConfig
+from .encoder import Encoder, EncoderConfig, PackedInputs
 from .heads import Head, pool
 
 
@@ -28,25 +27,17 @@ class CrossEncoderModel(nn.Module):
     def encoder_dtype(self) -> torch.dtype:
         return next(self.encoder.parameters()).dtype
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        packing: Packing,
-        token_type_ids: torch.Tensor | None = None,
-        attention: str = "varlen",
-    ) -> torch.Tensor:
-        """input_ids: (total_tokens,) -> logits: (batch,) fp32, with the named attention backend.
+    def forward(self, inputs: PackedInputs, *, attention: str = "varlen") -> torch.Tensor:
+        """inputs.input_ids: (total_tokens,) -> logits: (batch,) fp32, with the named attention backend.
 
         A CLS-pooling head reads one row per sequence, so the encoder computes its last layer
         for those rows only (same values; ~1/num_layers of the work saved).
         """
         if self.head.pooling_mode == "cls":
             pooled = self.encoder(
-                input_ids, packing, token_type_ids, attention=attention, first_tokens_only=True
+                inputs, attention=attention, first_tokens_only=True
             ).float()  # (batch, hidden)
         else:
-            hidden = self.encoder(
-                input_ids, packing, token_type_ids, attention=attention
-            )  # (total_tokens, hidden)
-            pooled = pool(hidden, packing, self.head.pooling_mode)  # (batch, hidden) fp32
+            hidden = self.encoder(inputs, attention=attention)  # (total_tokens, hidden)
+            pooled = pool(hidden, inputs.packing, self.head.pooling_mode)  # (batch, hidden) fp32
         return self.head(pooled)

@@ -14,12 +14,36 @@ against the one here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
 import torch
 from torch import nn
 
 from .attention import Packing
+
+
+@dataclass
+class PackedInputs:
+    """One packed batch, what every encoder forward takes: the token ids, their segment ids and the
+    `Packing` that says where each sequence lives (they always travel together)."""
+
+    input_ids: torch.Tensor  # (total_tokens,) int64
+    token_type_ids: torch.Tensor | None  # (total_tokens,) int64; None for a family without segments
+    packing: Packing
+
+    def to(self, device: torch.device) -> PackedInputs:
+        return PackedInputs(
+            input_ids=self.input_ids.to(device, non_blocking=True),
+            token_type_ids=None
+            if self.token_type_ids is None
+            else self.token_type_ids.to(device, non_blocking=True),
+            packing=self.packing.to(device),
+        )
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.input_ids.shape[0])
 
 
 class EncoderConfig(Protocol):
@@ -50,16 +74,10 @@ class Encoder(nn.Module):
     __call__: Callable[..., torch.Tensor]  # nn.Module's: runs `forward` (with hooks)
 
     def forward(
-        self,
-        input_ids: torch.Tensor,
-        packing: Packing,
-        token_type_ids: torch.Tensor | None = None,
-        *,
-        attention: str = "varlen",
-        first_tokens_only: bool = False,
+        self, inputs: PackedInputs, *, attention: str = "varlen", first_tokens_only: bool = False
     ) -> torch.Tensor:
-        """input_ids, token_type_ids: (total_tokens,) -> hidden: (total_tokens, hidden), with the named
-        backend of `attention.ATTENTION_BACKENDS`.
+        """inputs.input_ids, inputs.token_type_ids: (total_tokens,) -> hidden: (total_tokens, hidden), with
+        the named backend of `attention.ATTENTION_BACKENDS`.
 
         With `first_tokens_only` -> (batch, hidden): the rows a CLS-pooling head reads, the last layer
         computed for those rows alone (same values as the full output's first tokens).

@@ -17,7 +17,7 @@ from torch import nn
 
 from .activations import activation_from_config_name
 from .attention import ATTENTION_BACKENDS, Packing, attention_head_dim
-from .encoder import Encoder
+from .encoder import Encoder, PackedInputs
 
 FULL_ATTENTION = "full_attention"
 SLIDING_ATTENTION = "sliding_attention"
@@ -255,18 +255,12 @@ class ModernBertModel(Encoder):
     uses_token_type_ids = False  # no segment embeddings
 
     def forward(
-        self,
-        input_ids: torch.Tensor,
-        packing: Packing,
-        token_type_ids: torch.Tensor | None = None,
-        *,
-        attention: str = "varlen",
-        first_tokens_only: bool = False,
+        self, inputs: PackedInputs, *, attention: str = "varlen", first_tokens_only: bool = False
     ) -> torch.Tensor:
         """`Encoder.forward` (encoder.py). With `first_tokens_only` the last layer runs its attention,
         output projection and MLP for the first tokens alone."""
-        del token_type_ids  # ModernBERT has no segment embeddings
-        hidden = self.embeddings(input_ids)  # (total_tokens, hidden)
+        packing = inputs.packing  # token_type_ids go unread: ModernBERT has no segment embeddings
+        hidden = self.embeddings(inputs.input_ids)  # (total_tokens, hidden)
         rope = {
             theta: rope_cos_signed_sin(packing.position_ids, theta, self.config.head_dim, hidden.dtype)
             for theta in {self.config.global_rope_theta, self.config.local_rope_theta}

@@ -534,9 +534,7 @@ class Distiller:
             ddp = run.ddp_model  # a DistributedDataParallel when several processes train
             with ddp.no_sync() if (isinstance(ddp, DistributedDataParallel) and not last) else nullcontext():
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
-                    logits = run.ddp_model(
-                        batch.input_ids, batch.packing, batch.token_type_ids, attention=run.attention
-                    )
+                    logits = run.ddp_model(batch, attention=run.attention)
                 per_pair = per_pair_loss(loss, logits.float(), teacher, group)
                 (per_pair.sum() * weight).backward()
             if not dummy:
