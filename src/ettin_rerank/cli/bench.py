@@ -8,7 +8,7 @@ from pathlib import Path
 
 # the bench's defaults and choices (benchmarking/ imports torch: imported when the command runs)
 from ..config.bench import ENGINES, SHORT_MAX_LENGTH, WORKLOADS, BenchConfig
-from .options import add_flag, call_with_flags, defaults_of
+from .options import Flags, call_with_flags, defaults_of
 
 
 def register(subparsers) -> None:
@@ -29,6 +29,7 @@ def register(subparsers) -> None:
 
 def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
     defaults = defaults_of(BenchConfig)
+    flags = Flags(bench, defaults)
     bench.add_argument(
         "--model",
         dest="model_dir",
@@ -45,33 +46,25 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="BEIR-format dataset directory",
     )
-    add_flag(bench, defaults, "--workload", choices=WORKLOADS)
+    flags.add("--workload", choices=WORKLOADS)
     bench.add_argument(
         "--engines",
         default=",".join(defaults.engines),
         help=f"comma-separated, from {', '.join(ENGINES)} (default: %(default)s)",
     )
-    add_flag(bench, defaults, "--repeats", "timed passes per engine, alternating (median)")
-    add_flag(bench, defaults, "--device")
-    add_flag(bench, defaults, "--threads", "torch CPU threads for every engine", type=int)
-    add_flag(bench, defaults, "--batch-tokens", "our token budget per batch", type=int)
-    add_flag(bench, defaults, "--st-batch-size", "CrossEncoder.predict batch size")
-    add_flag(bench, defaults, "--num-queries", "beir-short: queries, --docs-per-query documents each")
-    add_flag(bench, defaults, "--docs-per-query")
-    add_flag(bench, defaults, "--num-docs", "long: number of documents")
-    add_flag(bench, defaults, "--min-tokens")
-    add_flag(bench, defaults, "--max-tokens")
-    add_flag(
-        bench,
-        defaults,
-        "--max-length",
-        f"default: {SHORT_MAX_LENGTH} (beir-short), the model's (long)",
-        type=int,
-    )
-    add_flag(bench, defaults, "--seed")
-    add_flag(
-        bench, defaults, "--workdir", "where ONNX exports are written (default: a temporary folder)", type=str
-    )
+    flags.add("--repeats", "timed passes per engine, alternating (median)")
+    flags.add("--device")
+    flags.add("--threads", "torch CPU threads for every engine", type=int)
+    flags.add("--batch-tokens", "our token budget per batch", type=int)
+    flags.add("--st-batch-size", "CrossEncoder.predict batch size")
+    flags.add("--num-queries", "beir-short: queries, --docs-per-query documents each")
+    flags.add("--docs-per-query")
+    flags.add("--num-docs", "long: number of documents")
+    flags.add("--min-tokens")
+    flags.add("--max-tokens")
+    flags.add("--max-length", f"default: {SHORT_MAX_LENGTH} (beir-short), the model's (long)", type=int)
+    flags.add("--seed")
+    flags.add("--workdir", "where ONNX exports are written (default: a temporary folder)", type=str)
     bench.add_argument("--out", type=Path, default=Path("bench-results/bench.json"), help="JSON report path")
     bench.add_argument("--chart", type=Path, default=None, help="PNG chart path (default: next to --out)")
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..models import ModelChoice
-from .options import DATASET_HELP, add_flag, add_loading_options, defaults_of, load_reranker
+from .options import DATASET_HELP, Flags, add_loading_options, defaults_of, load_reranker
 
 # The library (evaluation/calibration.py: numpy, scikit-learn, matplotlib) is imported when this
 # command parses its own flags or runs, never for `ettin-rerank --help` or another command.
@@ -31,6 +31,7 @@ def add_calibrate_arguments(calibrate: argparse.ArgumentParser) -> None:
     from ..retrieval.first_stage import INDEXING_FIRST_STAGES
 
     source = defaults_of(calibration.PairSource)
+    flags = Flags(calibrate, source)
     calibrate.add_argument(
         "model",
         type=Path,
@@ -47,18 +48,11 @@ def add_calibrate_arguments(calibrate: argparse.ArgumentParser) -> None:
         default=CALIBRATION_METHODS[0],
         help="platt (logistic on the raw score) or isotonic (default %(default)s)",
     )
-    add_flag(
-        calibrate,
-        source,
-        "--max-queries",
-        "fit on a seeded sample of N judged queries",
-        type=int,
-        metavar="N",
-    )
-    add_flag(calibrate, source, "--seed", "seed of the --max-queries sample (default %(default)s)")
+    flags.add("--max-queries", "fit on a seeded sample of N judged queries", type=int, metavar="N")
+    flags.add("--seed", "seed of the --max-queries sample (default %(default)s)")
     # Every set is retrieved over its own corpus, so the first stages that index one (not run:FILE).
     calibrate.add_argument("--first-stage", choices=INDEXING_FIRST_STAGES, default=source.first_stage)
-    add_flag(calibrate, source, "--depth", "first-stage documents per query (default %(default)s)")
+    flags.add("--depth", "first-stage documents per query (default %(default)s)")
     calibrate.add_argument(
         "--evaluate",
         action="append",

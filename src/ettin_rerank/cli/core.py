@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..config.family import SIZES, RandomRerankerOptions
 from ..models import require_model
-from .options import add_flag, add_loading_options, add_model_argument, defaults_of, load_reranker
+from .options import Flags, add_loading_options, add_model_argument, defaults_of, load_reranker
 
 
 def register(subparsers) -> None:
@@ -28,14 +28,14 @@ def register(subparsers) -> None:
 
 
 def add_init_arguments(init: argparse.ArgumentParser) -> None:
-    defaults = defaults_of(RandomRerankerOptions)
+    flags = Flags(init, defaults_of(RandomRerankerOptions))
     init.add_argument("output_dir", type=Path, metavar="OUT_DIR")
     init.add_argument("--size", required=True, choices=list(SIZES), help="Ettin size (tiny is for tests)")
     init.add_argument(
         "--tokenizer", required=True, type=Path, metavar="DIR", help="directory with tokenizer.json"
     )
-    add_flag(init, defaults, "--seed")
-    add_flag(init, defaults, "--max-length")
+    flags.add("--seed")
+    flags.add("--max-length")
 
 
 def add_rank_arguments(rank: argparse.ArgumentParser) -> None:

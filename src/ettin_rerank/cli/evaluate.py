@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from .options import (
+    Flags,
     add_dataset_argument,
     add_dense_model_argument,
-    add_flag,
     add_loading_options,
     add_model_argument,
     add_quiet_argument,
@@ -40,6 +40,7 @@ def add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
     from ..retrieval.first_stage import FIRST_STAGE_METAVAR, first_stage_spec
 
     EVALUATE = defaults_of(evaluation.EvaluationSettings)
+    flags = Flags(evaluate, EVALUATE)
     add_dataset_argument(evaluate, dest="dataset")
     model = evaluate.add_mutually_exclusive_group()
     add_model_argument(model, "--model", "-m")
@@ -52,37 +53,29 @@ def add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
         help="retrieve with bm25, dense or hybrid, or rerank a TREC run file (run:FILE: qid Q0 docid rank score tag) "
         "(default %(default)s)",
     )
-    add_flag(evaluate, EVALUATE, "--top-k", "documents per query to rerank (default %(default)s)")
-    add_flag(evaluate, EVALUATE, "--split", "qrels split (default %(default)s)")
-    add_flag(
-        evaluate,
-        EVALUATE,
+    flags.add("--top-k", "documents per query to rerank (default %(default)s)")
+    flags.add("--split", "qrels split (default %(default)s)")
+    flags.add(
         "--qrels",
         "TREC qrels (qid iter docid relevance) to use instead of qrels/<split>.tsv; graded as given",
         type=Path,
         metavar="FILE",
     )
-    add_flag(
-        evaluate,
-        EVALUATE,
+    flags.add(
         "--keep-identical-ids",
         "keep results whose id is their query's (by default they are dropped before scoring, as BEIR does)",
         action="store_true",
     )
-    add_flag(
-        evaluate,
-        EVALUATE,
+    flags.add(
         "--save-run",
         "write the final ranking as a TREC run to OUT (with a reranker, the first stage's too, when "
         "retrieved here: run.trec -> run.first-stage.trec)",
         type=Path,
         metavar="OUT",
     )
-    add_flag(
-        evaluate, EVALUATE, "--nano", "evaluate a NanoBEIR-style subset of N queries", type=int, metavar="N"
-    )
-    add_flag(evaluate, EVALUATE, "--nano-max-corpus", "corpus cap of the --nano subset (default %(default)s)")
-    add_flag(evaluate, EVALUATE, "--seed", "seed of the --nano subset (default %(default)s)")
+    flags.add("--nano", "evaluate a NanoBEIR-style subset of N queries", type=int, metavar="N")
+    flags.add("--nano-max-corpus", "corpus cap of the --nano subset (default %(default)s)")
+    flags.add("--seed", "seed of the --nano subset (default %(default)s)")
     evaluate.add_argument(
         "--output",
         "-o",
@@ -93,13 +86,7 @@ def add_evaluate_arguments(evaluate: argparse.ArgumentParser) -> None:
     add_loading_options(evaluate)
     add_quiet_argument(evaluate)
     add_dense_model_argument(evaluate)
-    add_flag(
-        evaluate,
-        EVALUATE,
-        "--cache-dir",
-        "embedding cache (default ~/.cache/ettin-rerank/embeddings)",
-        type=Path,
-    )
+    flags.add("--cache-dir", "embedding cache (default ~/.cache/ettin-rerank/embeddings)", type=Path)
 
 
 def run_evaluate(args) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 # the export's defaults and choices (export/onnx.py imports torch: imported when the command runs)
 from ..config.export import INT8_TARGETS, QUANTIZE_MODES, ExportOptions
 from ..models import require_model
-from .options import add_flag, add_model_argument, defaults_of
+from .options import Flags, add_model_argument, defaults_of
 
 FORMATS = ("onnx",)
 
@@ -30,24 +30,20 @@ def register(subparsers) -> None:
 
 
 def add_export_arguments(export: argparse.ArgumentParser) -> None:
-    defaults = defaults_of(ExportOptions)
+    flags = Flags(export, defaults_of(ExportOptions))
     add_model_argument(export, "model", nargs="?")
     export.add_argument("--format", choices=FORMATS, default=FORMATS[0], help="(default: %(default)s)")
-    add_flag(
-        export,
-        defaults,
+    flags.add(
         "--quantize",
         "int8: dynamic int8 weights (per channel) for the encoder; the head stays fp32",
         choices=[mode for mode in QUANTIZE_MODES if mode],
     )
-    add_flag(
-        export,
-        defaults,
+    flags.add(
         "--int8-target",
         "the CPU the int8 graph is for (default: this machine's)",
         choices=sorted(INT8_TARGETS),
     )
-    add_flag(export, defaults, "--max-length", "tokens per pair (default: the model's)", type=int)
+    flags.add("--max-length", "tokens per pair (default: the model's)", type=int)
     export.add_argument("-o", "--output", dest="output_dir", required=True, type=Path, metavar="OUT_DIR")
 
 

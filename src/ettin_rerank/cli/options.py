@@ -70,16 +70,24 @@ def call_with_flags(target: Callable[..., T], args: argparse.Namespace, **overri
     return target(**(given | overrides))
 
 
-def add_flag(
-    parser: Any, defaults: SimpleNamespace, flag: str, help: str | None = None, **kwargs: Any
-) -> None:
-    """`--some-name` sets `some_name` (or `dest=`), the field or parameter whose default it takes from
-    `defaults`; its type is that default's unless given (`type=`, `choices=`, `action=`)."""
-    dest = kwargs.pop("dest", flag.lstrip("-").replace("-", "_"))
-    default = getattr(defaults, dest)
-    if default is not None and not {"type", "choices", "action"} & kwargs.keys():
-        kwargs["type"] = type(default)
-    parser.add_argument(flag, dest=dest, default=default, help=help, **kwargs)
+class Flags:
+    """Flags that take their defaults from one `defaults_of` namespace, bound once per group.
+
+    `flags.add("--some-name", help)` sets `some_name` (or `dest=`), the field or parameter whose
+    default it takes from `defaults`; its type is that default's unless given (`type=`, `choices=`,
+    `action=`).
+    """
+
+    def __init__(self, parser: Any, defaults: SimpleNamespace):
+        self.parser = parser  # a parser, an argument group or a mutually exclusive group
+        self.defaults = defaults
+
+    def add(self, flag: str, help: str | None = None, **kwargs: Any) -> None:
+        dest = kwargs.pop("dest", flag.lstrip("-").replace("-", "_"))
+        default = getattr(self.defaults, dest)
+        if default is not None and not {"type", "choices", "action"} & kwargs.keys():
+            kwargs["type"] = type(default)
+        self.parser.add_argument(flag, dest=dest, default=default, help=help, **kwargs)
 
 
 def add_model_argument(parser: Any, *names: str, **kwargs: Any) -> None:
@@ -93,20 +101,17 @@ def add_loading_options(parser: argparse.ArgumentParser, batch_tokens: bool = Tr
     loading = defaults_of(LoadingOptions)  # what loading does when a flag is not given
     if command_name(parser) in AUTO_DTYPE_COMMANDS:
         loading.dtype = AUTO_DTYPE
-    add_flag(parser, loading, "--device", "torch device (default: %(default)s)")
-    add_flag(
-        parser,
-        loading,
+    flags = Flags(parser, loading)
+    flags.add("--device", "torch device (default: %(default)s)")
+    flags.add(
         "--dtype",
         "encoder dtype: float32 (exact), bfloat16, float16, or auto: bfloat16 where the CPU/GPU has native "
         "bf16 kernels, else float32; bfloat16 on a CPU without them runs float32 (default: %(default)s)",
     )
-    add_flag(parser, loading, "--max-length", "tokens per pair (default: the model's)", type=int)
+    flags.add("--max-length", "tokens per pair (default: the model's)", type=int)
     quantize_modes = [mode for mode in QUANTIZE_MODES if mode]
-    add_flag(parser, loading, "--quantize", "int8 linear layers (CPU, float32)", choices=quantize_modes)
-    add_flag(
-        parser,
-        loading,
+    flags.add("--quantize", "int8 linear layers (CPU, float32)", choices=quantize_modes)
+    flags.add(
         "--threads",
         "torch CPU threads, process-wide (default: torch's)",
         dest="num_threads",

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from ..config.loading import LONG_DOCUMENT_MODES
 from ..config.retrieval import PassageSettings, SearchOptions
 from .options import (
+    Flags,
     add_dense_model_argument,
-    add_flag,
     add_loading_options,
     add_model_argument,
     add_quiet_argument,
@@ -55,6 +55,7 @@ def add_index_arguments(index: argparse.ArgumentParser) -> None:
     from ..retrieval.first_stage import INDEXING_FIRST_STAGES
 
     INDEX = defaults_of(SearchIndex.build)
+    flags = Flags(index, INDEX)
     index.add_argument(
         "corpus",
         type=Path,
@@ -64,13 +65,13 @@ def add_index_arguments(index: argparse.ArgumentParser) -> None:
     # A TREC run answers only its own queries, so `index` offers the stages that index a corpus.
     index.add_argument("--first-stage", choices=INDEXING_FIRST_STAGES, default=INDEX.first_stage)
     add_dense_model_argument(index)
-    add_flag(index, INDEX, "--device")
+    flags.add("--device")
     add_passage_arguments(index)
     add_quiet_argument(index)
 
 
 def add_search_arguments(search: argparse.ArgumentParser) -> None:
-    SEARCH = defaults_of(SearchOptions)
+    flags = Flags(search, defaults_of(SearchOptions))
     search.add_argument(
         "index_dir",
         type=Path,
@@ -80,11 +81,9 @@ def add_search_arguments(search: argparse.ArgumentParser) -> None:
     )
     search.add_argument("query")
     add_model_argument(search, "--model", "-m")
-    add_flag(search, SEARCH, "--top-k", "first-stage candidates, the most reranked (default %(default)s)")
-    add_flag(search, SEARCH, "-n", "results to print (default %(default)s)")
-    add_flag(
-        search,
-        SEARCH,
+    flags.add("--top-k", "first-stage candidates, the most reranked (default %(default)s)")
+    flags.add("-n", "results to print (default %(default)s)")
+    flags.add(
         "--budget",
         "seconds of reranking: candidates are reranked in first-stage order, in small batches, while the "
         "measured speed says the next batch fits; the rest follow in first-stage order. "
@@ -93,9 +92,7 @@ def add_search_arguments(search: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         type=float,
     )
-    add_flag(
-        search,
-        SEARCH,
+    flags.add(
         "--depth",
         "rerank exactly the first N candidates, however long it takes (overrides --budget)",
         metavar="N",
@@ -110,16 +107,14 @@ def add_search_arguments(search: argparse.ArgumentParser) -> None:
     search.add_argument(
         "--no-rerank", action="store_true", help="print the first stage's ranking, without a reranker"
     )
-    add_flag(
-        search,
-        SEARCH,
+    flags.add(
         "--long-documents",
         "chunk: score a document longer than the reranker reads in overlapping windows and keep the best, "
         "shown as the snippet (default); truncate: read its start only (counted in the output)",
         choices=LONG_DOCUMENT_MODES,
     )
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
-    add_flag(search, SEARCH, "--snippet-width", "characters of each result's excerpt (default %(default)s)")
+    flags.add("--snippet-width", "characters of each result's excerpt (default %(default)s)")
     add_passage_arguments(search, when="for a folder searched directly")
     search.add_argument(
         "--no-cache",

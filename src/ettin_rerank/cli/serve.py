@@ -14,7 +14,7 @@ from ..config.loading import LONG_DOCUMENT_MODES
 from ..config.server import ServerSettings
 from ..models import require_model
 from .options import (
-    add_flag,
+    Flags,
     add_loading_options,
     add_model_argument,
     call_with_flags,
@@ -45,74 +45,51 @@ def register(subparsers) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The service's flags; each `ServerSettings` one is named after its field (`--timeout`: timeout_s)."""
     defaults = defaults_of(ServerSettings)  # every default of the service is one of its fields
+    flags = Flags(parser, defaults)
     add_model_argument(parser, "--model", "-m")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8080, help="port to bind (default: %(default)s)")
-    add_flag(
-        parser, defaults, "--api-key", f"require `Authorization: Bearer KEY` (default: ${API_KEY_ENV} if set)"
-    )
+    flags.add("--api-key", f"require `Authorization: Bearer KEY` (default: ${API_KEY_ENV} if set)")
     add_loading_options(parser, batch_tokens=False)
-    add_flag(parser, defaults, "--max-documents", "documents per request (default: %(default)s)")
+    flags.add("--max-documents", "documents per request (default: %(default)s)")
     parser.add_argument(
         "--max-body-mb",
         type=float,
         default=defaults.max_body_bytes / MIB,
         help="request body limit in MiB (default: %(default)g)",
     )
-    add_flag(
-        parser,
-        defaults,
-        "--batch-tokens",
-        "real tokens per engine batch (default: the reranker's for its device)",
-        type=int,
+    flags.add(
+        "--batch-tokens", "real tokens per engine batch (default: the reranker's for its device)", type=int
     )
-    add_flag(parser, defaults, "--max-wait-ms", "batching window while idle (default: %(default)g)")
-    add_flag(parser, defaults, "--queue-size", "admitted requests before 429 (default: %(default)s)")
-    add_flag(
-        parser,
-        defaults,
+    flags.add("--max-wait-ms", "batching window while idle (default: %(default)g)")
+    flags.add("--queue-size", "admitted requests before 429 (default: %(default)s)")
+    flags.add(
         "--timeout",
         "per-request timeout in seconds (default: %(default)g)",
         dest="timeout_s",
         metavar="TIMEOUT",
     )
-    add_flag(
-        parser,
-        defaults,
-        "--long-document",
-        "default for long documents (default: %(default)s)",
-        choices=LONG_DOCUMENT_MODES,
+    flags.add(
+        "--long-document", "default for long documents (default: %(default)s)", choices=LONG_DOCUMENT_MODES
     )
-    add_flag(
-        parser,
-        defaults,
-        "--max-chunks-per-doc",
-        "windows scored per document at most when chunking (default: all)",
-        type=int,
+    flags.add(
+        "--max-chunks-per-doc", "windows scored per document at most when chunking (default: all)", type=int
     )
-    add_flag(
-        parser,
-        defaults,
+    flags.add(
         "--served-model-name",
         "the model id in responses and /v1/models (default: the model directory's name, or the Hub id)",
     )
-    add_flag(
-        parser,
-        defaults,
+    flags.add(
         "--access-log",
         "log each request (method, path, status, duration) to stderr, without -v",
         action="store_true",
     )
-    add_flag(
-        parser,
-        defaults,
+    flags.add(
         "--metrics-public",
         "answer /metrics without the API key (for a Prometheus scraper)",
         action="store_true",
     )
-    add_flag(
-        parser,
-        defaults,
+    flags.add(
         "--docs",
         "serve the Swagger UI at /docs (its assets load from a CDN); /openapi.json is always served",
         action="store_true",

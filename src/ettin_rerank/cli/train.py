@@ -17,9 +17,9 @@ from ..config.distill import LOSSES, PRECISIONS, DistillConfig
 from ..config.family import SIZES
 from ..config.training import TEACHER_BACKENDS, MiningOptions, SelectionOptions, TeacherScoringOptions
 from .options import (
+    Flags,
     add_dataset_argument,
     add_dense_model_argument,
-    add_flag,
     call_with_flags,
     defaults_of,
 )
@@ -87,23 +87,23 @@ def add_mine_arguments(mine: argparse.ArgumentParser) -> None:
         first_stage_spec,
     )
 
-    defaults = defaults_of(MiningOptions)
+    flags = Flags(mine, defaults_of(MiningOptions))
     add_dataset_argument(mine)
-    add_flag(mine, defaults, "--split", "qrels split whose queries are mined (default %(default)s)")
+    flags.add("--split", "qrels split whose queries are mined (default %(default)s)")
     mine.add_argument(
         "--first-stage", type=first_stage_spec, metavar=FIRST_STAGE_METAVAR, default=DEFAULT_FIRST_STAGE
     )
-    add_flag(mine, defaults, "--depth", "candidates per query (default %(default)s)")
-    add_flag(mine, defaults, "--max-queries", "a seeded random subset of this many queries", type=int)
-    add_flag(mine, defaults, "--queries-per-shard")
-    add_flag(mine, defaults, "--seed")
+    flags.add("--depth", "candidates per query (default %(default)s)")
+    flags.add("--max-queries", "a seeded random subset of this many queries", type=int)
+    flags.add("--queries-per-shard")
+    flags.add("--seed")
     add_dense_model_argument(mine)
-    add_flag(mine, defaults, "--device")
+    flags.add("--device")
     add_output_argument(mine, "candidates directory to write")
 
 
 def add_score_teacher_arguments(score: argparse.ArgumentParser) -> None:
-    defaults = defaults_of(TeacherScoringOptions)
+    flags = Flags(score, defaults_of(TeacherScoringOptions))
     score.add_argument(
         "candidates_dir",
         metavar="candidates",
@@ -116,103 +116,78 @@ def add_score_teacher_arguments(score: argparse.ArgumentParser) -> None:
         help="teacher model directory or Hub id, or hybrid:DATASET_DIR (bi-encoder cosine + BM25 over that corpus)",
     )
     add_output_argument(score, "scored directory to write")
-    add_flag(score, defaults, "--backend", choices=TEACHER_BACKENDS)
-    add_flag(score, defaults, "--workers", "processes (local) or Ray actors, one teacher each")
-    add_flag(score, defaults, "--shard-size", "pairs per output shard (the unit of resuming)")
-    add_flag(score, defaults, "--batch-pairs", "pairs per length-sorted scoring batch")
-    add_flag(score, defaults, "--device")
-    add_flag(score, defaults, "--dtype", "float32, bfloat16 or float16 (scores come back fp32)")
-    add_flag(score, defaults, "--max-length", "tokens per pair (default: the teacher's own limit)", type=int)
-    add_flag(score, defaults, "--batch-tokens", "real tokens per forward pass", type=int)
-    add_flag(
-        score, defaults, "--ray-address", "Ray cluster address (default: RAY_ADDRESS or a local instance)"
-    )
+    flags.add("--backend", choices=TEACHER_BACKENDS)
+    flags.add("--workers", "processes (local) or Ray actors, one teacher each")
+    flags.add("--shard-size", "pairs per output shard (the unit of resuming)")
+    flags.add("--batch-pairs", "pairs per length-sorted scoring batch")
+    flags.add("--device")
+    flags.add("--dtype", "float32, bfloat16 or float16 (scores come back fp32)")
+    flags.add("--max-length", "tokens per pair (default: the teacher's own limit)", type=int)
+    flags.add("--batch-tokens", "real tokens per forward pass", type=int)
+    flags.add("--ray-address", "Ray cluster address (default: RAY_ADDRESS or a local instance)")
 
 
 def add_select_arguments(select: argparse.ArgumentParser) -> None:
     defaults = defaults_of(SelectionOptions)
+    flags = Flags(select, defaults)
     select.add_argument("scored_dir", metavar="scored", type=Path, help="the output of `score-teacher`")
     add_output_argument(select, "selected directory to write")
-    add_flag(select, defaults, "--keep")
-    add_flag(select, defaults, "--per-query")
-    add_flag(select, defaults, "--top-hard")
+    flags.add("--keep")
+    flags.add("--per-query")
+    flags.add("--top-hard")
     select.add_argument(
         "--medium-band",
         default=",".join(map(str, defaults.medium_band)),
         help="rank quantiles of the kept list (default %(default)s)",
     )
-    add_flag(select, defaults, "--heldout-queries", "queries set aside for the held-out loss")
-    add_flag(select, defaults, "--seed")
+    flags.add("--heldout-queries", "queries set aside for the held-out loss")
+    flags.add("--seed")
 
 
 def add_distill_arguments(distill: argparse.ArgumentParser) -> None:
     """Each flag is named after the `DistillConfig` field it sets (`--lr`: learning_rate)."""
-    defaults = defaults_of(DistillConfig)
-    add_flag(
-        distill,
-        defaults,
-        "--student",
-        f"an Ettin size ({', '.join(SIZES)}) or a reranker directory",
-    )
-    add_flag(
-        distill,
-        defaults,
-        "--init-encoder",
-        "start from a ModernBERT or BERT encoder directory (fresh Ettin head)",
-    )
-    add_flag(distill, defaults, "--keep-layers", "keep only the first N layers of --init-encoder", type=int)
-    add_flag(distill, defaults, "--tokenizer", "tokenizer directory for a random --student SIZE")
+    flags = Flags(distill, defaults_of(DistillConfig))
+    flags.add("--student", f"an Ettin size ({', '.join(SIZES)}) or a reranker directory")
+    flags.add("--init-encoder", "start from a ModernBERT or BERT encoder directory (fresh Ettin head)")
+    flags.add("--keep-layers", "keep only the first N layers of --init-encoder", type=int)
+    flags.add("--tokenizer", "tokenizer directory for a random --student SIZE")
     distill.add_argument(
         "--train", required=True, help="the output of `select` (or Parquet with teacher_score)"
     )
-    add_flag(distill, defaults, "--heldout", "held-out pairs (default: TRAIN/heldout when present)")
-    add_flag(distill, defaults, "--eval-dataset", "BEIR directory for the NDCG@10 checkpoint selection")
-    add_flag(distill, defaults, "--eval-split")
-    add_flag(
-        distill, defaults, "--eval-queries", "queries of the NanoBEIR-style subset (default %(default)s)"
-    )
-    add_flag(distill, defaults, "--eval-max-corpus")
+    flags.add("--heldout", "held-out pairs (default: TRAIN/heldout when present)")
+    flags.add("--eval-dataset", "BEIR directory for the NDCG@10 checkpoint selection")
+    flags.add("--eval-split")
+    flags.add("--eval-queries", "queries of the NanoBEIR-style subset (default %(default)s)")
+    flags.add("--eval-max-corpus")
     # DistillConfig.output_dir is a string (the config is saved as JSON)
     add_output_argument(distill, "output directory (also the resume point)", as_path=False)
-    add_flag(distill, defaults, "--loss", choices=LOSSES)
-    add_flag(
-        distill,
-        defaults,
+    flags.add("--loss", choices=LOSSES)
+    flags.add(
         "--lr",
         "learning rate (default: the published value for the size)",
         dest="learning_rate",
         metavar="LR",
         type=float,
     )
-    add_flag(
-        distill, defaults, "--batch-size", "global pairs per step (default: the published value)", type=int
-    )
-    steps = distill.add_mutually_exclusive_group()
-    add_flag(steps, defaults, "--max-steps", type=int)
-    add_flag(steps, defaults, "--epochs")
-    add_flag(distill, defaults, "--warmup-ratio")
-    add_flag(distill, defaults, "--weight-decay")
-    add_flag(distill, defaults, "--max-length", "tokens per pair (default %(default)s)")
-    add_flag(
-        distill,
-        defaults,
-        "--micro-batch-tokens",
-        "real tokens per forward (accumulates below the batch)",
-        type=int,
-    )
-    add_flag(distill, defaults, "--eval-every", "fraction of training between evaluations")
-    add_flag(distill, defaults, "--keep-best", "best checkpoints kept (default %(default)s)")
-    add_flag(
-        distill,
-        defaults,
+    flags.add("--batch-size", "global pairs per step (default: the published value)", type=int)
+    step_flags = Flags(distill.add_mutually_exclusive_group(), flags.defaults)  # --max-steps or --epochs
+    step_flags.add("--max-steps", type=int)
+    step_flags.add("--epochs")
+    flags.add("--warmup-ratio")
+    flags.add("--weight-decay")
+    flags.add("--max-length", "tokens per pair (default %(default)s)")
+    flags.add("--micro-batch-tokens", "real tokens per forward (accumulates below the batch)", type=int)
+    flags.add("--eval-every", "fraction of training between evaluations")
+    flags.add("--keep-best", "best checkpoints kept (default %(default)s)")
+    flags.add(
         "--no-eval-at-start",
         "skip measuring the untrained student",
         dest="eval_at_start",
         action="store_false",
     )
-    add_flag(distill, defaults, "--precision", choices=PRECISIONS)
-    add_flag(distill, defaults, "--device", "default: cuda when available, else cpu")
-    add_flag(distill, defaults, "--seed")
+    flags.add("--precision", choices=PRECISIONS)
+    flags.add("--device", "default: cuda when available, else cpu")
+    flags.add("--seed")
 
 
 def run_mine(args: argparse.Namespace) -> int:
