@@ -26,14 +26,13 @@ import pyarrow as pa
 
 from ..inference.tokenization import PairTokenizer
 from .io import (
-    MANIFEST,
     TRAIN_COLUMNS,
     read_table,
     require_same_settings,
     shard_path,
     utc_now,
     write_atomic,
-    write_json_atomic,
+    write_manifest,
 )
 from .pseudo_queries import sentences_of
 
@@ -173,5 +172,5 @@ def write_embedded_window_dataset(
         write_atomic(table, shard_path(output / split, 0))
         rows[split] = table.num_rows
     manifest = {"settings": recorded, "source": str(selected_dir), "tokenizer": str(tokenizer_dir)}
-    write_json_atomic({**manifest, "rows": rows, "created_at": utc_now()}, output / MANIFEST)
+    write_manifest(output, {**manifest, "rows": rows, "created_at": utc_now()})
     return output

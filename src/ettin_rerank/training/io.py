@@ -10,7 +10,8 @@ Every step writes a directory of Parquet shards (`part-00000.parquet`, ...) plus
     created_at   UTC ISO-8601 time the row's shard was written
 
 Shards are written to a temporary name and renamed, so a killed run never leaves a
-half-written shard that a restart would mistake for a finished one.
+half-written shard that a restart would mistake for a finished one. A resumable step's
+output (`ResumableShards`) keeps those shards when rerun with the settings its manifest pins.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,51 @@ def require_same_settings(directory: Path, settings: dict[str, Any], holds: str)
             "resume with the same arguments, or choose a new output directory"
         )
     return existing
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
+    return write_json_atomic(manifest, Path(directory) / MANIFEST)
+
+
+def write_shard(table: pa.Table, provenance: dict[str, str], path: Path) -> Path:
+    """Write one shard atomically, its provenance columns set and stamped with the time it was written."""
+    return write_atomic(with_provenance(table, {**provenance, "created_at": utc_now()}), path)
+
+
+@dataclass(frozen=True)
+class ResumableShards:
+    """A step's output of `num_shards` shards that a restart keeps: its manifest pins the settings
+    that made them (a rerun with other settings is refused) and says whether every shard is written."""
+
+    directory: Path
+    settings: dict[str, Any]
+    holds: str  # what the shards hold, for the refusal message ("candidates", "scores")
+    num_shards: int
+    facts: dict[str, Any] = field(default_factory=dict)  # more manifest fields, such as the pair count
+
+    def start(self) -> list[int]:
+        """Refuse an output made with other settings, mark it unfinished; the shards still to write."""
+        require_same_settings(self.directory, self.settings, self.holds)
+        self._write_manifest(complete=False)
+        return [index for index in range(self.num_shards) if not self.shard_path(index).is_file()]
+
+    def shard_path(self, index: int) -> Path:
+        return shard_path(self.directory, index)
+
+    def write_shard(self, index: int, table: pa.Table, provenance: dict[str, str]) -> Path:
+        return write_shard(table, provenance, self.shard_path(index))
+
+    def finish(self) -> None:
+        self._write_manifest(complete=True)
+
+    def _write_manifest(self, complete: bool) -> None:
+        manifest = {
+            "settings": self.settings,
+            "num_shards": self.num_shards,
+            **self.facts,
+            "complete": complete,
+        }
+        write_manifest(self.directory, manifest)
 
 
 def parquet_files(path: str | Path) -> list[Path]:

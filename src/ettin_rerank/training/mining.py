@@ -24,15 +24,7 @@ from ..retrieval.first_stage import (
     build_first_stage,
     first_stage_class,
 )
-from .io import (
-    MANIFEST,
-    require_same_settings,
-    shard_path,
-    utc_now,
-    with_provenance,
-    write_atomic,
-    write_json_atomic,
-)
+from .io import ResumableShards
 
 if TYPE_CHECKING:
     from ..retrieval.beir import BeirDataset
@@ -86,45 +78,41 @@ def mine_candidates(  # noqa: PLR0913 (its parameters are the `mine` command's f
         "seed": seed,
         "dense_model": dense_model,
     }
-    require_same_settings(output_dir, settings, "candidates")
-    num_shards = math.ceil(len(query_ids) / queries_per_shard)
-    done = [i for i in range(num_shards) if shard_path(output_dir, i).is_file()]
-    write_json_atomic(
-        {"settings": settings, "num_shards": num_shards, "complete": False}, output_dir / MANIFEST
+    output = ResumableShards(
+        output_dir, settings, "candidates", num_shards=math.ceil(len(query_ids) / queries_per_shard)
     )
-    if len(done) == num_shards:
-        logger.info("all %d candidate shards already exist in %s", num_shards, output_dir)
+    todo = output.start()
+    if not todo:
+        logger.info("all %d candidate shards already exist in %s", output.num_shards, output_dir)
     else:
-        if done:
-            logger.info("resuming: %d of %d candidate shards already written", len(done), num_shards)
+        if len(todo) < output.num_shards:
+            logger.info(
+                "resuming: %d of %d candidate shards already written",
+                output.num_shards - len(todo),
+                output.num_shards,
+            )
         stage_settings = FirstStageSettings(dense_model=dense_model, device=device)
         stage = build_first_stage(first_stage, dataset.corpus, stage_settings, show_progress=show_progress)
         provenance = {"dataset": dataset_dir.name, "split": split, "first_stage": first_stage, "teacher": ""}
-        for shard in range(num_shards):
-            if shard in done:
-                continue
+        for shard in todo:
             shard_queries = query_ids[shard * queries_per_shard : (shard + 1) * queries_per_shard]
-            table = _mine_shard(stage, dataset, shard_queries, depth_eff, provenance)
-            write_atomic(table, shard_path(output_dir, shard))
+            table = _mine_shard(stage, dataset, shard_queries, depth_eff)
+            output.write_shard(shard, table, provenance)
             logger.info(
                 "mined shard %d/%d: %d queries, %d pairs",
                 shard + 1,
-                num_shards,
+                output.num_shards,
                 len(shard_queries),
                 table.num_rows,
             )
-    write_json_atomic(
-        {"settings": settings, "num_shards": num_shards, "complete": True}, output_dir / MANIFEST
-    )
+    output.finish()
     return output_dir
 
 
-def _mine_shard(
-    stage: FirstStage, dataset: BeirDataset, query_ids: list[str], depth: int, provenance: dict[str, str]
-) -> pa.Table:
+def _mine_shard(stage: FirstStage, dataset: BeirDataset, query_ids: list[str], depth: int) -> pa.Table:
     """One shard's candidates: the first stage's top `depth` per query, plus the positives it missed."""
     run = stage.search({q: dataset.queries[q] for q in query_ids}, k=depth)
-    return with_provenance(_candidate_table(dataset, query_ids, run), {**provenance, "created_at": utc_now()})
+    return _candidate_table(dataset, query_ids, run)
 
 
 def _sample_queries(query_ids: list[str], max_queries: int | None, seed: int) -> list[str]:

@@ -34,17 +34,7 @@ import torch
 
 from ..config.training import TEACHER_BACKENDS, TEACHER_SCORING
 from ..scoring import PairScorer, checked_scores
-from .io import (
-    MANIFEST,
-    check_columns,
-    parquet_files,
-    require_same_settings,
-    shard_path,
-    utc_now,
-    with_provenance,
-    write_atomic,
-    write_json_atomic,
-)
+from .io import ResumableShards, check_columns, parquet_files, shard_path, write_shard
 from .teacher import load_teacher
 
 logger = logging.getLogger(__name__)
@@ -121,7 +111,7 @@ def score_table(teacher: PairScorer, table: pa.Table, batch_pairs: int) -> np.nd
 
 def finish_shard(table: pa.Table, scores: np.ndarray, teacher_name: str, path: Path) -> None:
     table = table.append_column("teacher_score", pa.array(scores.astype(np.float32), type=pa.float32()))
-    write_atomic(with_provenance(table, {"teacher": teacher_name, "created_at": utc_now()}), path)
+    write_shard(table, {"teacher": teacher_name}, path)
 
 
 @dataclass
@@ -336,46 +326,34 @@ def score_teacher(  # noqa: PLR0913 (its parameters are the `score-teacher` comm
         ray_address=ray_address,
         ray_window=ray_window,
     )
-    settings = job.settings()
-    num_shards = math.ceil(rows.num_rows / shard_size)
-    todo = _start_manifest(job.output_dir, settings, num_shards, rows.num_rows)
+    output = ResumableShards(
+        job.output_dir,
+        job.settings(),
+        "scores",
+        num_shards=math.ceil(rows.num_rows / shard_size),
+        facts={"pairs": rows.num_rows},
+    )
+    todo = output.start()
+    if len(todo) < output.num_shards:
+        logger.info(
+            "resuming: %d of %d shards already scored", output.num_shards - len(todo), output.num_shards
+        )
     if todo:
         _RUNNERS[_runner_for(backend, workers)](job, todo)
-    verify_scored(job.output_dir, num_shards, rows.num_rows)
-    _write_manifest(job.output_dir, settings, num_shards, rows.num_rows, complete=True)
+    verify_scored(output, rows.num_rows)
+    output.finish()
     return job.output_dir
 
 
-def _start_manifest(output_dir: Path, settings: dict, num_shards: int, num_pairs: int) -> list[int]:
-    """Refuse a directory scored with other settings; returns the shards still to score."""
-    require_same_settings(output_dir, settings, "scores")
-    _write_manifest(output_dir, settings, num_shards, num_pairs, complete=False)
-    todo = [s for s in range(num_shards) if not shard_path(output_dir, s).is_file()]
-    if len(todo) < num_shards:
-        logger.info("resuming: %d of %d shards already scored", num_shards - len(todo), num_shards)
-    return todo
-
-
-def _write_manifest(
-    output_dir: Path, settings: dict, num_shards: int, num_pairs: int, complete: bool
-) -> None:
-    write_json_atomic(
-        {"settings": settings, "num_shards": num_shards, "pairs": num_pairs, "complete": complete},
-        output_dir / MANIFEST,
-    )
-
-
-def verify_scored(output_dir: Path, num_shards: int, num_pairs: int) -> None:
+def verify_scored(output: ResumableShards, num_pairs: int) -> None:
     """Every input pair appears exactly once across the shards."""
     seen = np.zeros(num_pairs, dtype=np.int32)
-    for shard in range(num_shards):
+    for shard in range(output.num_shards):
         index = (
-            pq.read_table(shard_path(output_dir, shard), columns=["pair_index"])
-            .column("pair_index")
-            .to_numpy()
+            pq.read_table(output.shard_path(shard), columns=["pair_index"]).column("pair_index").to_numpy()
         )
         np.add.at(seen, index, 1)
     if not np.all(seen == 1):
         raise RuntimeError(
-            f"{output_dir}: {int((seen == 0).sum())} pairs unscored and {int((seen > 1).sum())} scored more than once"
+            f"{output.directory}: {int((seen == 0).sum())} pairs unscored and {int((seen > 1).sum())} scored more than once"
         )

@@ -25,14 +25,13 @@ import pyarrow as pa
 
 from ..config.training import SELECTION
 from .io import (
-    MANIFEST,
     PROVENANCE_COLUMNS,
     read_table,
     shard_path,
     utc_now,
     with_provenance,
     write_atomic,
-    write_json_atomic,
+    write_manifest,
 )
 
 logger = logging.getLogger(__name__)
@@ -148,9 +147,8 @@ def select_training_pairs(
         part: _write_selection(table, selected, output_dir / part, queries_per_shard)
         for part, selected in picks.items()
     }
-    write_json_atomic(
-        {"settings": settings, "rows": counts, "queries": len(rows_of), "complete": True},
-        output_dir / MANIFEST,
+    write_manifest(
+        output_dir, {"settings": settings, "rows": counts, "queries": len(rows_of), "complete": True}
     )
     logger.info("selected %s pairs from %d queries", counts, len(rows_of))
     return output_dir
