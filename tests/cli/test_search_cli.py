@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -280,3 +282,20 @@ def test_a_bad_query_or_flag_is_refused_before_the_model_loads(tmp_path, capsys,
     assert time.perf_counter() - started < 2
     assert message in capsys.readouterr().err
     assert not any(record.getMessage().startswith("loading ") for record in caplog.records)
+
+
+def test_a_reader_that_stops_early_ends_the_search_quietly(tmp_path):
+    """`search ... | head`: the pipe closes under a long output; no traceback, no error line."""
+    root = tmp_path / "docs"
+    root.mkdir()
+    for i in range(40):
+        (root / f"pump{i:02d}.txt").write_text(" ".join(f"pump pressure reading {i}-{j}" for j in range(150)))
+    command = [sys.executable, "-m", "ettin_rerank", "search", str(root), "pump pressure", "--no-rerank"]
+    command += ["--passages", "-n", "500", "--snippet-width", "2000", "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read(1) == b"{"
+    process.stdout.close()  # as `head -1` does once it has its line
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, stderr
+    assert "Broken pipe" not in stderr and "Traceback" not in stderr and "error" not in stderr
