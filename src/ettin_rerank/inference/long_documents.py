@@ -81,6 +81,16 @@ class PairScores:
         n = len(scores)
         return cls(scores, truncated, np.ones(n, dtype=np.int64), [None] * n)
 
+    @classmethod
+    def concatenate(cls, parts: Sequence[PairScores]) -> PairScores:
+        """The parts' pairs one after the other (no parts: no pairs)."""
+        return cls(
+            np.concatenate([np.empty(0, dtype=np.float32), *(part.scores for part in parts)]),
+            np.concatenate([np.zeros(0, dtype=bool), *(part.truncated for part in parts)]),
+            np.concatenate([np.zeros(0, dtype=np.int64), *(part.n_chunks for part in parts)]),
+            [span for part in parts for span in part.best_spans],
+        )
+
 
 @dataclass
 class PairsJob:

@@ -235,7 +235,7 @@ class Reranker:
         if check_long_documents(long_documents) == "truncate":
             return self._score_truncated(pairs, batch_tokens, show_progress_bar, batch_size)
         # chunk: pairs are prepared a chunk at a time, so memory stays bounded for any input size
-        parts = [PairScores.whole(np.empty(0, dtype=np.float32), np.zeros(0, dtype=bool))]
+        parts = []
         with progress_bar(len(pairs), show_progress_bar) as progress:
             for start, end in chunk_bounds(pairs, DEFAULT_CHUNK_PAIRS, DEFAULT_CHUNK_CHARS):
                 queries, documents = zip(*pairs[start:end], strict=True)
@@ -244,12 +244,7 @@ class Reranker:
                 rows = self.predict_encoded(prepared.encoded, batch_tokens, False, batch_size)
                 parts.append(prepared.report(rows))
                 progress.update(end - start)
-        return PairScores(
-            np.concatenate([part.scores for part in parts]),
-            np.concatenate([part.truncated for part in parts]),
-            np.concatenate([part.n_chunks for part in parts]),
-            [span for part in parts for span in part.best_spans],
-        )
+        return PairScores.concatenate(parts)
 
     def _score_truncated(
         self,

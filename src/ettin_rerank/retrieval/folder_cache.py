@@ -347,8 +347,7 @@ def _save(
         "updated": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": {name: record.to_dict() for name, record in records.items()},
     }
-    manifest_temporary = write_index_metadata(entry, f"{TEMP_PREFIX}{token}.json", FORMAT_VERSION, fields)
-    os.replace(manifest_temporary, entry / MANIFEST)
+    write_index_metadata(entry, MANIFEST, FORMAT_VERSION, fields)  # atomic: the manifest changes last
     for leftover in entry.iterdir():
         if leftover.name not in (MANIFEST, LOCK, index_dir.name):
             _remove_path(leftover)

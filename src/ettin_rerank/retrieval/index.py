@@ -387,10 +387,7 @@ class SearchIndex:
         by_score = sorted(candidates, key=lambda doc_id: -candidates[doc_id])  # stable: ties keep order
         first_stage_rank = {doc_id: position for position, doc_id in enumerate(by_score, start=1)}
         docs = [self.corpus[doc_id] for doc_id in by_score]
-        hits = [
-            _hit(doc, candidates[doc.doc_id], candidates, first_stage_rank, query, self._words(doc))
-            for doc in docs
-        ]
+        hits = [_hit(doc, candidates, first_stage_rank, query, self._words(doc)) for doc in docs]
         budget = None if depth is not None or not budget_s else budget_s
         results = SearchResults(candidates=len(docs), budget_s=budget, depth=depth)
         if reranker is not None and docs:
@@ -444,19 +441,17 @@ def rerank_in_order(
     started = time.perf_counter()
     with tqdm(total=len(texts), desc="Reranking", unit="doc", disable=not show_progress) as progress:
         while done < len(texts):
-            take = min(batch, len(texts) - done)
+            costs = np.cumsum([len(query) + len(text) for text in texts[done : done + batch]])  # chars
+            take = len(costs)
             if done:  # after the first batch, take only what the measured speed fits in what is left
                 elapsed = time.perf_counter() - started
-                chars_per_second = chars_done / max(elapsed, 1e-9)
-                left_chars = (budget_s - elapsed) * chars_per_second
-                costs = np.cumsum([len(query) + len(text) for text in texts[done : done + take]])
+                left_chars = (budget_s - elapsed) * chars_done / max(elapsed, 1e-9)
                 take = int(np.searchsorted(costs, left_chars, side="right"))
                 if not take:
                     break
-            chunk = texts[done : done + take]
-            parts.append(score_candidates(reranker, query, chunk, long_documents))
+            parts.append(score_candidates(reranker, query, texts[done : done + take], long_documents))
             done += take
-            chars_done += sum(len(query) + len(text) for text in chunk)
+            chars_done += int(costs[take - 1])
             progress.update(take)
     return CandidateScores.concatenate(parts)
 
@@ -493,18 +488,18 @@ def shown_hits(hits: Sequence[SearchHit], n: int, one_per_file: bool, snippet_wi
 
 def _hit(
     doc: Document,
-    score: float,
     candidates: dict[str, float],
     first_stage_rank: dict[str, int],
     query: str,
     words: tuple[int, int] | None,
 ) -> SearchHit:
     """A first-stage hit, ranked later (reranking fills in its score, probability and window)."""
+    score = float(candidates[doc.doc_id])
     return SearchHit(
         0,
         doc.doc_id,
-        float(score),
-        float(candidates[doc.doc_id]),
+        score,
+        score,
         first_stage_rank[doc.doc_id],
         doc.title,
         doc.text,

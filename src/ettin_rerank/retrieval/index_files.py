@@ -7,6 +7,8 @@ such file beside their data; reading it back is the one place an index is refuse
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,13 @@ class IndexFormatError(FileNotFoundError, ValueError):
 def write_index_metadata(
     directory: Path, meta_file: str, format_version: int, fields: Mapping[str, Any], indent: int | None = None
 ) -> Path:
-    """Write `fields` plus the format version as `directory/meta_file`; the path written."""
+    """Write `fields` plus the format version as `directory/meta_file`; the path written. Written
+    whole or not at all (a temporary file `os.replace`d into place), so a reader never sees half."""
     path = directory / meta_file
     text = json.dumps({FORMAT_VERSION_KEY: format_version, **fields}, indent=indent)
-    path.write_text(text + ("\n" if indent is not None else ""), encoding="utf-8")
+    temporary = path.with_name(f".{meta_file}.{uuid.uuid4().hex}.tmp")
+    temporary.write_text(text + ("\n" if indent is not None else ""), encoding="utf-8")
+    os.replace(temporary, path)
     return path
 
 
