@@ -19,6 +19,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 # what it caches (folder indexes) in a directory of this session, removed at exit.
 _SESSION_CACHE = tempfile.TemporaryDirectory(prefix="ettin-rerank-test-cache-")
 os.environ["ETTIN_RERANK_CACHE_DIR"] = _SESSION_CACHE.name
+# No CLI test leaves a resident search process behind (tests/cli/test_resident.py asks for them).
+os.environ["ETTIN_RERANK_KEEP_LOADED"] = "0"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"

@@ -181,3 +181,20 @@ def test_reranked_hits_carry_a_probability_and_a_label(tiny):
 
     plain = index.search("kettle descaling", reranker=Lengths())
     assert all(hit.reranked and hit.probability is None and hit.relevance is None for hit in plain)
+
+
+def test_a_process_that_loads_a_saved_index_again_reuses_it_until_it_is_rewritten(tmp_path):
+    first = {
+        "a": Document("a", "", "the kettle is descaled with vinegar"),
+        "b": Document("b", "", "ferns need water"),
+    }
+    SearchIndex.build(first, show_progress=False).save(tmp_path / "index")
+    loaded = SearchIndex.load(tmp_path / "index")
+    again = SearchIndex.load(tmp_path / "index")
+    assert again is not loaded and again.corpus is loaded.corpus  # one parse, each caller its own object
+    assert list(again.retrieve("kettle", top_k=1)) == ["a"]
+
+    second = {"c": Document("c", "", "the kettle whistles when the water boils")}
+    SearchIndex.build(second, show_progress=False).save(tmp_path / "index")  # rewritten in place
+    rewritten = SearchIndex.load(tmp_path / "index")
+    assert list(rewritten.corpus) == ["c"] and list(rewritten.retrieve("kettle", top_k=5)) == ["c"]

@@ -15,11 +15,23 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from .. import __version__
 from .options import COMMAND_VERBOSITY, VERBOSE_HELP, CommandParser, extra_needed, missing_from_extra
 
-COMMAND_MODULES = ("core", "evaluate", "search", "cache", "calibrate", "serve", "train", "bench", "export")
+COMMAND_MODULES = (
+    "core",
+    "evaluate",
+    "search",
+    "resident",
+    "cache",
+    "calibrate",
+    "serve",
+    "train",
+    "bench",
+    "export",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,24 +48,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_level(verbosity: int) -> int:
+    return logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+
+
 def configure_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logging.basicConfig(level=log_level(verbosity), format=LOG_FORMAT, stream=sys.stderr)
+
+
+def parse_command_line(argv: list[str]) -> argparse.Namespace:
+    """The parsed command; `command_line` keeps `argv` (what a resident process parses again)."""
+    args = build_parser().parse_args(argv)
+    args.verbose += getattr(args, COMMAND_VERBOSITY, 0)  # -v before and after the command add up
+    args.command_line = list(argv)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.verbose += getattr(args, COMMAND_VERBOSITY, 0)  # -v before and after the command add up
+    args = parse_command_line(sys.argv[1:] if argv is None else list(argv))
     configure_logging(args.verbose)
+    return run_command(args, lambda: args.handler(args))
+
+
+def run_command(args: argparse.Namespace, run: Callable[[], int | None]) -> int:
+    """`run` (a command's handler) with the one mapping of failures to messages and exit codes."""
     missing = missing_from_extra(args.needs_extra) if args.needs_extra else []
     if missing:  # say so before any work, not after a long run fails at its last step
         print(f"error: {extra_needed(args.needs_extra, 'missing: ' + ', '.join(missing))}", file=sys.stderr)
         return 2
     try:
-        return int(args.handler(args) or 0)
+        return int(run() or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

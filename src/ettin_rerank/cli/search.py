@@ -23,6 +23,7 @@ from .options import (
     optional_reranker,
     show_progress,
 )
+from .resident import add_keep_loaded_argument, search_in_resident, start_resident
 
 if TYPE_CHECKING:
     from ..inference.reranker import Reranker
@@ -122,6 +123,7 @@ def add_search_arguments(search: argparse.ArgumentParser) -> None:
         help="read a folder afresh and keep nothing (by default its index is kept in the user's cache "
         "and updated by each file's size and modification time; see `ettin-rerank cache`)",
     )
+    add_keep_loaded_argument(search)
     add_loading_options(search)
     add_quiet_argument(search)
 
@@ -192,9 +194,7 @@ class BackgroundLoad:
 
     def _load(self, args: argparse.Namespace) -> None:
         try:
-            self._reranker = optional_reranker(args)
-            if self._reranker is not None:
-                self._reranker.score_pairs([("warm up", "the first call sets up the kernels")])
+            self._reranker = load_warm_reranker(args)
         except BaseException as error:  # raised again in the caller's thread
             self._error = error
 
@@ -205,7 +205,47 @@ class BackgroundLoad:
         return self._reranker
 
 
+class Loaded:
+    """A reranker loaded before the search started (the resident process's)."""
+
+    def __init__(self, reranker: Reranker):
+        self._reranker = reranker
+
+    def result(self) -> Reranker:
+        return self._reranker
+
+
+def load_warm_reranker(args: argparse.Namespace) -> Reranker | None:
+    """The search's reranker (None with --no-rerank or no model), run once so that its first batch
+    is not slower than the rest."""
+    reranker = optional_reranker(args)
+    if reranker is not None:
+        reranker.score_pairs([("warm up", "the first call sets up the kernels")])
+    return reranker
+
+
 def run_search(args) -> int:
+    """In the resident process when one holds this search's model (`resident.py`), else here; a
+    search that loaded the model here leaves one behind for the next (--keep-loaded)."""
+    if args.keep_loaded < 0:
+        raise ValueError(f"--keep-loaded must be at least 0 minutes, got {args.keep_loaded:g}")
+    if args.keep_loaded > 0:
+        answered = search_in_resident(args)
+        if answered is not None:
+            return answered
+    code = search_documents(args)
+    if args.keep_loaded > 0 and code == 0 and start_resident(args) is not None:
+        print(
+            f"note: the model stays loaded in a background process for {args.keep_loaded:g} idle minutes, so "
+            "the next searches skip loading it (`ettin-rerank resident stop` ends it; --keep-loaded 0: none)",
+            file=sys.stderr,
+        )
+    return code
+
+
+def search_documents(args: argparse.Namespace, reranker: Reranker | None = None) -> int:
+    """The search itself, printed; `reranker`: one already loaded (else --model's, loaded while the
+    index opens)."""
     from ..retrieval import SearchIndex
     from ..retrieval.index import check_search_arguments
 
@@ -215,7 +255,7 @@ def run_search(args) -> int:
     check_positive("--snippet-width", args.snippet_width)
     check_search_arguments(args.query, args.top_k, args.n, args.budget_s, args.depth)
     progress = show_progress(args)
-    loading = BackgroundLoad(args)
+    loading: BackgroundLoad | Loaded = Loaded(reranker) if reranker is not None else BackgroundLoad(args)
     index = SearchIndex.open(
         args.index_dir,
         device=args.device,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 DEFAULT_DENSE_MODEL = "all-MiniLM-L6-v2"  # the bi-encoder of the dense and hybrid first stages
@@ -58,3 +59,32 @@ SEARCH = SearchOptions()
 # an indirect answer); below 0.2, rarely the answer.
 RELEVANCE_LABELS: tuple[tuple[str, float], ...] = (("high", 0.5), ("medium", 0.2))
 LOWEST_RELEVANCE_LABEL = "low"
+
+
+KEEP_LOADED_ENV = "ETTIN_RERANK_KEEP_LOADED"  # minutes; overrides ResidentSettings.keep_loaded_minutes
+
+
+@dataclass(frozen=True)
+class ResidentSettings:
+    """The process `search` leaves behind so the next search does not load the model again."""
+
+    # Minutes an idle resident process keeps the model loaded; 0: none is started. A later search
+    # on 2 cores otherwise spends about 2 s importing torch and loading the model before it reranks
+    # (benchmarks/folder_search.py); 10 minutes covers a person asking question after question.
+    keep_loaded_minutes: float = 10.0
+    loaded_indexes_kept: int = 2  # saved indexes a process keeps in memory, the last ones opened
+
+
+def keep_loaded_minutes() -> float:
+    """`--keep-loaded`'s default: $ETTIN_RERANK_KEEP_LOADED when set (0 turns residents off, as the
+    test suite does), else `ResidentSettings.keep_loaded_minutes`."""
+    override = os.environ.get(KEEP_LOADED_ENV)
+    if override is None or not override.strip():
+        return ResidentSettings.keep_loaded_minutes
+    try:
+        return float(override)
+    except ValueError:
+        raise ValueError(f"${KEEP_LOADED_ENV} must be a number of minutes, got {override!r}") from None
+
+
+RESIDENT = ResidentSettings()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..config.retrieval import LOWEST_RELEVANCE_LABEL, RELEVANCE_LABELS, SEARCH
+from ..config.retrieval import LOWEST_RELEVANCE_LABEL, RELEVANCE_LABELS, RESIDENT, SEARCH
 from ..inference.long_documents import check_long_documents
 from ..inference.scores import apply_activation, probability_activation
 from ..scoring import LongDocumentScorer, PairScorer, TokenizedPairScorer, checked_scores
@@ -337,7 +339,24 @@ class SearchIndex:
 
     @classmethod
     def load(cls, directory: str | Path, device: str | None = "cpu") -> SearchIndex:
+        """The index saved in `directory`. The last `RESIDENT.loaded_indexes_kept` loaded are kept in
+        memory while their files are unchanged, so a process that searches again (the resident of
+        `search`, a notebook) does not parse them again."""
         directory = Path(directory)
+        stamp = _saved_stamp(directory, device)
+        if stamp is not None and stamp in _LOADED:
+            _LOADED.move_to_end(stamp)
+            kept = _LOADED[stamp]
+        else:
+            kept = cls._read(directory, device)
+            if stamp is not None:
+                _LOADED[stamp] = kept
+                while len(_LOADED) > RESIDENT.loaded_indexes_kept:
+                    _LOADED.popitem(last=False)
+        return cls(kept.corpus, kept.first_stage, kept.passages)  # the caller's own `reading`
+
+    @classmethod
+    def _read(cls, directory: Path, device: str | None) -> SearchIndex:
         meta = read_index_metadata(
             directory,
             _META_FILE,
@@ -418,6 +437,21 @@ class SearchIndex:
             return None
         first = (passage - 1) * (self.passages.words - self.passages.overlap) + 1
         return first, first + len(doc.text.split()) - 1
+
+
+# (directory, device, the metadata and corpus files' identity) -> the index loaded from them
+_LOADED: OrderedDict[tuple, SearchIndex] = OrderedDict()
+
+
+def _saved_stamp(directory: Path, device: str | None) -> tuple | None:
+    """What says a saved index is the one loaded before: `save` writes the metadata file last, by
+    `os.replace`, so a rewritten index has a new one; None when the files cannot be read."""
+    try:
+        files = [os.stat(directory / name) for name in (_META_FILE, "corpus.jsonl")]
+    except OSError:
+        return None
+    identity = tuple((stat.st_ino, stat.st_size, stat.st_mtime_ns) for stat in files)
+    return (os.path.abspath(directory), device, identity)
 
 
 def rerank_in_order(
