@@ -149,7 +149,14 @@ def search(folder: Path, question: dict, rerank: bool, env: dict[str, str], *fla
         if file not in top5:
             top5.append(file)
     top5 = top5[:5]
+    answers = set(question["answer_files"])
+    shown = [
+        {"probability": hit["probability"], "relevance": hit["relevance"], "answer": hit["file"] in answers}
+        for hit in payload.get("results", [])
+        if hit.get("probability") is not None
+    ]
     result.update(
+        shown=shown,
         set=question["set"],
         query_id=question["query_id"],
         reranked_candidates=payload.get("reranked_candidates"),
@@ -157,6 +164,22 @@ def search(folder: Path, question: dict, rerank: bool, env: dict[str, str], *fla
         answer_in_top5=bool(set(top5) & set(question["answer_files"])),
     )
     return result
+
+
+def calibration_check(searches: list[dict]) -> dict:
+    """Per relevance label of the results shown: how many, how many were an answer file, and the
+    mean probability the model gave them (a calibrated label's hits are answers that often)."""
+    check = {}
+    for label in ("high", "medium", "low"):
+        hits = [hit for result in searches for hit in result["shown"] if hit["relevance"] == label]
+        check[label] = {
+            "results": len(hits),
+            "answer_files": sum(hit["answer"] for hit in hits),
+            "mean_probability": round(statistics.fmean(h["probability"] for h in hits), 3) if hits else None,
+        }
+    answers = [hit["probability"] for result in searches for hit in result["shown"] if hit["answer"]]
+    check["answer_probabilities"] = sorted(round(p, 3) for p in answers)
+    return check
 
 
 def residents(env: dict[str, str], action: str = "list") -> list[dict]:
@@ -243,6 +266,7 @@ def main() -> int:
         "answer_top5_reranked": sum(r["answer_in_top5"] for r in reranked),
         "answer_top5_reranked_in_process": sum(r["answer_in_top5"] for r in [reranked[0], *in_process]),
         "answer_top5_bm25": sum(r["answer_in_top5"] for r in bm25),
+        "calibration_of_shown_results": calibration_check(reranked),
         "reranked": reranked,
         "reranked_in_process": in_process,
         "bm25": bm25,
