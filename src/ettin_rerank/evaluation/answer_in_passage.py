@@ -148,6 +148,7 @@ def build_cases(
     cases = []
     for query_id in query_ids:
         query, judged = dataset.queries[query_id], dataset.qrels[query_id]
+        # the highest grade; among equal grades the first in the qrels file
         relevant_id = max((d for d in judged if is_relevant(judged[d])), key=lambda d: judged[d])
         lexical = bm25.score_all(query)
         by_bm25 = sorted(row_of, key=lambda d: -lexical[row_of[d]])  # stable: ties keep index order
@@ -180,12 +181,12 @@ def measure(
 ) -> AnswerInPassageScore:
     """MRR of the relevant text alone and embedded; a `LongDocumentScorer` (the engine) reads
     texts longer than its window by `long_documents`, as search does."""
+    if not cases:
+        raise ValueError("no cases to measure: the dataset has no labelled query with a relevant document")
     alone, embedded = [], []
     for case in cases:
         texts = [case.relevant, case.embedded, *case.negatives]
         scores = score_candidates(scorer, case.query, texts, long_documents).scores
         alone.append(reciprocal_rank(float(scores[0]), scores[2:]))
         embedded.append(reciprocal_rank(float(scores[1]), scores[2:]))
-    if not cases:
-        raise ValueError("no cases to measure: the dataset has no labelled query with a relevant document")
     return AnswerInPassageScore(float(np.mean(alone)), float(np.mean(embedded)), len(cases))
