@@ -160,3 +160,13 @@ def test_keep_loaded_zero_starts_nothing(folder, env, tiny_reranker_dir):
         2,
         "error: --keep-loaded must be at least 0 minutes, got -1",
     )
+
+
+def test_a_cache_it_cannot_write_leaves_the_search_whole(folder, env, tiny_reranker_dir, tmp_path):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache directory would be")
+    env = {**env, "ETTIN_RERANK_CACHE_DIR": str(blocked)}
+    done = cli("search", str(folder), QUERY, "--model", str(tiny_reranker_dir), env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("  1. ")
+    assert "stays loaded" not in done.stderr

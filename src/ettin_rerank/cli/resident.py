@@ -268,10 +268,20 @@ def start_resident(args: argparse.Namespace) -> Address | None:
     """Start, detached, the resident for this search's model and flags; None when there is one
     already (running or starting) or the search can use none."""
     address = address_of(args)
-    if address is None or _lock_is_held(address):
+    if address is None:
         return None
+    try:
+        if _lock_is_held(address):
+            return None
+        _spawn(address, require_model(args.model).name_or_path, args)
+    except OSError as error:  # an unwritable cache: the search itself has succeeded all the same
+        logger.info("could not start a resident process in %s: %s", address.directory, error)
+        return None
+    return address
+
+
+def _spawn(address: Address, model: str, args: argparse.Namespace) -> None:
     _make_private_dir(address.directory)
-    model = require_model(args.model).name_or_path
     command = [sys.executable, "-m", "ettin_rerank", "-v", "resident", "run", "--model", model]
     command += ["--keep-loaded", repr(args.keep_loaded)]
     for flag, dest in LOADING_FLAGS:
@@ -287,7 +297,6 @@ def start_resident(args: argparse.Namespace) -> Address | None:
             cwd=address.directory,
             start_new_session=True,  # not in the terminal's process group: Ctrl-C in it leaves it be
         )
-    return address
 
 
 def _make_private_dir(directory: Path) -> None:
