@@ -1,5 +1,5 @@
 """The int8 mode's linears against the fp32 ones they replace, and the ranking it keeps on the bundled
-model against exact fp32 (issue 23: Spearman >= 0.99, top-10 agreement >= 0.95)."""
+model against exact fp32 (tests/tolerances.py; issue 23 asks Spearman >= 0.99, top-10 >= 0.95)."""
 
 from __future__ import annotations
 
