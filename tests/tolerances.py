@@ -3,3 +3,11 @@
 from __future__ import annotations
 
 BF16_TOL = 1e-2  # bf16 encoder, fp32 head, on the tiny model: measured max 1.5e-3
+# int8 linears against the fp32 linear they replace, relative to the output's largest value, on random
+# weights and activations (tests/inference/test_int8.py): measured 7.6e-3 (8-bit activations), 1.5e-2 (7-bit)
+INT8_LINEAR_REL_TOL = 3e-2
+# the bundled model, 300 SciFact pairs (3 queries x 100 documents) against exact fp32: the ranking kept,
+# measured Spearman 0.9925, top-10 0.933 (8-bit activations; 7-bit: 0.976, 0.867). Issue 23's bar for
+# top-10 is 0.95: not reached yet, so this bound holds today's figure, not the goal
+INT8_BUNDLED_MIN_SPEARMAN = 0.99
+INT8_BUNDLED_MIN_TOP10 = 0.9

@@ -162,3 +162,27 @@ def test_ours_auto_runs_what_auto_picks_and_the_table_names_the_probe(tiny_reran
         "engines": {},
     }
     assert f"dtype auto: {machine['dtype_auto']['dtype']} (" in format_table(report)
+
+
+@pytest.mark.slow  # exports the model to ONNX and compiles it twice for OpenVINO (~30 s of CPU)
+def test_openvino_rows_run_the_precision_they_name(tiny_reranker_dir, tmp_path):
+    openvino = pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    from ettin_rerank.benchmarking.engines import EngineUnavailable, load_engine
+    from tolerances import BF16_TOL
+
+    pairs = [("a query", "a document"), ("another query", "a longer document " * 8)]
+    reference = load_engine("ours-exact", str(tiny_reranker_dir)).score_pairs(pairs)
+    fp32 = load_engine("openvino", str(tiny_reranker_dir), workdir=tmp_path, threads=1)
+    assert fp32.scorer.session.compiled.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.f32
+    np.testing.assert_allclose(fp32.score_pairs(pairs), reference, atol=1e-4)
+    if "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        bf16 = load_engine("openvino-bf16", str(tiny_reranker_dir), workdir=tmp_path, threads=1)
+        assert bf16.scorer.session.compiled.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.bf16
+        assert "bf16" in bf16.description
+        scores = bf16.score_pairs(pairs)
+        np.testing.assert_allclose(scores, reference, atol=BF16_TOL)
+        assert not np.array_equal(scores, fp32.score_pairs(pairs))  # really another precision
+    else:  # no bf16 kernels: said so, never a second f32 row under a bf16 name
+        with pytest.raises(EngineUnavailable, match="no bf16 on this CPU"):
+            load_engine("openvino-bf16", str(tiny_reranker_dir), workdir=tmp_path, threads=1)

@@ -169,25 +169,46 @@ def _openvino_engine(
         raise EngineUnavailable(
             f"{name} needs the openvino extra: pip install 'ettin-rerank[openvino]' ({error})"
         ) from error
+    precision = OPENVINO_MODES[name]  # INFERENCE_PRECISION_HINT: set explicitly, never OpenVINO's default
+    core = openvino.Core()
+    if precision == "bf16":
+        _require_openvino_bf16(core)
     manifest = OnnxManifest.load(directory)
     tokenizer = export_tokenizer(directory, manifest)
-    core = openvino.Core()
     model = core.read_model(str(directory / manifest.model_file))
-    description = "our ONNX export on OpenVINO, fp32 (INFERENCE_PRECISION_HINT f32), padded"
+    description = f"our ONNX export on OpenVINO, {precision} (INFERENCE_PRECISION_HINT {precision}), padded"
     if name == "openvino-int8":
         model = _nncf_int8(model, tokenizer, manifest, directory, calibration_pairs, batch_size)
         description = (
             "our ONNX export on OpenVINO, int8 by NNCF post-training quantization "
-            f"({OPENVINO_CALIBRATION_PAIRS} calibration pairs, head in float), fp32 elsewhere, padded"
+            f"({OPENVINO_CALIBRATION_PAIRS} calibration pairs, head in float), f32 elsewhere, padded"
         )
     settings = {
-        "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_PRECISION_HINT": precision,
         "INFERENCE_NUM_THREADS": threads,
         "PERFORMANCE_HINT": "LATENCY",
     }
-    session = OpenVinoSession(core.compile_model(model, "CPU", settings))
-    scorer = OnnxReranker(session, tokenizer, manifest, name=str(directory), batch_size=batch_size)
+    compiled = core.compile_model(model, "CPU", settings)
+    compiled_precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # an openvino.Type
+    if compiled_precision != precision:  # a row must run the precision its name says
+        raise EngineUnavailable(
+            f"{name}: OpenVINO compiled the model in {compiled_precision}, not the {precision} asked for"
+        )
+    scorer = OnnxReranker(
+        OpenVinoSession(compiled), tokenizer, manifest, name=str(directory), batch_size=batch_size
+    )
     return OnnxExportEngine(name, scorer, description)
+
+
+def _require_openvino_bf16(core: Any) -> None:
+    """`openvino-bf16` runs only where OpenVINO's CPU plugin has bf16 kernels (AVX512_BF16 or AMX);
+    elsewhere it would silently run f32 and duplicate the `openvino` row."""
+    capabilities = [str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+    if "BF16" not in capabilities:
+        raise EngineUnavailable(
+            "openvino-bf16: OpenVINO's CPU plugin has no bf16 on this CPU (it needs avx512_bf16 or "
+            f"amx_bf16; its capabilities here: {' '.join(capabilities)}); it would run f32, as `openvino` does"
+        )
 
 
 def _nncf_int8(

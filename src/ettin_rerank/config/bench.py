@@ -23,7 +23,8 @@ OUR_MODES: dict[str, OurMode] = {
     "ours-int8": {"dtype": "float32", "quantize": "int8"},
 }
 ONNX_MODES = {"onnx-ours": None, "onnx-ours-int8": "int8"}  # our export on onnxruntime -> its quantize
-OPENVINO_MODES = ("openvino", "openvino-int8")  # our fp32 export on OpenVINO; int8 by NNCF
+# our fp32 export on OpenVINO -> its INFERENCE_PRECISION_HINT; openvino-int8: NNCF's int8 graph, run in f32
+OPENVINO_MODES = {"openvino": "f32", "openvino-bf16": "bf16", "openvino-int8": "f32"}
 ST_BACKENDS = {"st-onnx": "onnx", "st-openvino": "openvino"}  # CrossEncoder(backend=...) through optimum
 ST_MODES = ("st-default", "st-bf16", *ST_BACKENDS)
 ENGINES = (*OUR_MODES, *ONNX_MODES, *OPENVINO_MODES, *ST_MODES)

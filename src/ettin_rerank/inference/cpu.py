@@ -32,6 +32,9 @@ KERNEL_FLAGS = (
 )
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # any one of them: bf16 matmuls without conversion
 NATIVE_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # any one: int8 dot products in one instruction
+# any one: fbgemm sums int8 products in 32 bits, so its activations may use all 8 bits (elsewhere its
+# 16-bit adds can saturate and activations keep 7: `reduce_range`)
+FBGEMM_FULL_RANGE_INT8_FLAGS = ("avx512_vnni", "amx_int8")
 # torch's dispatch level -> the flags it implies, for machines without /proc/cpuinfo (macOS, Windows)
 CAPABILITY_FLAGS = {
     "AVX2": ("avx2", "fma"),
@@ -56,6 +59,10 @@ class CpuKernels:
     def native_int8(self) -> bool:
         """An int8 dot-product instruction (VNNI/AMX); without one int8 still runs, more slowly."""
         return any(flag in self.flags for flag in NATIVE_INT8_FLAGS)
+
+    @property
+    def fbgemm_full_range_int8(self) -> bool:
+        return any(flag in self.flags for flag in FBGEMM_FULL_RANGE_INT8_FLAGS)
 
     def missing(self, wanted: tuple[str, ...]) -> str:
         """The flags of `wanted` this CPU lacks, as one phrase for messages ("avx512_bf16 or amx_bf16")."""
