@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+from ettin_rerank.inference.tokenization import PairTokenizer
 from ettin_rerank.retrieval.beir import load_beir
 from ettin_rerank.training.answer_windows import (
     AnswerSource,
@@ -87,6 +88,11 @@ def test_a_passage_is_contiguous_sentences_of_the_asked_length():
         start = sentences.index(passage[0])
         assert passage == sentences[start : start + len(passage)]
     assert host_passage(sentences[:3], random.Random(0), 80, 180) is None
+    tokens = [2 * len(s.split()) for s in sentences]
+    for seed in range(20):
+        passage = host_passage(sentences, random.Random(seed), 80, 180, tokens, max_tokens=200)
+        assert passage is not None and sum(2 * len(s.split()) for s in passage) <= 200
+    assert host_passage(sentences, random.Random(0), 80, 180, tokens, max_tokens=150) is None
 
 
 def test_without_answer_cuts_out_the_span_only():
@@ -140,9 +146,11 @@ def test_each_group_holds_the_answer_whole_in_passages_and_negatives_that_lack_i
         assert doc_id in {row["doc_id"] for row in ordinary} and len(ordinary) <= settings.ordinary
 
 
-def test_the_dataset_is_scored_by_the_windowed_teacher_resumed_and_read_by_distill(source, tmp_path):
-    settings = AnswerWindowSettings(heldout_queries=2)
-    out = write_answer_window_dataset([source], tmp_path / "answers", settings)
+def test_the_dataset_is_scored_by_the_windowed_teacher_resumed_and_read_by_distill(
+    source, tmp_path, bert_tokenizer_dir
+):
+    settings = AnswerWindowSettings(max_length=192, heldout_queries=2)
+    out = write_answer_window_dataset([source], tmp_path / "answers", bert_tokenizer_dir, settings)
     train = read_table(out / "train", TRAIN_COLUMNS, "distill")
     heldout = read_table(out / "heldout", TRAIN_COLUMNS, "distill")
     assert len(set(heldout.column("query_id").to_pylist())) == 2
@@ -154,10 +162,17 @@ def test_the_dataset_is_scored_by_the_windowed_teacher_resumed_and_read_by_disti
     np.testing.assert_allclose([row["teacher_score"] for row in rows], expected, rtol=1e-5, atol=1e-5)
     kinds = {row["selection"] for row in rows}
     assert kinds == {"answer", "answer-passage", "without-answer", "note", "ordinary"}
+    tokenizer = PairTokenizer.from_dir(bert_tokenizer_dir, 192, with_token_type_ids=False)
+    for row in rows:
+        if row["selection"] == "answer-passage":  # the student reads the passage whole, answer included
+            pair = tokenizer.encode_pairs([(row["query"], row["document"])], 10_000).input_ids[0]
+            assert len(pair) <= settings.max_length
 
     shard = out / "train" / "part-00000.parquet"
     written = shard.stat().st_mtime_ns
-    write_answer_window_dataset([source], tmp_path / "answers", settings)
+    write_answer_window_dataset([source], tmp_path / "answers", bert_tokenizer_dir, settings)
     assert shard.stat().st_mtime_ns == written  # kept on a rerun with the same settings
     with pytest.raises(ValueError, match="other settings"):
-        write_answer_window_dataset([source], tmp_path / "answers", AnswerWindowSettings(notes=1))
+        write_answer_window_dataset(
+            [source], tmp_path / "answers", bert_tokenizer_dir, AnswerWindowSettings(max_length=192, notes=1)
+        )

@@ -6,7 +6,8 @@ SciFact's labelled queries), one group per query holds:
 
 - the answer alone, and `answer_passages` copies of it inserted at a random sentence boundary of a
   realistic passage: 80-180 words of contiguous sentences of ONE other document of the same corpus
-  (a real paragraph around it, not a bag of unrelated sentences);
+  (a real paragraph around it, not a bag of unrelated sentences), short enough that the pair fits
+  the student's `max_length` tokens whole, so the answer is never cut off;
 - hard negatives: the source document with the answer removed (same topic, no answer), and
   `notes` one-sentence notes from other candidates of the query that share its content words;
 - `ordinary` of the query's mined candidates (its judged positives among them).
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from ..inference.tokenization import PairTokenizer
 from ..retrieval.beir import BeirDataset, load_beir
 from ..sentences import sentences_of
 from .io import CANDIDATE_COLUMNS, ResumableShards, read_table
@@ -53,6 +55,7 @@ _HOST_DRAWS = 50  # documents tried for a passage of the right length before the
 
 @dataclass(frozen=True)
 class AnswerWindowSettings:
+    max_length: int = 256  # tokens per pair the student reads: a passage with its answer fits whole
     queries: int = 300  # per source: a seeded sample of its queries with a relevant document
     answer_passages: int = 2  # the answer inside a passage of another document
     host_min_words: int = 80  # the passage around the answer: contiguous sentences of one document
@@ -83,17 +86,24 @@ def content_words(text: str) -> set[str]:
     return {w.lower() for w in CONTENT_WORD.findall(text) if w.lower() not in STOPWORDS}
 
 
-def host_passage(
-    sentences: Sequence[str], rng: random.Random, min_words: int, max_words: int
+def host_passage(  # noqa: PLR0913 (the bounds, each named)
+    sentences: Sequence[str],
+    rng: random.Random,
+    min_words: int,
+    max_words: int,
+    tokens: Sequence[int] | None = None,
+    max_tokens: int | None = None,
 ) -> list[str] | None:
-    """A random run of contiguous `sentences` with `min_words`..`max_words` words (None if none has)."""
+    """A random run of contiguous `sentences` with `min_words`..`max_words` words and, when given,
+    at most `max_tokens` of the sentences' `tokens` (None if no run has)."""
     counts = [len(s.split()) for s in sentences]
     runs = []
     for start in range(len(sentences)):
-        words = 0
+        words = used = 0
         for end in range(start, len(sentences)):
             words += counts[end]
-            if words > max_words:
+            used += tokens[end] if tokens is not None else 0
+            if words > max_words or (max_tokens is not None and used > max_tokens):
                 break
             if words >= min_words:
                 runs.append((start, end + 1))
@@ -118,10 +128,18 @@ def without_answer(document: str, answer: str) -> str | None:
 
 
 class HostPassages:
-    """Passages of one corpus to set an answer in: its documents' sentences, cut once."""
+    """Passages of one corpus to set an answer in: its documents' sentences, cut once, and counted
+    in the student's tokens (`count_tokens`) when a passage must fit a token budget."""
 
-    def __init__(self, dataset: BeirDataset, settings: AnswerWindowSettings):
+    def __init__(
+        self,
+        dataset: BeirDataset,
+        settings: AnswerWindowSettings,
+        count_tokens: Callable[[list[str]], Sequence[int]] | None = None,
+    ):
         self.settings = settings
+        self.count_tokens = count_tokens
+        self._tokens: dict[str, list[int]] = {}
         self.sentences = {
             doc_id: sentences_of(document.text_for_scoring, min_words=1, window_words=30)
             for doc_id, document in dataset.corpus.items()
@@ -132,18 +150,33 @@ class HostPassages:
             if sum(len(s.split()) for s in sentences) >= settings.host_min_words
         )
 
-    def draw(self, exclude: set[str], rng: random.Random) -> tuple[str, list[str]] | None:
-        """(doc_id, a passage of its contiguous sentences) from a document outside `exclude`."""
+    def draw(
+        self, exclude: set[str], rng: random.Random, max_tokens: int | None = None
+    ) -> tuple[str, list[str]] | None:
+        """(doc_id, a passage of its contiguous sentences of at most `max_tokens`) from a document
+        outside `exclude`."""
         for _ in range(_HOST_DRAWS if self.long_enough else 0):
             doc_id = self.long_enough[rng.randrange(len(self.long_enough))]
             if doc_id in exclude:
                 continue
             passage = host_passage(
-                self.sentences[doc_id], rng, self.settings.host_min_words, self.settings.host_max_words
+                self.sentences[doc_id],
+                rng,
+                self.settings.host_min_words,
+                self.settings.host_max_words,
+                self.tokens(doc_id) if max_tokens is not None else None,
+                max_tokens,
             )
             if passage:
                 return doc_id, passage
         return None
+
+    def tokens(self, doc_id: str) -> list[int]:
+        if self.count_tokens is None:
+            raise ValueError("a token budget needs HostPassages(count_tokens=...)")
+        if doc_id not in self._tokens:
+            self._tokens[doc_id] = [int(n) for n in self.count_tokens(self.sentences[doc_id])]
+        return self._tokens[doc_id]
 
 
 def answer_group(  # noqa: PLR0913 (one query's parts, each named)
@@ -155,10 +188,12 @@ def answer_group(  # noqa: PLR0913 (one query's parts, each named)
     hosts: HostPassages,
     rng: random.Random,
     settings: AnswerWindowSettings,
+    passage_tokens: int | None = None,
 ) -> list[dict]:
     """One query's rows (no teacher score yet): answer alone, answer in passages, the source
     document without it, notes, ordinary candidates. `source` is (doc_id, text) of the document the
-    answer comes from; `candidates` are the query's mined rows (CANDIDATE_COLUMNS), best first."""
+    answer comes from; `candidates` are the query's mined rows (CANDIDATE_COLUMNS), best first;
+    `passage_tokens` bounds the tokens of a host passage (so the answer is never cut off)."""
     source_id, source_text = source
 
     def row(doc_id: str, document: str, label: int, selection: str, rank: int = -1) -> dict:
@@ -175,7 +210,7 @@ def answer_group(  # noqa: PLR0913 (one query's parts, each named)
     rows = [row(f"{source_id}@answer", answer, 1, "answer")]
     exclude = {source_id, *(c["doc_id"] for c in candidates)}
     for i in range(settings.answer_passages):
-        host = hosts.draw(exclude, rng)
+        host = hosts.draw(exclude, rng, passage_tokens)
         if host is None:
             break
         host_id, sentences = host
@@ -248,9 +283,13 @@ def _candidates_by_query(candidates_dir: Path) -> tuple[dict[str, list[dict]], d
 
 
 def build_answer_groups(
-    source: AnswerSource, teacher: WindowedHybridTeacher, settings: AnswerWindowSettings
+    source: AnswerSource,
+    teacher: WindowedHybridTeacher,
+    tokenizer: PairTokenizer,
+    settings: AnswerWindowSettings,
 ) -> tuple[pa.Table, pa.Table, dict[str, str]]:
-    """(train, heldout, provenance) of one source, every row scored by `teacher` (over its corpus)."""
+    """(train, heldout, provenance) of one source, every row scored by `teacher` (over its corpus);
+    lengths are counted with the student's `tokenizer`."""
     dataset = load_beir(source.dataset_dir, source.split)
     candidates, provenance = _candidates_by_query(source.candidates_dir)
     recorded = read_answer_sentences(source.dataset_dir)
@@ -266,10 +305,16 @@ def build_answer_groups(
         doc_id = max((d for d in judged if judged[d] > 0), key=lambda d: judged[d])
         sources[query_id] = (doc_id, dataset.corpus[doc_id].text_for_scoring)
     answers = _answer_spans(dataset, query_ids, sources, recorded, teacher)
-    hosts = HostPassages(dataset, settings)
+    hosts = HostPassages(dataset, settings, tokenizer.count_tokens)
     rows: dict[str, list[dict]] = {"train": [], "heldout": []}
-    for query_id in query_ids:
+    query_tokens = tokenizer.count_tokens([dataset.queries[q] for q in query_ids])
+    answer_tokens = tokenizer.count_tokens([answers[q] for q in query_ids])
+    for query_id, query_length, answer_length in zip(query_ids, query_tokens, answer_tokens, strict=True):
         query_rng = random.Random(f"{settings.seed}:{query_id}")
+        # joining sentences can merge or split a token at each boundary: a few tokens of slack
+        budget = (
+            settings.max_length - tokenizer.num_special_tokens - int(query_length) - int(answer_length) - 8
+        )
         group = answer_group(
             query_id,
             dataset.queries[query_id],
@@ -279,6 +324,7 @@ def build_answer_groups(
             hosts,
             query_rng,
             settings,
+            budget,
         )
         rows["heldout" if query_id in heldout else "train"].extend(group)
     teacher.add_texts([r["document"] for part in rows.values() for r in part])
@@ -318,10 +364,14 @@ def _answer_spans(
 
 
 def write_answer_window_dataset(
-    sources: Sequence[AnswerSource], output_dir: str | Path, settings: AnswerWindowSettings | None = None
+    sources: Sequence[AnswerSource],
+    output_dir: str | Path,
+    tokenizer_dir: str | Path,
+    settings: AnswerWindowSettings | None = None,
 ) -> Path:
-    """OUTPUT/{train,heldout}/part-NNNNN.parquet, shard N from `sources[N]`; a rerun with the same
-    settings keeps the shards written (their manifests pin the settings and the sources)."""
+    """OUTPUT/{train,heldout}/part-NNNNN.parquet, shard N from `sources[N]`, lengths counted with the
+    tokenizer in `tokenizer_dir` (the student's); a rerun with the same settings keeps the shards
+    written (their manifests pin the settings and the sources)."""
     settings = settings or AnswerWindowSettings()
     output = Path(output_dir)
     recorded = {
@@ -332,12 +382,13 @@ def write_answer_window_dataset(
         part: ResumableShards(output / part, recorded, "answer windows", len(sources))
         for part in ("train", "heldout")
     }
+    tokenizer = PairTokenizer.from_dir(tokenizer_dir, settings.max_length, with_token_type_ids=False)
     todo = sorted(set(parts["train"].start()) | set(parts["heldout"].start()))
     for index in todo:
         source = sources[index]
         logger.info("answer windows: %s", source.dataset_dir)
         teacher = WindowedHybridTeacher(source.dataset_dir)
-        train, heldout, provenance = build_answer_groups(source, teacher, settings)
+        train, heldout, provenance = build_answer_groups(source, teacher, tokenizer, settings)
         # heldout first: a source counts as done once its train shard exists
         parts["heldout"].write_shard(index, heldout, provenance)
         parts["train"].write_shard(index, train, provenance)
