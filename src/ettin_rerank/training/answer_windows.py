@@ -135,7 +135,7 @@ class HostPassages:
         self,
         dataset: BeirDataset,
         settings: AnswerWindowSettings,
-        count_tokens: Callable[[list[str]], Sequence[int]] | None = None,
+        count_tokens: Callable[[Sequence[str]], np.ndarray] | None = None,
     ):
         self.settings = settings
         self.count_tokens = count_tokens
