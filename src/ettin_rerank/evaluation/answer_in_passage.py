@@ -24,7 +24,7 @@ from ..retrieval.beir import BeirDataset
 from ..retrieval.bm25 import BM25Index
 from ..retrieval.index import score_candidates
 from ..scoring import PairScorer
-from ..training.pseudo_queries import sentences_of
+from ..sentences import sentences_of
 from .calibration import is_relevant
 
 _MAX_DRAWS = 10_000  # sentences drawn for one filler before giving up (a corpus of excluded documents)

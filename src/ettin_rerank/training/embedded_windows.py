@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..inference.tokenization import PairTokenizer
+from ..sentences import sentences_of
 from .io import (
     TRAIN_COLUMNS,
     read_table,
@@ -34,7 +35,6 @@ from .io import (
     write_atomic,
     write_manifest,
 )
-from .pseudo_queries import sentences_of
 
 
 @dataclass(frozen=True)
