@@ -176,3 +176,19 @@ def test_the_dataset_is_scored_by_the_windowed_teacher_resumed_and_read_by_disti
         write_answer_window_dataset(
             [source], tmp_path / "answers", bert_tokenizer_dir, AnswerWindowSettings(max_length=192, notes=1)
         )
+
+
+def test_an_answer_inside_a_passage_scores_at_least_as_the_answer_alone():
+    from ettin_rerank.training.answer_windows import passages_score_as_their_answer
+
+    rows = [
+        {"query_id": "q1", "selection": "answer"},
+        {"query_id": "q1", "selection": "answer-passage"},
+        {"query_id": "q1", "selection": "without-answer"},
+        {"query_id": "q2", "selection": "answer"},
+        {"query_id": "q2", "selection": "answer-passage"},
+    ]
+    scores = np.array([9.0, 6.0, 6.5, 3.0, 4.0], dtype=np.float32)
+    targets = passages_score_as_their_answer(rows, scores)
+    assert targets.tolist() == [9.0, 9.0, 6.5, 3.0, 4.0]  # raised to q1's answer; q2's passage already above
+    assert scores.tolist() == [9.0, 6.0, 6.5, 3.0, 4.0]  # the teacher's own scores are left as they were
