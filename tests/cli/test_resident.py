@@ -170,3 +170,29 @@ def test_a_cache_it_cannot_write_leaves_the_search_whole(folder, env, tiny_reran
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].startswith("  1. ")
     assert "stays loaded" not in done.stderr
+
+
+def test_a_reader_that_stops_early_ends_a_resident_search_quietly(env, tiny_reranker_dir, tmp_path):
+    """`search ... | head` through the resident: exit 141, no error line, and the resident lives on."""
+    root = tmp_path / "docs"
+    root.mkdir()
+    for i in range(40):
+        (root / f"pump{i:02d}.txt").write_text(" ".join(f"pump pressure reading {i}-{j}" for j in range(150)))
+    command = ["search", str(root), "pump pressure", "--model", str(tiny_reranker_dir), "--budget", "0"]
+    command += ["--passages", "-n", "500", "--snippet-width", "2000", "--json"]
+    assert cli(*command, env=env).returncode == 0
+    wait_for(lambda: len(residents(env)) == 1)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ettin_rerank", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read(1) == b"{"
+    process.stdout.close()  # as `head -1` does once it has its line
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, stderr
+    assert "Broken pipe" not in stderr and "Traceback" not in stderr and "error" not in stderr
+    [status] = residents(env)
+    assert status["searches"] == 1

@@ -210,31 +210,35 @@ def _connect(address: Address) -> socket.socket:
 
 
 def _relay(connection: socket.socket, request: dict[str, Any], address: Address) -> int | None:
+    """Print what the resident sends; its exit code, or None when it ran nothing (search here)."""
     printed = False
-    try:
-        connection.sendall(json.dumps(request).encode() + b"\n")
-        for line in connection.makefile("rb"):
-            message = json.loads(line)
-            if "out" in message:
-                sys.stdout.write(message["out"])
-                printed = True
-            elif "err" in message:
-                sys.stderr.write(message["err"])
-                sys.stderr.flush()
-                printed = True
-            elif "exit" in message:
-                sys.stdout.flush()
-                return int(message["exit"])
-            elif "refused" in message:
-                logger.info("the resident refused the search: %s", message["refused"])
-                return None
-    except (OSError, ValueError) as error:  # reset, or a garbled line
-        if isinstance(error, BrokenPipeError) and printed:
-            raise  # our own reader went away (`search ... | head`)
-        logger.info("the resident at %s failed: %s", address.socket, error)
+    for message in _messages(connection, request, address):
+        if "out" in message:  # a reader that went away (`| head`) raises here, as in a search of our own
+            sys.stdout.write(message["out"])
+            printed = True
+        elif "err" in message:
+            sys.stderr.write(message["err"])
+            sys.stderr.flush()
+            printed = True
+        elif "exit" in message:
+            sys.stdout.flush()
+            return int(message["exit"])
+        elif "refused" in message:
+            logger.info("the resident refused the search: %s", message["refused"])
+            return None
     if not printed:
         return None  # it answered nothing: search here instead
     raise RuntimeError(f"the resident search process stopped before it finished; see {address.log}")
+
+
+def _messages(connection: socket.socket, request: dict[str, Any], address: Address) -> Iterator[dict]:
+    """The resident's messages until it closes the connection; a reset or a garbled line ends them."""
+    try:
+        connection.sendall(json.dumps(request).encode() + b"\n")
+        for line in connection.makefile("rb"):
+            yield json.loads(line)
+    except (OSError, ValueError) as error:
+        logger.info("the resident at %s failed: %s", address.socket, error)
 
 
 def _ask(address: Address, request: dict[str, Any]) -> dict[str, Any] | None:
