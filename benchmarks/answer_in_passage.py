@@ -102,8 +102,15 @@ class WindowedTextHybridTeacher(WholeTextHybridTeacher):
         return np.maximum(super().cosines(pairs), windows)
 
 
+SCORERS = ("bm25", "teacher", "windowed_teacher", "model")
+
+
 def measure_set(
-    dataset: BeirDataset, model: Reranker, max_queries: int, settings: AnswerInPassageSettings
+    dataset: BeirDataset,
+    model: Reranker,
+    max_queries: int,
+    settings: AnswerInPassageSettings,
+    scorers: Sequence[str] = SCORERS,
 ) -> dict:
     started = time.perf_counter()
     corpus_bm25 = BM25Index.build(dataset.corpus, show_progress=False)
@@ -118,12 +125,13 @@ def measure_set(
         return {**figures, "seconds": round(time.perf_counter() - scorer_started, 1)}
 
     bm25 = TextBM25(texts)
-    results = {
-        "bm25": timed(lambda: bm25),
-        "teacher": timed(lambda: WholeTextHybridTeacher(bm25, cases)),
-        "windowed_teacher": timed(lambda: WindowedTextHybridTeacher(bm25, cases)),
-        "model": timed(lambda: model),
+    builders: dict[str, Callable[[], PairScorer]] = {
+        "bm25": lambda: bm25,
+        "teacher": lambda: WholeTextHybridTeacher(bm25, cases),
+        "windowed_teacher": lambda: WindowedTextHybridTeacher(bm25, cases),
+        "model": lambda: model,
     }
+    results = {name: timed(builders[name]) for name in scorers}
     return {
         "queries": len(cases),
         "negatives_per_query": float(np.mean([len(c.negatives) for c in cases])),
@@ -137,16 +145,15 @@ def measure_set(
     }
 
 
-def markdown_table(results: dict) -> str:
+def markdown_table(results: dict, scorers: Sequence[str]) -> str:
     lines = [
-        "| set (queries) | BM25 alone / embedded (ratio) | teacher alone / embedded (ratio) "
-        "| windowed teacher alone / embedded (ratio) | model alone / embedded (ratio) |",
-        "|---|---|---|---|---|",
+        "| set (queries) | " + " | ".join(f"{name} alone / embedded (ratio)" for name in scorers) + " |",
+        "|---|" + "---|" * len(scorers),
     ]
     for name, result in results.items():
         cells = [
             f"{s['mrr_alone']:.3f} / {s['mrr_embedded']:.3f} ({s['ratio']:.2f})"
-            for s in (result["scorers"][k] for k in ("bm25", "teacher", "windowed_teacher", "model"))
+            for s in (result["scorers"][k] for k in scorers)
         ]
         lines.append(f"| {name} ({result['queries']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -159,6 +166,9 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
     parser.add_argument("--max-queries", type=int, default=100, help="labelled test queries per set")
+    parser.add_argument(
+        "--scorers", nargs="+", default=list(SCORERS), choices=SCORERS, help="which rows to measure"
+    )
     parser.add_argument("--model", default=None, help="a model directory (default: the bundled model)")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "bench" / "answer-in-passage.json")
     args = parser.parse_args()
@@ -168,7 +178,9 @@ def main() -> int:
     model = Reranker.from_pretrained(args.model, dtype="float32")
     results = {}
     for name in args.sets:
-        results[name] = measure_set(load_beir(args.data / name, "test"), model, args.max_queries, settings)
+        results[name] = measure_set(
+            load_beir(args.data / name, "test"), model, args.max_queries, settings, args.scorers
+        )
         print(f"{name}: {json.dumps(results[name]['scorers'])}", flush=True)
     report = {
         "benchmark": "answer in a passage (benchmarks/answer_in_passage.py)",
@@ -180,7 +192,7 @@ def main() -> int:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1) + "\n")
-    print(markdown_table(results))
+    print(markdown_table(results, args.scorers))
     return 0
 
 

@@ -91,6 +91,8 @@ def test_cli_uses_the_bundled_model_without_model_argument(bundled):
     assert described["license"].startswith("non-commercial-research: ")
     assert "CC BY-NC 2.0" in described["license"] and "MS MARCO" in described["license"]
     assert described["relevance_score"] == "calibrated"
+    # the card's evaluation figures, as its front matter states them
+    assert "NDCG@10" in described["evaluation"] and "DL19" in described["evaluation"]
 
     query, relevant, irrelevant = OBVIOUS[0]
     ranked = subprocess.run(

@@ -72,19 +72,25 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
         ) from error
 
 
-def model_license(directory: str | os.PathLike) -> str | None:
-    """The licence a model directory's card declares (`license:` in the README's front matter, or its
-    `license_name:` when the licence is `other`, as on the Hub; with its `license_note:` when there is
-    one), or None when the card states none."""
+def _card_metadata(directory: str | os.PathLike) -> dict:
+    """The YAML front matter of a model directory's README.md (its card); {} when there is none."""
     card = Path(directory) / "README.md"
     if not card.is_file():
-        return None
+        return {}
     from huggingface_hub.repocard import metadata_load  # a base dependency; parses the YAML front matter
 
     try:
         metadata = metadata_load(card) or {}
-    except Exception:  # a card whose front matter is not YAML states no licence we can report
-        return None
+    except Exception:  # a card whose front matter is not YAML states nothing we can report
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def model_license(directory: str | os.PathLike) -> str | None:
+    """The licence a model directory's card declares (`license:` in the README's front matter, or its
+    `license_name:` when the licence is `other`, as on the Hub; with its `license_note:` when there is
+    one), or None when the card states none."""
+    metadata = _card_metadata(directory)
     license_id = metadata.get("license")
     if license_id == "other":
         license_id = metadata.get("license_name") or license_id
@@ -92,3 +98,9 @@ def model_license(directory: str | os.PathLike) -> str | None:
         return None
     note = metadata.get("license_note")
     return f"{license_id}: {note}" if note else str(license_id)
+
+
+def model_evaluation(directory: str | os.PathLike) -> str | None:
+    """What the card's front matter says the model scores (`evaluation_note:`, one line), or None."""
+    note = _card_metadata(directory).get("evaluation_note")
+    return str(note) if note else None

@@ -2,10 +2,11 @@
 sentence among unrelated text, and short notes share the question's words without answering it.
 
 BM25 alone (`--no-rerank`) ranks the answering file first in every folder here (the first test
-records it). The bundled model reranks short notes above it unless the answer opens the file: its
-teacher scored a whole text by one bi-encoder cosine, so the topic of the text around an answer
-drowns the answer. The strict xfails turn into plain tests when a model reads the answer (issue 21's
-bar). Scores below were measured with the bundled model of commit 1af9027.
+records it). The model bundled before stage four reranked short notes above it unless the answer
+opened the file: its teacher scored a whole text by one bi-encoder cosine, so the topic of the text
+around an answer drowned the answer. Stage four (the windowed teacher, hard negatives from the same
+documents; the model card) ranks the report first in each. Scores in the comments: before stage four
+(commit 1af9027) and after it.
 """
 
 from __future__ import annotations
@@ -64,10 +65,11 @@ PUMP_NOTES = (
     "The Kestrel pump shows its operating hours on the front display.",
 )
 
-# Folders the bundled model fails: it ranks a note above the report.
+# Folders the model bundled before stage four failed: it ranked a note above the report.
 TRAPS = {
     # The issue's folder: the answer is the report's last sentence, 40 sentences in. BM25: report
-    # first (1.81, notes 1.00-1.01); reranked: fourth (0.75, against 1.20 for the note on hardness).
+    # first (1.81, notes 1.00-1.01); reranked before stage four: fourth (0.75, against 1.20 for the
+    # note on hardness); after: first (4.08, notes 1.54-1.65).
     "zorblax-late": Trap(
         query="at what temperature does the zorblax alloy melt?",
         answer="The zorblax alloy melts at exactly 1,234 degrees Celsius.",
@@ -79,8 +81,8 @@ TRAPS = {
         sentences_before=40,
     ),
     # The answer is the report's third sentence (its first passage); the notes share "kestrel" and
-    # "pump" (one "replace"). BM25: report first (1.88, notes 1.01-1.19); reranked: second (1.15,
-    # against 1.30 for the note on seals).
+    # "pump" (one "replace"). BM25: report first (1.88, notes 1.01-1.19); reranked before stage four:
+    # second (1.15, against 1.30 for the note on seals); after: first (4.01, notes 1.13-2.01).
     "pump-early": Trap(
         query="how often should the kestrel pump filter be replaced?",
         answer=PUMP_ANSWER,
@@ -89,7 +91,8 @@ TRAPS = {
         sentences_after=40,
     ),
     # The answer sits in the middle of the report; the notes share "varnholm", "ferry" and "morning".
-    # BM25: report first (1.87, notes 0.88-1.53); reranked: fourth (1.26, against 2.83 for the cafe).
+    # BM25: report first (1.87, notes 0.88-1.53); reranked before stage four: fourth (1.26, against
+    # 2.83 for the cafe); after: first (3.13, against 2.72 for the cafe).
     "ferry-middle": Trap(
         query="when does the varnholm ferry leave in the morning?",
         answer="On weekdays the Varnholm ferry leaves the north pier at 7:40 in the morning.",
@@ -103,8 +106,8 @@ TRAPS = {
     ),
 }
 
-# The same pump folder with the answer as the report's first sentence: the bundled model ranks the
-# report first (1.39 against 1.30 for the note on seals), so this one guards against a regression.
+# The same pump folder with the answer as the report's first sentence: every bundled model so far ranks
+# the report first (before stage four 1.39 against 1.30 for the note on seals; after 3.88 against 2.01).
 ANSWER_FIRST = Trap(
     query="how often should the kestrel pump filter be replaced?",
     answer=PUMP_ANSWER,
@@ -138,11 +141,6 @@ def test_the_reranked_answer_that_opens_a_file_ranks_first(bundled, tmp_path, ca
     assert search_files(capsys, folder, ANSWER_FIRST.query)[0] == "report.txt"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21: the bundled model ranks short notes that share the question's words above the "
-    "report passage that answers it (the teacher scores whole texts by one bi-encoder cosine)",
-)
 @pytest.mark.parametrize("name", TRAPS)
 def test_the_reranked_answering_file_ranks_first(name, bundled, tmp_path, capsys):
     trap = TRAPS[name]
