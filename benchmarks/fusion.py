@@ -1,0 +1,52 @@
+"""NDCG@10 of a reranked run fused with its first stage: z(reranker) + w * z(first stage), per query.
+
+    ettin-rerank evaluate ../shared/data/vaswani --save-run runs/vaswani.trec    # also writes runs/vaswani.first-stage.trec
+    PYTHONPATH=src python benchmarks/fusion.py runs/vaswani.trec runs/vaswani.first-stage.trec \
+        ../shared/data/vaswani/qrels/test.tsv
+
+Scores are z-normalised within each query's list (the reranker's logits and BM25 live on different
+scales); a document the first stage did not score gets its lowest score. Issue 21, item 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+
+import numpy as np
+
+from ettin_rerank.evaluation.metrics import evaluate_run
+from ettin_rerank.retrieval.beir import load_qrels
+from ettin_rerank.retrieval.trec import read_qrels, read_run
+
+WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
+
+
+def z_scores(scores: Mapping[str, float]) -> dict[str, float]:
+    values = np.array(list(scores.values()))
+    spread = values.std() or 1.0
+    return {doc: (score - values.mean()) / spread for doc, score in scores.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("reranked", help="the reranked TREC run")
+    parser.add_argument("first_stage", help="the first stage's TREC run")
+    parser.add_argument("qrels", help="BEIR qrels/<split>.tsv or TREC qrels")
+    args = parser.parse_args()
+    reranked, first = read_run(args.reranked), read_run(args.first_stage)
+    qrels = load_qrels(args.qrels) if args.qrels.endswith(".tsv") else read_qrels(args.qrels)
+    print("| w | NDCG@10 |\n|---:|---:|")
+    for weight in WEIGHTS:
+        fused = {}
+        for query, docs in reranked.items():
+            floor = min(first[query].values())
+            model, bm25 = z_scores(docs), z_scores({doc: first[query].get(doc, floor) for doc in docs})
+            fused[query] = {doc: model[doc] + weight * bm25[doc] for doc in docs}
+        print(f"| {weight} | {evaluate_run(qrels, fused, ['ndcg@10'])['ndcg@10']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
