@@ -38,13 +38,16 @@ def main() -> None:
     args = parser.parse_args()
     reranked, first = read_run(args.reranked), read_run(args.first_stage)
     qrels = load_qrels(args.qrels) if args.qrels.endswith(".tsv") else read_qrels(args.qrels)
+    normalised = {}  # query -> (z of the reranker, z of the first stage) over the reranked list
+    for query, docs in reranked.items():
+        floor = min(first[query].values())
+        normalised[query] = (z_scores(docs), z_scores({doc: first[query].get(doc, floor) for doc in docs}))
     print("| w | NDCG@10 |\n|---:|---:|")
     for weight in WEIGHTS:
-        fused = {}
-        for query, docs in reranked.items():
-            floor = min(first[query].values())
-            model, bm25 = z_scores(docs), z_scores({doc: first[query].get(doc, floor) for doc in docs})
-            fused[query] = {doc: model[doc] + weight * bm25[doc] for doc in docs}
+        fused = {
+            query: {doc: model[doc] + weight * bm25[doc] for doc in model}
+            for query, (model, bm25) in normalised.items()
+        }
         print(f"| {weight} | {evaluate_run(qrels, fused, ['ndcg@10'])['ndcg@10']:.4f} |")
 
 

@@ -15,37 +15,39 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 from ettin_rerank import Reranker
+from ettin_rerank.benchmarking.runner import _deviation
 from ettin_rerank.benchmarking.workloads import beir_short_pairs
 from ettin_rerank.inference import modes
 
 TINY = torch.finfo(torch.float32).tiny
 
 
-class PerRowInt8Linear(modes.Int8Linear):
-    def __init__(self, linear: torch.nn.Linear, reduce_range: bool):
-        super().__init__(linear, reduce_range)
-        weight, self.output_bias = self._packed_params._weight_bias()
-        self.set_weight_bias(weight, None)  # the bias is added after the rows are scaled back
+class PerRowInt8(torch.nn.Module):
+    """The int8 mode's own `modes.Int8Linear` (same weights, same activation bits), fed each row
+    divided by its absolute maximum, the output rows multiplied back and the bias added after."""
+
+    def __init__(self, int8: modes.Int8Linear):
+        super().__init__()
+        weight, self.output_bias = int8._packed_params._weight_bias()
+        int8.set_weight_bias(weight, None)
+        self.int8 = int8
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         row_max = x.abs().amax(dim=-1, keepdim=True).clamp_min(TINY)  # (rows, 1)
-        out = torch.ops.quantized.linear_dynamic(
-            x / row_max, self._packed_params._packed_params, self.reduce_range
-        )
+        out = self.int8(x / row_max)  # (rows, out_features)
         return (
             out.mul_(row_max) if self.output_bias is None else torch.addcmul(self.output_bias, out, row_max)
         )
 
 
-def per_row(module: torch.nn.Module, reduce_range: bool) -> None:
-    for name, child in list(module.named_children()):
-        if type(child) is torch.nn.Linear:
-            setattr(module, name, PerRowInt8Linear(child, reduce_range))
-        else:
-            per_row(child, reduce_range)
+def per_row(model: torch.nn.Module) -> None:
+    """Wrap every int8 linear of a model loaded with quantize="int8", in place."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, modes.Int8Linear):
+                setattr(parent, name, PerRowInt8(child))
 
 
 def main() -> None:
@@ -64,9 +66,9 @@ def main() -> None:
     engines = {
         "exact": Reranker.from_pretrained(args.model, dtype="float32"),
         "int8 per tensor": Reranker.from_pretrained(args.model, dtype="float32", quantize="int8"),
-        "int8 per row": Reranker.from_pretrained(args.model, dtype="float32"),
+        "int8 per row": Reranker.from_pretrained(args.model, dtype="float32", quantize="int8"),
     }
-    per_row(engines["int8 per row"].model.encoder, not modes.cpu_kernels().fbgemm_full_range_int8)
+    per_row(engines["int8 per row"].model.encoder)
     seconds: dict[str, list[float]] = {name: [] for name in engines}
     scores: dict[str, np.ndarray] = {}
     for _ in range(args.rounds):
@@ -74,16 +76,14 @@ def main() -> None:
             started = time.perf_counter()
             scores[name] = np.asarray(reranker.score_pairs(pairs))
             seconds[name].append(time.perf_counter() - started)
-    exact, exact_s = scores["exact"], float(np.median(seconds["exact"]))
+    exact_s = float(np.median(seconds["exact"]))
     for name, got in scores.items():
         median = float(np.median(seconds[name]))
-        top10 = np.mean(
-            [len(set(g[np.argsort(-got[g])[:10]]) & set(g[np.argsort(-exact[g])[:10]])) / 10 for g in groups]
-        )
+        deviation = _deviation(got, scores["exact"].astype(np.float64), groups)  # bench's own figures
         print(
             f"{name:16s} {len(pairs) / median:6.1f} pairs/s {exact_s / median:5.2f}x exact  "
-            f"Spearman {spearmanr(got, exact).statistic:.4f}  top-10 {top10:.3f}  "
-            f"max|diff| {np.abs(got - exact).max():.3f}"
+            f"Spearman {deviation['spearman']:.4f}  top-10 {deviation['top10_agreement']:.3f}  "
+            f"max|diff| {deviation['max_abs_diff']:.3f}"
         )
 
 

@@ -72,8 +72,24 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
         ) from error
 
 
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model directory's card (README.md) declares in its YAML front matter, read once."""
+
+    license: (
+        str | None
+    )  # `license:`, or `license_name:` when it is `other` (as on the Hub), with `license_note:`
+    evaluation: str | None  # `evaluation_note:`: what the model scores, one line
+
+
+def model_card(directory: str | os.PathLike) -> ModelCard:
+    """The licence and evaluation a model directory's card declares; None for what it does not state
+    (no card, or front matter that is not YAML)."""
+    metadata = _card_metadata(directory)
+    return ModelCard(license=_license(metadata), evaluation=_text(metadata.get("evaluation_note")))
+
+
 def _card_metadata(directory: str | os.PathLike) -> dict:
-    """The YAML front matter of a model directory's README.md (its card); {} when there is none."""
     card = Path(directory) / "README.md"
     if not card.is_file():
         return {}
@@ -86,11 +102,7 @@ def _card_metadata(directory: str | os.PathLike) -> dict:
     return metadata if isinstance(metadata, dict) else {}
 
 
-def model_license(directory: str | os.PathLike) -> str | None:
-    """The licence a model directory's card declares (`license:` in the README's front matter, or its
-    `license_name:` when the licence is `other`, as on the Hub; with its `license_note:` when there is
-    one), or None when the card states none."""
-    metadata = _card_metadata(directory)
+def _license(metadata: dict) -> str | None:
     license_id = metadata.get("license")
     if license_id == "other":
         license_id = metadata.get("license_name") or license_id
@@ -100,7 +112,5 @@ def model_license(directory: str | os.PathLike) -> str | None:
     return f"{license_id}: {note}" if note else str(license_id)
 
 
-def model_evaluation(directory: str | os.PathLike) -> str | None:
-    """What the card's front matter says the model scores (`evaluation_note:`, one line), or None."""
-    note = _card_metadata(directory).get("evaluation_note")
-    return str(note) if note else None
+def _text(value: object) -> str | None:
+    return str(value) if value else None

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from ..config.family import SIZES, RandomRerankerOptions
-from ..models import model_evaluation, require_model, resolve_model_path
+from ..models import require_model
 from .options import Flags, add_loading_options, add_model_argument, defaults_of, load_reranker
 
 
@@ -184,8 +184,7 @@ def describe_model(model: str | None) -> dict:
         "attention_heads": config.num_attention_heads,
         "vocab_size": config.vocab_size,
         "license": reranker.license or "not stated in the model card",
-        "evaluation": model_evaluation(resolve_model_path(choice.name_or_path))
-        or "not stated in the model card",
+        "evaluation": reranker.evaluation or "not stated in the model card",
         "relevance_score": reranker.probability_activation,
         "cpu": cpu_kernels().describe(),  # which kernels this CPU has
         "dtype_auto": cpu_auto_probe().describe(),  # what dtype="auto" picks on this CPU, and the measured ratio

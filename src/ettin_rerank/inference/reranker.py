@@ -20,6 +20,7 @@ from ..modeling.attention import check_backend, default_backend
 from ..modeling.crossencoder import CrossEncoderModel
 from ..modeling.encoder import PackedInputs
 from ..modeling.loading import load_checkpoint
+from ..models import ModelCard, model_card, require_model, resolve_model_path
 from .batching import (
     DEFAULT_CHUNK_CHARS,
     DEFAULT_CHUNK_PAIRS,
@@ -80,7 +81,7 @@ class Reranker:
         attention: str | None = None,
         batch_tokens: int | None = None,
         calibration: Calibration | None = None,
-        license: str | None = None,
+        card: ModelCard | None = None,
         layout: str = "",
         architecture: str = "",
     ):
@@ -95,7 +96,9 @@ class Reranker:
         self.tokenizer = tokenizer
         self.name_or_path = name_or_path
         self.calibration = calibration  # raw score -> P(relevant), from `ettin-rerank calibrate`
-        self.license = license  # what the model card declares; None when it states none
+        card = card or ModelCard(license=None, evaluation=None)
+        self.license = card.license  # what the model card declares; None when it states none
+        self.evaluation = card.evaluation  # the figures the model card declares, or None
         self.layout = layout
         self.architecture = architecture
         self.device = next(model.head.parameters()).device
@@ -138,8 +141,6 @@ class Reranker:
                 raise ValueError(f"num_threads must be positive, got {num_threads}")
             torch.set_num_threads(num_threads)  # process-wide: torch has one intra-op pool
         resolve_modes(device, dtype, quantize)  # fail before loading
-        from ..models import model_license, require_model, resolve_model_path
-
         if name_or_path is None:
             name_or_path = require_model().name_or_path
         directory = resolve_model_path(name_or_path)
@@ -160,7 +161,7 @@ class Reranker:
             attention=attention,
             batch_tokens=batch_tokens,
             calibration=Calibration.load(directory),
-            license=model_license(directory),
+            card=model_card(directory),
             layout=checkpoint.layout,
             architecture=checkpoint.architecture,
         )
