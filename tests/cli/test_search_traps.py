@@ -6,7 +6,10 @@ records it). The model bundled before stage four reranked short notes above it u
 opened the file: its teacher scored a whole text by one bi-encoder cosine, so the topic of the text
 around an answer drowned the answer. Stage four (the windowed teacher, hard negatives from the same
 documents; the model card) ranks the report first in each. Scores in the comments: before stage four
-(commit 1af9027) and after it.
+(commit 1af9027), stage four's answer groups alone (commit 0e72736) and the bundled model (the
+average of that run and one with stage two replayed), exact fp32. The reranked tests pin `--dtype
+float32`, the mode these scores are read in: `auto` computes in bf16 on some CPUs, and the replayed
+run alone ranked the ferry report first by a hair (2.60 against 2.58; 2.58 against 2.575 in bf16).
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ PUMP_NOTES = (
 TRAPS = {
     # The issue's folder: the answer is the report's last sentence, 40 sentences in. BM25: report
     # first (1.81, notes 1.00-1.01); reranked before stage four: fourth (0.75, against 1.20 for the
-    # note on hardness); after: first (4.08, notes 1.54-1.65).
+    # note on hardness); stage four alone: first (4.08, notes 1.54-1.65); bundled: first (4.08, notes
+    # 1.49-1.70).
     "zorblax-late": Trap(
         query="at what temperature does the zorblax alloy melt?",
         answer="The zorblax alloy melts at exactly 1,234 degrees Celsius.",
@@ -82,7 +86,8 @@ TRAPS = {
     ),
     # The answer is the report's third sentence (its first passage); the notes share "kestrel" and
     # "pump" (one "replace"). BM25: report first (1.88, notes 1.01-1.19); reranked before stage four:
-    # second (1.15, against 1.30 for the note on seals); after: first (4.01, notes 1.13-2.01).
+    # second (1.15, against 1.30 for the note on seals); stage four alone: first (4.01, notes
+    # 1.13-2.01); bundled: first (3.87, notes 1.12-2.10).
     "pump-early": Trap(
         query="how often should the kestrel pump filter be replaced?",
         answer=PUMP_ANSWER,
@@ -92,7 +97,8 @@ TRAPS = {
     ),
     # The answer sits in the middle of the report; the notes share "varnholm", "ferry" and "morning".
     # BM25: report first (1.87, notes 0.88-1.53); reranked before stage four: fourth (1.26, against
-    # 2.83 for the cafe); after: first (3.13, against 2.72 for the cafe).
+    # 2.83 for the cafe); stage four alone: first (3.13, against 2.72 for the cafe); bundled: first
+    # (2.95, against 2.66 for the cafe).
     "ferry-middle": Trap(
         query="when does the varnholm ferry leave in the morning?",
         answer="On weekdays the Varnholm ferry leaves the north pier at 7:40 in the morning.",
@@ -107,7 +113,8 @@ TRAPS = {
 }
 
 # The same pump folder with the answer as the report's first sentence: every bundled model so far ranks
-# the report first (before stage four 1.39 against 1.30 for the note on seals; after 3.88 against 2.01).
+# the report first (before stage four 1.39 against 1.30 for the note on seals; stage four alone 3.88
+# against 2.01; bundled 3.50 against 2.10).
 ANSWER_FIRST = Trap(
     query="how often should the kestrel pump filter be replaced?",
     answer=PUMP_ANSWER,
@@ -124,6 +131,9 @@ def bundled():
     return bundled_model_dir()
 
 
+EXACT = ("--dtype", "float32")  # the mode these rankings are asserted in (see the module's docstring)
+
+
 def search_files(capsys, folder: Path, query: str, *flags: str) -> list[str]:
     """The files `search --json` lists, best first (every candidate reranked: `--budget 0`)."""
     assert main(["search", str(folder), query, "--json", "--budget", "0", *flags]) == 0
@@ -138,11 +148,11 @@ def test_bm25_alone_ranks_the_answering_file_first(trap, tmp_path, capsys):
 
 def test_the_reranked_answer_that_opens_a_file_ranks_first(bundled, tmp_path, capsys):
     folder = ANSWER_FIRST.write(tmp_path / "folder")
-    assert search_files(capsys, folder, ANSWER_FIRST.query)[0] == "report.txt"
+    assert search_files(capsys, folder, ANSWER_FIRST.query, *EXACT)[0] == "report.txt"
 
 
 @pytest.mark.parametrize("name", TRAPS)
 def test_the_reranked_answering_file_ranks_first(name, bundled, tmp_path, capsys):
     trap = TRAPS[name]
     folder = trap.write(tmp_path / name)
-    assert search_files(capsys, folder, trap.query)[0] == "report.txt"
+    assert search_files(capsys, folder, trap.query, *EXACT)[0] == "report.txt"

@@ -129,3 +129,14 @@ def test_provenance_summary_names_every_source_of_a_merged_training_set(tmp_path
     select_training_pairs(tmp_path / "merged", tmp_path / "selected", keep=4, per_query=4, seed=0)
     selected = pq.read_table(tmp_path / "selected" / "train")
     assert sorted(set(selected.column("dataset").to_pylist())) == ["cranfield", "dataset-value"]
+
+
+def test_a_training_set_merged_from_steps_with_different_integer_widths_reads_as_one(tmp_path):
+    """Stage four's groups (label int64) and `select`'s output (label int32) meet in one training set."""
+    rows = {"query_id": ["q"], "query": ["x"], "doc_id": ["d"], "document": ["y"], "teacher_score": [1.0]}
+    (tmp_path / "merged").mkdir()
+    pq.write_table(pa.table({**rows, "label": pa.array([1], pa.int64())}), tmp_path / "merged" / "a.parquet")
+    pq.write_table(pa.table({**rows, "label": pa.array([0], pa.int32())}), tmp_path / "merged" / "b.parquet")
+    merged = read_table(tmp_path / "merged", ("query_id", "label"), "distill")
+    assert merged.column("label").type == pa.int64()
+    assert merged.column("label").to_pylist() == [1, 0]

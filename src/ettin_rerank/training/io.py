@@ -173,7 +173,7 @@ def read_table(
         check_columns(pq.read_schema(file), required, file, step)
     wanted = list(columns) if columns is not None else None
     tables = [pq.read_table(file, columns=wanted) for file in files]
-    table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+    table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     if table.num_rows == 0:
         raise ValueError(f"{path} holds no rows: nothing for `{step}` to do")
     return table
