@@ -280,9 +280,16 @@ def stage_four(args: argparse.Namespace, stage_three_model: Path) -> Path:
 def distill_once(
     args: argparse.Namespace, student: Path, train: Path, output: Path, lr: float, steps: int
 ) -> None:
-    """`distill`, unless `output` holds a finished run (a rerun with other settings would refuse it)."""
-    log = output / "training_log.json"
-    if log.is_file() and json.loads(log.read_text()).get("complete"):
+    """`distill`, unless `output` holds a finished run with these settings (a finished run is not
+    started again, so a directory moved since, as the build tree's stage-four runs were, still counts)."""
+    log, config = output / "training_log.json", output / "distill_config.json"
+    if log.is_file() and json.loads(log.read_text()).get("complete") and config.is_file():
+        done = json.loads(config.read_text())
+        wanted = {"student": str(student), "learning_rate": lr, "max_steps": steps, "seed": args.seed}
+        if any(done.get(key) != value for key, value in wanted.items()):
+            raise SystemExit(
+                f"{output} holds a finished run with other settings ({config}): remove it to retrain"
+            )
         print(f"= {output}: distilled", flush=True)
         return
     run(*distill_args(args, student, train, output, lr, steps))
