@@ -267,32 +267,14 @@ def stage_four(args: argparse.Namespace, stage_three_model: Path) -> Path:
         ),
     )
     answers_only, with_replay = work / "student-answers", work / "student-replay"
-    distill_once(args, stage_three_model, answers, answers_only, args.answer_lr, args.answer_steps)
+    run(*distill_args(args, stage_three_model, answers, answers_only, args.answer_lr, args.answer_steps))
     if not args.answer_replay_queries:
         return answers_only
     train = merge_selected(answers, stage_two_replay(args, pseudo_queries), work / "train-with-replay")
-    distill_once(args, stage_three_model, train, with_replay, args.answer_lr, args.answer_replay_steps)
+    run(*distill_args(args, stage_three_model, train, with_replay, args.answer_lr, args.answer_replay_steps))
     # each run misses part of issue 21's bar (answers alone: DBpedia and Cranfield NDCG@10; with the
     # replay: the answer inside a passage on SciFact and DL19); their average keeps most of both
     return average_weights([answers_only, with_replay], work / "soup")
-
-
-def distill_once(
-    args: argparse.Namespace, student: Path, train: Path, output: Path, lr: float, steps: int
-) -> None:
-    """`distill`, unless `output` holds a finished run with these settings (a finished run is not
-    started again, so a directory moved since, as the build tree's stage-four runs were, still counts)."""
-    log, config = output / "training_log.json", output / "distill_config.json"
-    if log.is_file() and json.loads(log.read_text()).get("complete") and config.is_file():
-        done = json.loads(config.read_text())
-        wanted = {"student": str(student), "learning_rate": lr, "max_steps": steps, "seed": args.seed}
-        if any(done.get(key) != value for key, value in wanted.items()):
-            raise SystemExit(
-                f"{output} holds a finished run with other settings ({config}): remove it to retrain"
-            )
-        print(f"= {output}: distilled", flush=True)
-        return
-    run(*distill_args(args, student, train, output, lr, steps))
 
 
 def stage_two_replay(args: argparse.Namespace, datasets: dict[str, Path]) -> list[Path]:
