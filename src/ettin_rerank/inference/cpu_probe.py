@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from .. import __version__
 from ..config.paths import cache_dir
 from .cpu import NATIVE_BF16_FLAGS, CpuKernels
+from .onednn import OneDnnLinear, onednn_linear_available
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ PROBE_LINEARS = ((2048, 384, 1152), (2048, 384, 1536), (2048, 256, 768))
 PROBE_ATTENTION = (96, 256, 32)
 PROBE_REPEATS = 3  # timed rounds per dtype (after one warm-up round); the median is kept
 CACHE_FILE = "cpu-bf16-probe.json"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: fp32 timed through oneDNN's packed linear, as exact mode runs it
 
 
 @dataclass(frozen=True)
@@ -135,28 +137,29 @@ def measure_bf16() -> Bf16Probe:
     return Bf16Probe(fp32 / bf16, flops / fp32 / 1e9, flops / bf16 / 1e9, torch.get_num_threads(), "measured")
 
 
-def _probe_operands(
-    generator: torch.Generator, dtype: torch.dtype
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(activations, weight) per linear, then (queries, keys) for the attention scores."""
-    operands = [
-        (torch.randn(tokens, fan_in, generator=generator), torch.randn(fan_out, fan_in, generator=generator))
-        for tokens, fan_in, fan_out in PROBE_LINEARS
-    ]
-    batch, tokens, head_dim = PROBE_ATTENTION
-    operands.append(
-        (
-            torch.randn(batch, tokens, head_dim, generator=generator),
-            torch.randn(batch, head_dim, tokens, generator=generator),
+def _probe_operands(generator: torch.Generator, dtype: torch.dtype) -> list[tuple[torch.Tensor, Any]]:
+    """(activations, linear) per linear, each as the encoder runs it in `dtype` (`modes.prepare_model`:
+    fp32 through oneDNN's packed linear where torch has it), then (queries, keys) for the attention
+    scores."""
+    operands: list[tuple[torch.Tensor, Any]] = []
+    for tokens, fan_in, fan_out in PROBE_LINEARS:
+        linear = nn.Linear(fan_in, fan_out, bias=False)
+        linear.weight.data = torch.randn(fan_out, fan_in, generator=generator).to(dtype)
+        runs: nn.Module = (
+            OneDnnLinear(linear) if dtype == torch.float32 and onednn_linear_available() else linear
         )
-    )
-    return [(a.to(dtype), b.to(dtype)) for a, b in operands]
+        operands.append((torch.randn(tokens, fan_in, generator=generator).to(dtype), runs))
+    batch, tokens, head_dim = PROBE_ATTENTION
+    queries = torch.randn(batch, tokens, head_dim, generator=generator)
+    keys = torch.randn(batch, head_dim, tokens, generator=generator)
+    operands.append((queries.to(dtype), keys.to(dtype)))
+    return operands
 
 
-def _run_probe(operands: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+def _run_probe(operands: list[tuple[torch.Tensor, Any]]) -> None:
     *linears, (queries, keys) = operands
-    for activations, weight in linears:
-        torch.nn.functional.linear(activations, weight)  # as the encoder's nn.Linear runs
+    for activations, linear in linears:
+        linear(activations)
     torch.bmm(queries, keys)  # (batch, tokens, tokens)
 
 

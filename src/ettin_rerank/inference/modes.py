@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import functools
 import logging
-import warnings
+from collections.abc import Sequence
 
 import torch
 
 from ..config.loading import AUTO_DTYPE, DTYPE_NAMES, QUANTIZE_MODES
 from ..modeling.crossencoder import CrossEncoderModel
+from ..modeling.encoder import PackedInputs
 from .cpu import NATIVE_BF16_FLAGS, cpu_kernels
 from .cpu_probe import Bf16Probe, bf16_probe
+from .int8 import Int8Linear, linear_input_ranges, quantize_linears_int8
+from .onednn import onednn_linear_available, pack_linears_onednn
 
 logger = logging.getLogger(__name__)
 
@@ -126,71 +129,31 @@ def prepare_model(
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype = "float32",
     quantize: str | None = None,
+    int8_calibration: Sequence[PackedInputs] = (),
 ) -> CrossEncoderModel:
     """Put a model the caller owns into an inference mode, in place: the encoder on `device` in
-    `dtype` (optionally with int8 linears on CPU), the head in fp32, eval mode.
+    `dtype` (optionally with int8 linears on CPU), the head in fp32, eval mode. Exact fp32 on a CPU
+    runs the encoder's linears through oneDNN with packed weights (`onednn.py`: the same fp32
+    products, faster than torch's BLAS).
 
-    `dtype` and `quantize` are resolved by `resolve_modes`. `Reranker.from_pretrained` does this to
-    the model it loads; a caller lending its own model to `Reranker(...)` does it first (on a copy,
-    if the original must stay as it is).
+    `dtype` and `quantize` are resolved by `resolve_modes`. int8 needs `int8_calibration`, the
+    batches its linears' input ranges are measured on: `int8.calibration_batches(tokenizer)`.
+    `Reranker.from_pretrained` does this to the model it loads; a caller lending its own model to
+    `Reranker(...)` does it first (on a copy, if the original must stay as it is).
     """
     device, dtype, quantize = resolve_modes(device, dtype, quantize)
     model.encoder.to(device=device, dtype=dtype)
     model.head.to(device=device, dtype=torch.float32)  # the head always runs in fp32
+    model.eval()
     if quantize == "int8":
-        quantize_linears_int8(model.encoder)  # the head and every activation stay fp32
-    return model.eval()
+        if not int8_calibration:
+            raise ValueError("quantize='int8' needs int8_calibration: int8.calibration_batches(tokenizer)")
+        ranges = linear_input_ranges(model, int8_calibration)
+        quantize_linears_int8(model.encoder, ranges)  # the head and every activation stay fp32
+    elif device.type == "cpu" and dtype == torch.float32 and onednn_linear_available():
+        pack_linears_onednn(model.encoder)
+    return model
 
 
 def is_int8_quantized(model: torch.nn.Module) -> bool:
     return any(isinstance(m, Int8Linear) for m in model.modules())
-
-
-def _int8_weight_per_channel(linear: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric int8 weights, one scale per output channel: (out, in) int8 and (out,) fp32 scales."""
-    weight = linear.weight.detach().float()  # (out_features, in_features)
-    scales = weight.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / 127
-    return torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8), scales
-
-
-class Int8Linear(torch.ao.nn.quantized.dynamic.Linear):
-    """fbgemm's dynamic int8 linear (weights per output channel; activations one scale per call,
-    found on the fly), with the activations' full 8 bits where the CPU has VNNI.
-
-    torch.ao's own module always passes `reduce_range=True` (7-bit activations), which fbgemm needs
-    only where int8 products are summed through saturating 16-bit adds (AVX2 without VNNI). On the
-    bundled model those 7 bits alone cost Spearman 0.979 -> 0.995 against exact (issue 23).
-    """
-
-    def __init__(self, linear: torch.nn.Linear, reduce_range: bool):
-        qweight, scales = _int8_weight_per_channel(linear)
-        zero_points = torch.zeros(linear.out_features, dtype=torch.long)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's deprecation notice on quantized tensor creation
-            super().__init__(
-                linear.in_features, linear.out_features, linear.bias is not None, dtype=torch.qint8
-            )
-            weight = torch._make_per_channel_quantized_tensor(qweight, scales.double(), zero_points, 0)
-        bias = linear.bias.detach().float() if linear.bias is not None else None
-        self.set_weight_bias(weight, bias)
-        self.reduce_range = reduce_range
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, self.reduce_range)
-
-
-def quantize_linears_int8(module: torch.nn.Module) -> torch.nn.Module:
-    """Swap every nn.Linear inside `module` for an int8 one (`Int8Linear`, in place); outputs stay fp32.
-
-    Weights: one scale per output channel (one per tensor let a few large rows crush the rest: top-10
-    agreement 0.74 on the bundled model). Activations: one scale per call, all 8 bits where fbgemm
-    sums in 32 bits. Measured on the bundled model, 1,000 SciFact pairs, against exact (docs/speed.md):
-    Spearman / top-10 agreement 0.979 / 0.87 with torch.ao's 7-bit activations, 0.995 / 0.94 with 8.
-    """
-    reduce_range = not cpu_kernels().fbgemm_full_range_int8  # 7-bit activations where fbgemm may saturate
-    for name, child in list(module.named_children()):
-        if type(child) is torch.nn.Linear:
-            setattr(module, name, Int8Linear(child, reduce_range))
-        else:
-            quantize_linears_int8(child)
-    return module

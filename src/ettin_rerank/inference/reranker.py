@@ -32,8 +32,10 @@ from .batching import (
 from .calibration import Calibration
 from .cpu import cpu_kernels
 from .inputs import validate_documents, validate_pairs
+from .int8 import Int8Linear, calibration_batches
 from .long_documents import PairScores, PairsJob, TruncationOptions, check_long_documents, prepare
 from .modes import is_int8_quantized, prepare_model, resolve_modes, warn_slow_bf16
+from .onednn import OneDnnLinear
 from .scores import apply_activation, check_activation, probability_activation, ranked_results
 from .tokenization import EncodedPairs, PairTokenizer
 
@@ -131,7 +133,8 @@ class Reranker:
         kernels, where it warns once and runs exact fp32; `dtype="auto"` is bf16 on a CUDA GPU with
         bf16 and on a CPU where a short cached probe measured bf16 clearly faster than fp32, exact
         fp32 elsewhere (never int8). `quantize="int8"` (CPU,
-        fp32) swaps the encoder's linear layers for dynamically quantized int8 ones. The scoring
+        fp32) swaps the encoder's linear layers for dynamically quantized int8 ones, smoothed by
+        the input ranges of one exact pass over fixed calibration pairs (`inference/int8.py`). The scoring
         head always runs in fp32; `Reranker.dtype` is the dtype the encoder really runs in. `num_threads`, when given, sets torch's (process-wide) CPU
         thread count. `attention` overrides the attention backend (e.g. "eager", the reference);
         `batch_tokens` the real tokens per batch (by default 8,192 on CPU, 131,072 on CUDA).
@@ -140,7 +143,7 @@ class Reranker:
             if num_threads <= 0:
                 raise ValueError(f"num_threads must be positive, got {num_threads}")
             torch.set_num_threads(num_threads)  # process-wide: torch has one intra-op pool
-        resolve_modes(device, dtype, quantize)  # fail before loading
+        quantize = resolve_modes(device, dtype, quantize)[2]  # fail before loading
         if name_or_path is None:
             name_or_path = require_model().name_or_path
         directory = resolve_model_path(name_or_path)
@@ -155,7 +158,13 @@ class Reranker:
             checkpoint.tokenizer_dir, resolved, with_token_type_ids=checkpoint.model.uses_token_type_ids
         )
         return cls(
-            prepare_model(checkpoint.model, device, dtype, quantize),
+            prepare_model(
+                checkpoint.model,
+                device,
+                dtype,
+                quantize,
+                int8_calibration=calibration_batches(tokenizer) if quantize == "int8" else (),
+            ),
             tokenizer,
             name_or_path=str(name_or_path),
             attention=attention,
@@ -181,7 +190,11 @@ class Reranker:
 
     @property
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
+        """The model's weights, those packed by the int8 and oneDNN linears (outside `parameters()`) too."""
+        packed = sum(
+            m.packed_numel for m in self.model.modules() if isinstance(m, (Int8Linear, OneDnnLinear))
+        )
+        return sum(p.numel() for p in self.model.parameters()) + packed
 
     def default_batch_tokens(self) -> int:
         """Real tokens per batch when a call names no budget."""
