@@ -7,7 +7,8 @@ BF16_TOL = 1e-2  # bf16 encoder, fp32 head, on the tiny model: measured max 1.5e
 # weights and activations (tests/inference/test_int8.py): measured 7.6e-3 (8-bit activations), 1.5e-2 (7-bit)
 INT8_LINEAR_REL_TOL = 3e-2
 # the bundled model, 300 SciFact pairs (3 queries x 100 documents) against exact fp32: the ranking kept,
-# measured Spearman 0.9925, top-10 0.933 (8-bit activations; 7-bit: 0.976, 0.867). Issue 23's bar for
-# top-10 is 0.95: not reached yet, so this bound holds today's figure, not the goal
+# measured Spearman 0.9925, top-10 0.933 before smoothing (8-bit activations; 7-bit: 0.976, 0.867);
+# smoothed (inference/int8.py) 0.95-0.97 on 1,000. Misses sit among near-tied irrelevant documents, so
+# the bound keeps a margin under issue 23's 0.95
 INT8_BUNDLED_MIN_SPEARMAN = 0.99
 INT8_BUNDLED_MIN_TOP10 = 0.9

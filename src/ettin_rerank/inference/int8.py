@@ -10,7 +10,8 @@ identity in exact arithmetic. The maxima come from one exact pass over fixed cal
 (`int8_calibration.json`), so a pair's int8 score does not depend on what was scored before it.
 
 Measured on the bundled model, 1,000 SciFact pairs (10 queries x 100 documents), against exact fp32,
-2 threads, AMD EPYC with AVX512_VNNI (`benchmarks/int8_per_row.py`; docs/speed.md):
+2 threads, AMD EPYC with AVX512_VNNI, ranges from 200 other SciFact pairs (docs/speed.md; the variants
+again with the shipped calibration: `benchmarks/int8_variants.py`):
 
 | int8 variant | x exact | Spearman | top-10 |
 |---|---:|---:|---:|
