@@ -125,7 +125,7 @@ def add_loading_options(parser: argparse.ArgumentParser, batch_tokens: bool = Tr
             metavar="BATCH_TOKENS",
             default=loading.batch_tokens,
             type=int,
-            help="real tokens per batch (default: the engine's, 8192 on CPU)",
+            help="real tokens per batch (default: the engine's, 2048 on CPU)",
         )
     else:
         parser.set_defaults(loading_batch_tokens=None)

@@ -137,7 +137,7 @@ class Reranker:
         the input ranges of one exact pass over fixed calibration pairs (`inference/int8.py`). The scoring
         head always runs in fp32; `Reranker.dtype` is the dtype the encoder really runs in. `num_threads`, when given, sets torch's (process-wide) CPU
         thread count. `attention` overrides the attention backend (e.g. "eager", the reference);
-        `batch_tokens` the real tokens per batch (by default 8,192 on CPU, 131,072 on CUDA).
+        `batch_tokens` the real tokens per batch (by default 2,048 on CPU, 131,072 on CUDA).
         """
         if num_threads is not None:
             if num_threads <= 0:
