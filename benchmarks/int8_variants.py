@@ -25,6 +25,7 @@ from ettin_rerank import Reranker
 from ettin_rerank.benchmarking.runner import _deviation
 from ettin_rerank.benchmarking.workloads import beir_short_pairs
 from ettin_rerank.inference import int8
+from ettin_rerank.inference.onednn import unpack_linears_onednn
 
 TINY = torch.finfo(torch.float32).tiny
 
@@ -63,6 +64,8 @@ def load(model: str | None, variant: str, alpha: float | None = None) -> Reranke
         return Reranker.from_pretrained(model, quantize="int8")
     reranker = Reranker.from_pretrained(model, dtype="float32")
     encoder = reranker.model.encoder
+    if variant != "exact":
+        unpack_linears_onednn(encoder)  # the variants below replace nn.Linear, as int8 mode does
     if variant == "unsmoothed":
         int8.quantize_linears_int8(encoder)
     elif variant == "per-token":
