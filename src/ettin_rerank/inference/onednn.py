@@ -47,19 +47,21 @@ class OneDnnLinear(nn.Module):
             return torch.ops.mkldnn._reorder_linear_weight(weight)
         return weight
 
+    def plain_weight(self) -> torch.Tensor:
+        """The weight in torch's own (out_features, in_features) layout."""
+        return self.weight.to_dense() if self.weight.is_mkldnn else self.weight
+
     @property
     def packed_numel(self) -> int:
         return self.in_features * self.out_features
 
     def _apply(self, fn, recurse=True):  # nn.Module's own (untyped) signature
-        plain = self.weight.to_dense() if self.weight.is_mkldnn else self.weight
-        self.weight = self._packed(fn(plain))
+        self.weight = self._packed(fn(self.plain_weight()))
         return super()._apply(fn, recurse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.weight.is_mkldnn or x.dtype != torch.float32:
-            plain = self.weight.to_dense() if self.weight.is_mkldnn else self.weight
-            return nn.functional.linear(x, plain, self.bias)
+            return nn.functional.linear(x, self.plain_weight(), self.bias)
         rows = x.reshape(-1, self.in_features)  # (..., in) -> (tokens, in)
         out = torch.ops.mkldnn._linear_pointwise(rows, self.weight, self.bias, "none", [], "")
         return out.reshape(*x.shape[:-1], self.out_features)  # (tokens, out) -> (..., out)
@@ -90,7 +92,7 @@ def unpack_linears_onednn(module: nn.Module) -> nn.Module:
     for name, child in list(module.named_children()):
         if isinstance(child, OneDnnLinear):
             plain = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
-            plain.weight.data = child.weight.to_dense() if child.weight.is_mkldnn else child.weight
+            plain.weight.data = child.plain_weight()
             if child.bias is not None:
                 plain.bias.data = child.bias.data
             setattr(module, name, plain.requires_grad_(False))
