@@ -73,13 +73,7 @@ def load(model: str | None, variant: str, alpha: float | None = None) -> Reranke
     elif variant == "smoothed":
         assert alpha is not None
         ranges = int8.linear_input_ranges(reranker.model, int8.calibration_batches(reranker.tokenizer))
-        reduce_range = not int8.cpu_kernels().fbgemm_full_range_int8
-        swap_linears(
-            encoder,
-            lambda linear: int8.Int8Linear(
-                linear, reduce_range, int8.smoothing_factors(linear, ranges[linear], alpha)
-            ),
-        )
+        int8.quantize_linears_int8(encoder, ranges, alpha)
     return reranker
 
 

@@ -123,10 +123,12 @@ def linear_input_ranges(
 
 
 def quantize_linears_int8(
-    module: nn.Module, input_ranges: dict[nn.Linear, torch.Tensor] | None = None
+    module: nn.Module,
+    input_ranges: dict[nn.Linear, torch.Tensor] | None = None,
+    alpha: float = SMOOTHING_ALPHA,
 ) -> nn.Module:
     """Swap every nn.Linear inside `module` for an `Int8Linear` (in place); outputs stay fp32. With
-    `input_ranges` (from `linear_input_ranges`), each is smoothed (module docstring).
+    `input_ranges` (from `linear_input_ranges`), each is smoothed at strength `alpha` (module docstring).
 
     Weights: one scale per output channel (one per tensor let a few large rows crush the rest: top-10
     agreement 0.74 on the bundled model). Activations: one scale per call, all 8 bits where fbgemm
@@ -137,10 +139,10 @@ def quantize_linears_int8(
         if type(child) is nn.Linear:
             smoothing = None
             if input_ranges is not None:
-                smoothing = smoothing_factors(child, input_ranges[child])
+                smoothing = smoothing_factors(child, input_ranges[child], alpha)
             setattr(module, name, Int8Linear(child, reduce_range, smoothing))
         else:
-            quantize_linears_int8(child, input_ranges)
+            quantize_linears_int8(child, input_ranges, alpha)
     return module
 
 
