@@ -3,9 +3,10 @@
     PYTHONPATH=src python benchmarks/int8_variants.py [--model DIR] [--rounds 3] [--seeds 0 2 3]
         [--alphas 0.5 0.7 0.8 0.85 0.9 1.0]
 
-Variants: `int8` (the mode: fbgemm, one activation scale per call, smoothed: inference/int8.py);
-`int8 unsmoothed` (the same without smoothing, the mode before issue 23's change); `int8 per token`
-(one activation scale per token through torch's `_int_mm`, unfused element-wise passes). Timed on
+Variants: `int8` (the mode, inference/int8.py: oneDNN's int8 linear, smoothed, one activation scale
+fixed in calibration); `int8 dynamic` (fbgemm, smoothed, one activation scale per call: the mode of
+2026-12-03 morning); `int8 unsmoothed` (fbgemm without smoothing, the mode before issue 23);
+`int8 per token` (one activation scale per token through torch's `_int_mm`, unfused element-wise passes). Timed on
 the first seed's 1,000 SciFact pairs (`beir_short_pairs(scifact, 10, 100, seed)`, the `bench`
 workload), alternating rounds, medians, 2 threads; Spearman and top-10 agreement against exact on
 every seed. `--alphas` adds untimed smoothed variants at other strengths (the table in int8.py).
@@ -59,21 +60,22 @@ def swap_linears(module: torch.nn.Module, make: Callable[[torch.nn.Linear], torc
 
 
 def load(model: str | None, variant: str, alpha: float | None = None) -> Reranker:
-    """`variant`: exact, int8, unsmoothed, per-token or smoothed (at `alpha`)."""
+    """`variant`: exact, int8, dynamic, unsmoothed, per-token or smoothed (static, at `alpha`)."""
     if variant == "int8":
         return Reranker.from_pretrained(model, quantize="int8")
     reranker = Reranker.from_pretrained(model, dtype="float32")
     encoder = reranker.model.encoder
     if variant != "exact":
         unpack_linears_onednn(encoder)  # the variants below replace nn.Linear, as int8 mode does
-    if variant == "unsmoothed":
-        int8.quantize_linears_int8(encoder)
+    ranges = int8.linear_input_ranges(reranker.model, int8.calibration_batches(reranker.tokenizer))
+    if variant == "dynamic":
+        int8.quantize_linears_int8(encoder, ranges, int8.SMOOTHING_ALPHA, static=False)
+    elif variant == "unsmoothed":
+        int8.quantize_linears_int8(encoder, ranges, None, static=False)
     elif variant == "per-token":
         swap_linears(encoder, PerTokenInt8Linear)
     elif variant == "smoothed":
-        assert alpha is not None
-        ranges = int8.linear_input_ranges(reranker.model, int8.calibration_batches(reranker.tokenizer))
-        int8.quantize_linears_int8(encoder, ranges, alpha)
+        int8.quantize_linears_int8(encoder, ranges, alpha, static=True)
     return reranker
 
 
@@ -99,6 +101,7 @@ def main() -> None:
     engines = {
         "exact": load(args.model, "exact"),
         "int8": load(args.model, "int8"),
+        "int8 dynamic": load(args.model, "dynamic"),
         "int8 unsmoothed": load(args.model, "unsmoothed"),
         "int8 per token": load(args.model, "per-token"),
     }

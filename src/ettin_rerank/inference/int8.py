@@ -1,23 +1,33 @@
-"""The int8 CPU mode: fbgemm's dynamic int8 linears, smoothed so that a few outlier channels do not
-set every token's quantization step.
+"""The int8 CPU mode: the encoder's linears in int8, smoothed so that a few outlier channels do not
+set every token's quantization step, with activation scales fixed in calibration.
 
-fbgemm quantizes a linear's input with one scale per call. A transformer's hidden states carry a few
-channels far larger than the rest (on the bundled model one FFN input channel reaches 28 where the
-median channel reaches 2), so that scale leaves the ordinary channels a handful of levels. SmoothQuant
-(Xiao et al., 2023) moves the range from the activations into the weights: input channel j is divided
-by s_j and the weight's column j multiplied by it, s_j = max|x_j|^alpha / max|W_:,j|^(1 - alpha), an
-identity in exact arithmetic. The maxima come from one exact pass over fixed calibration pairs
-(`int8_calibration.json`), so a pair's int8 score does not depend on what was scored before it.
+A transformer's hidden states carry a few channels far larger than the rest (on the bundled model
+one FFN input channel reaches 28 where the median channel reaches 2), so one activation scale per
+tensor leaves the ordinary channels a handful of levels. SmoothQuant (Xiao et al., 2023) moves the
+range from the activations into the weights: input channel j is divided by s_j and the weight's
+column j multiplied by it, s_j = max|x_j|^alpha / max|W_:,j|^(1 - alpha), an identity in exact
+arithmetic. The ranges come from one exact pass over fixed calibration pairs (`int8_calibration.json`).
+
+Where torch has oneDNN's int8 linear (x86 builds), each linear is a `OneDnnInt8Linear`: its
+activation scale and zero point are fixed from those ranges too (static quantization, as OpenVINO's
+NNCF int8 does), so a pair's score never depends on the pairs batched with it and no pass finds a
+range at run time. Elsewhere fbgemm's dynamic linear (`Int8Linear`) finds one scale per call.
+Linears that read only each pair's first token stay fp32 (`quantize_linears_int8`).
 
 Measured on the bundled model, 1,000 SciFact pairs (10 queries x 100 documents), against exact fp32,
-2 threads, AMD EPYC with AVX512_VNNI, ranges from 200 other SciFact pairs (docs/speed.md; the variants
-again with the shipped calibration: `benchmarks/int8_variants.py`):
+2 threads, AMD EPYC with AVX512_VNNI (`benchmarks/int8_variants.py`; the alpha sweep with ranges from
+200 other SciFact pairs, docs/speed.md):
 
 | int8 variant | x exact | Spearman | top-10 |
 |---|---:|---:|---:|
-| fbgemm, one scale per call (before) | 2.0-2.4 | 0.9936 | 0.89 |
-| one scale per token (`_int_mm`, unfused) | 1.4-1.5 | 0.9972 | 0.92 |
-| smoothed, alpha 0.5 / 0.7 / 0.8 / 0.85 / 0.9 / 1.0 | 2.3-2.6 | 0.980 / 0.998 / 0.998 / 0.998 / 0.998 / 0.998 | 0.87 / 0.91 / 0.95 / 0.95 / 0.94 / 0.92 |
+| fbgemm, one scale per call, unsmoothed (before issue 23) | 2.12 | 0.9935 | 0.91 |
+| one scale per token (`_int_mm`, unfused) | 0.97 | 0.9973 | 0.92 |
+| fbgemm, one scale per call, smoothed alpha 0.85 | 1.57 | 0.9975 | 0.93 |
+| **oneDNN, static scale, smoothed alpha 0.85, first-token linears fp32 (the mode)** | **1.67** | **0.9980** | **0.93** |
+| smoothed (fbgemm), alpha 0.5 / 0.7 / 0.8 / 0.85 / 0.9 / 1.0 | 2.3-2.6 | 0.980 / 0.998 / 0.998 / 0.998 / 0.998 / 0.998 | 0.87 / 0.91 / 0.95 / 0.95 / 0.94 / 0.92 |
+
+(the last row before exact mode ran through oneDNN, at batches of 4,096 tokens: its ratio is against
+a slower exact.) On a second sample (seed 2) the mode keeps 0.9991 / 0.95.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -90,10 +101,32 @@ class Int8Linear(torch.ao.nn.quantized.dynamic.Linear):
         return torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, self.reduce_range)
 
 
+@dataclass(frozen=True)
+class ChannelRange:
+    """The smallest and largest value each input channel of a linear took in calibration, (in,) each;
+    `every_token`: the linear read every token (False: only each pair's first, as the last layer
+    under a CLS-pooling head does)."""
+
+    low: torch.Tensor
+    high: torch.Tensor
+    every_token: bool = True
+
+    @property
+    def absmax(self) -> torch.Tensor:
+        return torch.maximum(-self.low, self.high)
+
+    def widen(self, other: ChannelRange) -> ChannelRange:
+        every_token = self.every_token and other.every_token
+        return ChannelRange(
+            torch.minimum(self.low, other.low), torch.maximum(self.high, other.high), every_token
+        )
+
+
 def smoothing_factors(
     linear: nn.Linear, input_range: torch.Tensor, alpha: float = SMOOTHING_ALPHA
 ) -> torch.Tensor:
-    """SmoothQuant's s_j = max|x_j|^alpha / max|W_:,j|^(1 - alpha), one per input channel."""
+    """SmoothQuant's s_j = max|x_j|^alpha / max|W_:,j|^(1 - alpha), one per input channel;
+    `input_range`: max |x_j| (in,)."""
     weight_range = linear.weight.detach().float().abs().amax(dim=0).clamp_min(MIN_RANGE)
     return (input_range.clamp_min(MIN_RANGE) ** alpha / weight_range ** (1 - alpha)).clamp_min(MIN_RANGE)
 
@@ -101,20 +134,22 @@ def smoothing_factors(
 @torch.no_grad()
 def linear_input_ranges(
     model: CrossEncoderModel, batches: Sequence[PackedInputs]
-) -> dict[nn.Linear, torch.Tensor]:
-    """max |input| per channel of every `nn.Linear` in the encoder, over `batches` run through it."""
-    ranges: dict[nn.Linear, torch.Tensor] = {}
+) -> dict[nn.Linear, ChannelRange]:
+    """Each input channel's range for every `nn.Linear` in the encoder, over `batches` run through it."""
+    ranges: dict[nn.Linear, ChannelRange] = {}
+    tokens = 0  # of the batch being run
 
     def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         assert isinstance(module, nn.Linear)
-        x = inputs[0].detach().float()
-        seen = x.reshape(-1, x.shape[-1]).abs().amax(dim=0)  # (tokens, in) -> (in,)
-        ranges[module] = torch.maximum(ranges[module], seen) if module in ranges else seen
+        rows = inputs[0].detach().float().reshape(-1, module.in_features)  # (..., in) -> (tokens, in)
+        seen = ChannelRange(rows.amin(dim=0), rows.amax(dim=0), len(rows) == tokens)
+        ranges[module] = ranges[module].widen(seen) if module in ranges else seen
 
     linears = [m for m in model.encoder.modules() if type(m) is nn.Linear]
     hooks = [linear.register_forward_hook(record) for linear in linears]
     try:
         for batch in batches:
+            tokens = int(batch.input_ids.numel())
             model(batch)
     finally:
         for hook in hooks:
@@ -122,27 +157,128 @@ def linear_input_ranges(
     return ranges
 
 
+@cache
+def onednn_int8_available() -> bool:
+    """torch has oneDNN's int8 linear (x86 CPU builds with oneDNN)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qlinear_pointwise")
+
+
+@cache
+def _take_the_deprecation_notice() -> None:
+    """torch warns once per process that quantized tensors are deprecated (pytorch#184982). Int8 mode
+    uses `quantize_per_tensor` only as float -> uint8 rounding (2.3x faster than add, round, clamp and
+    convert) under a pinned torch: the notice is taken here, not printed in a user's first search."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.quantize_per_tensor(torch.zeros(1), 1.0, 0, torch.quint8)
+
+
+def _uint8_view(quantized: torch.Tensor) -> torch.Tensor:
+    """A quint8 tensor's bytes as a uint8 tensor, without the copy `int_repr()` makes (which cost
+    more than the quantization itself: 1.2 ms against 0.15 for 2,048 x 1,536 values)."""
+    return torch.empty(0, dtype=torch.uint8).set_(
+        quantized.untyped_storage(), quantized.storage_offset(), quantized.shape, quantized.stride()
+    )
+
+
+class OneDnnInt8Linear(nn.Module):
+    """oneDNN's int8 linear with a static activation scale: what int8 mode runs where torch has it.
+
+    Weights int8, one symmetric scale per output channel (after smoothing). Activations uint8 with one
+    scale and zero point fixed from the calibration range (after smoothing), as OpenVINO's NNCF
+    int8 does: a pair's score does not depend on the other pairs of its batch, and no pass over the
+    input finds its range. An input beyond the calibrated range saturates. Where the CPU has no VNNI
+    (AVX2's multiply-adds saturate 16-bit sums) the activations keep 7 bits, as oneDNN asks.
+    The weight is packed outside `parameters()` (`packed_numel` counts it); CPU and fp32 only.
+    """
+
+    def __init__(
+        self, linear: nn.Linear, input_range: ChannelRange, smoothing: torch.Tensor | None, levels: int
+    ):
+        super().__init__()
+        _take_the_deprecation_notice()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        weight = linear.weight.detach().float()  # (out_features, in_features)
+        smoothing = torch.ones(self.in_features) if smoothing is None else smoothing.detach().float()
+        qweight, weight_scales = _int8_weight_per_channel(weight * smoothing[None, :])
+        self.packed_weight = torch.ops.onednn.qlinear_prepack(qweight, None)
+        self.weight_scales = weight_scales.float()
+        self.weight_zero_points = torch.zeros(self.out_features, dtype=torch.long)
+        self.bias = None if linear.bias is None else linear.bias.detach().float()
+        # the smoothed input's range over all channels, widened to hold 0 (exact zero padding, ReLU)
+        low = min(float((input_range.low.detach() / smoothing).min()), 0.0)
+        high = max(float((input_range.high.detach() / smoothing).max()), 0.0)
+        self.scale = max(high - low, MIN_RANGE) / (levels - 1)
+        self.zero_point = round(-low / self.scale)
+        self.levels = levels
+        # dividing by the smoothing and by the step in one multiply: quantize_per_tensor then rounds
+        self.input_multiplier = 1 / (smoothing * self.scale)
+
+    @property
+    def packed_numel(self) -> int:
+        return self.in_features * self.out_features + (self.out_features if self.bias is not None else 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)  # (..., in) -> (tokens, in)
+        steps = rows * self.input_multiplier
+        if self.levels < 256:  # quantize_per_tensor saturates at 0..255 only
+            steps = steps.clamp_(-self.zero_point, self.levels - 1 - self.zero_point)
+        quantized = torch.quantize_per_tensor(steps, 1.0, self.zero_point, torch.quint8)
+        out = torch.ops.onednn.qlinear_pointwise(
+            _uint8_view(quantized),
+            self.scale,
+            self.zero_point,
+            self.packed_weight,
+            self.weight_scales,
+            self.weight_zero_points,
+            self.bias,
+            1.0,  # output scale and zero point: unused for a float output
+            0,
+            torch.float32,
+            "none",
+            [],
+            "",
+        )
+        return out.reshape(*x.shape[:-1], self.out_features)  # (tokens, out) -> (..., out)
+
+
+INT8_LINEARS = (Int8Linear, OneDnnInt8Linear)
+
+
 def quantize_linears_int8(
     module: nn.Module,
-    input_ranges: dict[nn.Linear, torch.Tensor] | None = None,
-    alpha: float = SMOOTHING_ALPHA,
+    input_ranges: dict[nn.Linear, ChannelRange],
+    alpha: float | None = SMOOTHING_ALPHA,
+    static: bool | None = None,
 ) -> nn.Module:
-    """Swap every nn.Linear inside `module` for an `Int8Linear` (in place); outputs stay fp32. With
-    `input_ranges` (from `linear_input_ranges`), each is smoothed at strength `alpha` (module docstring).
+    """Swap the nn.Linears inside `module` for int8 linears (in place); outputs stay fp32.
+    `input_ranges` (from `linear_input_ranges`) smooth each at strength `alpha` (None: unsmoothed;
+    module docstring) and, `static`, fix its activation scale: `OneDnnInt8Linear`, the default where
+    torch has it; else fbgemm's `Int8Linear`, one activation scale per call.
+
+    A linear that reads only each pair's first token stays fp32: it costs next to nothing, and on the
+    bundled model the last layer's query alone, in int8, moved scores by 0.074 RMS where any other
+    linear moved them by 0.003-0.043 (333 SciFact pairs, score std 0.83).
 
     Weights: one scale per output channel (one per tensor let a few large rows crush the rest: top-10
-    agreement 0.74 on the bundled model). Activations: one scale per call, all 8 bits where fbgemm
-    sums in 32 bits (7 bits: Spearman 0.979, top-10 0.87 on the bundled model).
+    agreement 0.74 on the bundled model). Activations: all 8 bits where the CPU sums int8 products in
+    32 bits (7 bits on fbgemm: Spearman 0.979, top-10 0.87 on the bundled model).
     """
-    reduce_range = not cpu_kernels().fbgemm_full_range_int8  # 7-bit activations where fbgemm may saturate
+    static = onednn_int8_available() if static is None else static
+    full_range = cpu_kernels().fbgemm_full_range_int8  # VNNI: int8 products summed in 32 bits
     for name, child in list(module.named_children()):
-        if type(child) is nn.Linear:
-            smoothing = None
-            if input_ranges is not None:
-                smoothing = smoothing_factors(child, input_ranges[child], alpha)
-            setattr(module, name, Int8Linear(child, reduce_range, smoothing))
+        if type(child) is nn.Linear and input_ranges[child].every_token:
+            smoothing = None if alpha is None else smoothing_factors(child, input_ranges[child].absmax, alpha)
+            if static:
+                setattr(
+                    module,
+                    name,
+                    OneDnnInt8Linear(child, input_ranges[child], smoothing, 256 if full_range else 128),
+                )
+            else:
+                setattr(module, name, Int8Linear(child, not full_range, smoothing))
         else:
-            quantize_linears_int8(child, input_ranges, alpha)
+            quantize_linears_int8(child, input_ranges, alpha, static)
     return module
 
 

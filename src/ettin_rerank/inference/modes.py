@@ -18,7 +18,7 @@ from ..modeling.crossencoder import CrossEncoderModel
 from ..modeling.encoder import PackedInputs
 from .cpu import NATIVE_BF16_FLAGS, cpu_kernels
 from .cpu_probe import Bf16Probe, bf16_probe
-from .int8 import Int8Linear, linear_input_ranges, quantize_linears_int8
+from .int8 import INT8_LINEARS, linear_input_ranges, quantize_linears_int8
 from .onednn import onednn_linear_available, pack_linears_onednn
 
 logger = logging.getLogger(__name__)
@@ -150,10 +150,10 @@ def prepare_model(
             raise ValueError("quantize='int8' needs int8_calibration: int8.calibration_batches(tokenizer)")
         ranges = linear_input_ranges(model, int8_calibration)
         quantize_linears_int8(model.encoder, ranges)  # the head and every activation stay fp32
-    elif device.type == "cpu" and dtype == torch.float32 and onednn_linear_available():
-        pack_linears_onednn(model.encoder)
+    if device.type == "cpu" and dtype == torch.float32 and onednn_linear_available():
+        pack_linears_onednn(model.encoder)  # exact's linears, and those int8 keeps in fp32
     return model
 
 
 def is_int8_quantized(model: torch.nn.Module) -> bool:
-    return any(isinstance(m, Int8Linear) for m in model.modules())
+    return any(isinstance(m, INT8_LINEARS) for m in model.modules())

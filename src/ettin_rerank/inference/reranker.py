@@ -32,7 +32,7 @@ from .batching import (
 from .calibration import Calibration
 from .cpu import cpu_kernels
 from .inputs import validate_documents, validate_pairs
-from .int8 import Int8Linear, calibration_batches
+from .int8 import INT8_LINEARS, calibration_batches
 from .long_documents import PairScores, PairsJob, TruncationOptions, check_long_documents, prepare
 from .modes import is_int8_quantized, prepare_model, resolve_modes, warn_slow_bf16
 from .onednn import OneDnnLinear
@@ -192,7 +192,7 @@ class Reranker:
     def num_parameters(self) -> int:
         """The model's weights, those packed by the int8 and oneDNN linears (outside `parameters()`) too."""
         packed = sum(
-            m.packed_numel for m in self.model.modules() if isinstance(m, (Int8Linear, OneDnnLinear))
+            m.packed_numel for m in self.model.modules() if isinstance(m, (*INT8_LINEARS, OneDnnLinear))
         )
         return sum(p.numel() for p in self.model.parameters()) + packed
 
