@@ -1,4 +1,4 @@
-.PHONY: install setup test lint default-model
+.PHONY: install setup test lint default-model permissive-model
 
 # What the main job needs: the library, `rank`, `search` with BM25 and the bundled model (README: Set up).
 install:
@@ -20,3 +20,8 @@ lint:
 # Rebuild the bundled reranker with the project's own distillation pipeline (see scripts/build_default_model.py).
 default-model:
 	HF_HUB_OFFLINE=1 .venv/bin/python scripts/build_default_model.py
+
+# The variant trained only on text whose licence allows commercial use, exported to
+# runs/permissive-model/export (issue 21; scripts/build_default_model.py --variant permissive).
+permissive-model:
+	HF_HUB_OFFLINE=1 .venv/bin/python scripts/build_default_model.py --variant permissive
