@@ -66,6 +66,9 @@ def test_the_snippet_shows_where_the_query_words_are():
     shown = excerpt(text, "how to descale the kettle", 80)
     assert shown.startswith("... ") and "kettle must be descaled" in shown and len(shown) <= 80
     assert excerpt("short text", "anything", 80) == "short text"
+    # words the first stage ignores do not make a match: the answer, not a stretch of "the"s
+    filler = " ".join(["the report covers the budget"] * 60) + " The zorblax alloy melts at 1,234 degrees."
+    assert "zorblax alloy melts" in excerpt(filler, "at what temperature does the zorblax alloy melt?", 80)
     assert excerpt(text, "zzz", 40).startswith("padding padding") and len(excerpt(text, "zzz", 40)) <= 40
     hit = SearchHit(1, "notes.log#p3", 1.0, 1.0, 1, "", "alpha beta gamma delta", window=(6, 16))
     assert (hit.file, hit.passage, hit.snippet()) == ("notes.log", 3, "beta gamma")

@@ -7,6 +7,7 @@ published Elasticsearch figure (0.665) among those measured (see docs/evaluation
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -35,6 +36,12 @@ class BM25Config:
     b: float = 0.4  # length normalisation
     method: str = "lucene"  # bm25s scoring variant
     lowercase: bool = True
+
+
+@functools.cache
+def ignored_words() -> frozenset[str]:
+    """The words the default BM25 ignores (Lucene's English stopwords): "the", "of", "is", ..."""
+    return frozenset(_import_bm25s().stopwords.STOPWORDS_EN)
 
 
 def _import_bm25s():

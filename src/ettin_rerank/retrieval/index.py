@@ -20,7 +20,7 @@ from ..inference.long_documents import check_long_documents
 from ..inference.scores import apply_activation, probability_activation
 from ..scoring import LongDocumentScorer, PairScorer, TokenizedPairScorer, checked_scores
 from .beir import Document, load_corpus, scoring_text, write_corpus
-from .bm25 import BM25Config
+from .bm25 import BM25Config, ignored_words
 from .files import INDEX_MARKER, PassageSettings, ReadReport, passage_position
 from .first_stage import (
     DEFAULT_FIRST_STAGE,
@@ -163,14 +163,15 @@ def check_search_arguments(
 
 def excerpt(text: str, query: str, width: int) -> str:
     """`text` with its whitespace flattened, cut to `width` characters where it shares most words
-    with `query` (words of 3+ characters, lowercased; its start when none); "..." marks a cut.
+    with `query` (words of 3+ characters, lowercased, not the ones BM25 ignores: a stretch of "the"s
+    is not a match; its start when none); "..." marks a cut.
     Only the first `EXCERPT_SCAN_CHARS` are searched, so a whole long file costs no more."""
     words = text[:EXCERPT_SCAN_CHARS].split()
     flat = " ".join(words)
     if len(flat) <= width and len(text) <= EXCERPT_SCAN_CHARS:
         return flat
     budget = width - 7  # room for the "... " and "..." marks
-    terms = {w.lower() for w in _WORD.findall(query) if len(w) >= 3}
+    terms = {w.lower() for w in _WORD.findall(query) if len(w) >= 3} - ignored_words()
     hits = [bool(terms) and any(w.lower() in terms for w in _WORD.findall(word)) for word in words]
     best_start, best_hits = 0, 0
     end = length = inside = 0  # words[start:end] fit in `budget`: their joined length + 1, their hits
