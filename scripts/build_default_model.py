@@ -52,7 +52,8 @@ Then:
     256 tokens per pair (its training length; longer documents are read in windows), with
     training_summary.json (settings and every evaluation);
 15. fit calibration.json on SciFact train queries;
-16. evaluate on the five test sets (BM25 top 100) with `ettin-rerank evaluate`.
+16. evaluate on the five test sets (BM25 top 100) with `ettin-rerank evaluate`, and measure the answer
+    inside a passage (`benchmarks/answer_in_passage.py`, WORK/answer-in-passage.json).
 
 The permissive variant (`--variant permissive`, issue 21 item 4) trains only on text whose licence
 allows commercial use: DBpedia-entity's 5,000 abstracts (CC BY-SA 3.0) and a corpus of software
@@ -631,6 +632,11 @@ def main() -> int:
             "--save-run",
             str(ranking),
         )
+    # the card's other figures: MRR of a relevant text alone and embedded in other text (issue 21)
+    answers = [REPO / "benchmarks" / "answer_in_passage.py", "--model", str(args.export), "--scorers", "bm25"]
+    answers += ["model", "--output", str(args.work / "answer-in-passage.json")]
+    print("+ python " + " ".join(map(str, answers)), flush=True)
+    subprocess.run([sys.executable, *map(str, answers)], check=True)
     return 0
 
 
