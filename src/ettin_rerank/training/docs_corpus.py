@@ -105,10 +105,10 @@ def permissive_licence(meta: metadata.PackageMetadata) -> str | None:
     without copyleft; None when any is copyleft, MPL or unknown (a distribution is left out when in
     doubt). An SPDX `License-Expression` decides alone; else the `License` field when it is a short
     name; else the trove classifiers."""
-    expression = (_field(meta, "License-Expression") or "").strip()
+    expression = _field(meta, "License-Expression").strip()
     if expression:
         return expression if _spdx_permissive(expression) else None
-    field = (_field(meta, "License") or "").strip().rsplit("::", 1)[-1].strip()
+    field = _field(meta, "License").strip().rsplit("::", 1)[-1].strip()
     if field and "\n" not in field and len(field) <= 40:
         if _spdx_permissive(field):
             return field
@@ -124,7 +124,7 @@ def permissive_licence(meta: metadata.PackageMetadata) -> str | None:
     spdx = [PERMISSIVE_NAMES.get(name) for name in classifiers]
     if not spdx or not all(spdx):
         return None
-    return " AND ".join(sorted(set(s for s in spdx if s)))
+    return " AND ".join(sorted({s for s in spdx if s}))
 
 
 def _spdx_permissive(expression: str) -> bool:
@@ -192,11 +192,8 @@ def distribution_texts(dist: metadata.Distribution, min_words: int) -> Iterator[
         markdown = "markdown" in _field(dist.metadata, "Description-Content-Type")
         yield ("README.md" if markdown else "README.txt"), readme
     for file in dist.files or []:
-        if file.suffix != ".py" or SKIPPED_PATH_PARTS.intersection(file.parts):
-            continue
-        if any(part.startswith("_") and part != "__init__.py" for part in file.parts):
-            continue
-        yield from _module_text(Path(str(dist.locate_file(file))), str(file), min_words)
+        if file.suffix == ".py" and _public_module(file.parts):
+            yield from _module_text(Path(str(dist.locate_file(file))), str(file), min_words)
 
 
 def stdlib_texts(min_words: int) -> Iterator[tuple[str, str]]:
@@ -209,11 +206,15 @@ def stdlib_texts(min_words: int) -> Iterator[tuple[str, str]]:
     root = Path(sysconfig.get_paths()["stdlib"])
     for path in sorted(root.rglob("*.py")):
         relative = path.relative_to(root)
-        if SKIPPED_PATH_PARTS.intersection(relative.parts) or "site-packages" in relative.parts:
-            continue
-        if any(part.startswith("_") and part != "__init__.py" for part in relative.parts):
-            continue
-        yield from _module_text(path, str(relative), min_words)
+        if "site-packages" not in relative.parts and _public_module(relative.parts):
+            yield from _module_text(path, str(relative), min_words)
+
+
+def _public_module(parts: tuple[str, ...]) -> bool:
+    """A module path (its parts) outside tests and vendored code, with no private part."""
+    if SKIPPED_PATH_PARTS.intersection(parts):
+        return False
+    return not any(part.startswith("_") and part != "__init__.py" for part in parts)
 
 
 def _module_text(path: Path, relative: str, min_words: int) -> Iterator[tuple[str, str]]:
@@ -241,7 +242,7 @@ def write_docs_corpus(output_dir: str | Path, settings: DocsCorpusSettings | Non
     for dist in sorted(metadata.distributions(), key=lambda d: d.metadata["Name"].lower()):
         name = dist.metadata["Name"]
         if name in sources or (settings.packages is not None and name not in settings.packages):
-            continue  # the first of a name installed twice is the one imported
+            continue  # a name installed twice (say, editable and built) counts once
         if name in settings.exclude:
             left_out[name] = "excluded"
             continue
