@@ -26,7 +26,7 @@ from ettin_rerank import Reranker
 from ettin_rerank.benchmarking.runner import _deviation
 from ettin_rerank.benchmarking.workloads import beir_short_pairs
 from ettin_rerank.inference import int8
-from ettin_rerank.inference.onednn import unpack_linears_onednn
+from ettin_rerank.inference.onednn import pack_linears_onednn, unpack_linears_onednn
 
 TINY = torch.finfo(torch.float32).tiny
 
@@ -64,18 +64,21 @@ def load(model: str | None, variant: str, alpha: float | None = None) -> Reranke
     if variant == "int8":
         return Reranker.from_pretrained(model, quantize="int8")
     reranker = Reranker.from_pretrained(model, dtype="float32")
+    if variant == "exact":
+        return reranker
     encoder = reranker.model.encoder
-    if variant != "exact":
-        unpack_linears_onednn(encoder)  # the variants below replace nn.Linear, as int8 mode does
-    ranges = int8.linear_input_ranges(reranker.model, int8.calibration_batches(reranker.tokenizer))
-    if variant == "dynamic":
-        int8.quantize_linears_int8(encoder, ranges, int8.SMOOTHING_ALPHA, static=False)
-    elif variant == "unsmoothed":
-        int8.quantize_linears_int8(encoder, ranges, None, static=False)
-    elif variant == "per-token":
+    unpack_linears_onednn(encoder)  # the variants below replace nn.Linear, as int8 mode does
+    if variant == "per-token":
         swap_linears(encoder, PerTokenInt8Linear)
-    elif variant == "smoothed":
-        int8.quantize_linears_int8(encoder, ranges, alpha, static=True)
+        return reranker
+    ranges = int8.linear_input_ranges(reranker.model, int8.calibration_batches(reranker.tokenizer))
+    static, smoothing = {
+        "dynamic": (False, int8.SMOOTHING_ALPHA),
+        "unsmoothed": (False, None),
+        "smoothed": (True, alpha),
+    }[variant]
+    int8.quantize_linears_int8(encoder, ranges, smoothing, static)
+    pack_linears_onednn(encoder)  # the linears int8 keeps in fp32 run as in the mode (`modes.prepare_model`)
     return reranker
 
 
