@@ -148,11 +148,15 @@ def test_evaluate_random_tiny_reranker_on_nano_scifact(
     assert main([*argv, "--top-k", "5", "--max-length", "128", "-o", str(output)]) == 0
     data = json.loads(output.read_text())
     assert data["settings"]["reranker"] == str(model_dir) and data["settings"]["nano"] == 3
+    compute = data["settings"]["reranker_compute"]  # the figures' mode: auto may pick bf16 on a CPU
+    assert compute["device"] == "cpu" and compute["dtype"] in ("float32", "bfloat16")
+    assert compute["quantize"] is None and compute["max_length"] == 128
     assert data["counts"]["documents"] == 60 and data["counts"]["queries_evaluated"] == 3
     assert set(data["reranked"]) == set(data["first_stage"])
     assert data["timings"]["rerank_s"] > 0
     markdown = output.with_suffix(".md").read_text()
     assert "| metric | first stage | reranked | change |" in markdown
+    assert f"Reranker computed in {compute['dtype']} on cpu, 128 tokens per pair" in markdown
 
 
 def test_evaluate_reranks_a_trec_run_with_trec_qrels_and_saves_the_run(tmp_path, capsys):

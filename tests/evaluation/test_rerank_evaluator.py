@@ -88,6 +88,7 @@ def test_evaluate_first_stage_only_and_reranked(tiny_beir):
     report = evaluate(tiny_beir, OverlapScorer(), EvaluationSettings(top_k=5), show_progress=False)
     assert report.reranked is not None
     assert report.settings["reranker"] == "overlap" and report.settings["top_k"] == 5
+    assert report.settings["reranker_compute"] is None  # a scorer that is not a model has no mode
     assert report.first_stage == first_only.first_stage
     assert {"index_s", "retrieve_s", "rerank_s"} <= set(report.timings)
     data = report.to_dict()

@@ -162,6 +162,7 @@ class _RerankResult:
     reranker: str  # the reranker's name
     run: Run
     timings: dict[str, float]
+    compute_mode: dict[str, Any] | None  # device, dtype, int8...: a model's `Reranker.compute_mode()`
 
 
 def evaluate(
@@ -284,7 +285,9 @@ def _rerank(
     seconds = time.perf_counter() - start
     pairs = sum(len(d) for d in reranked.values())
     timings = {"rerank_s": seconds, "rerank_pairs_per_s": pairs / seconds if seconds > 0 else math.nan}
-    return _RerankResult(reranker=reranker.name, run=reranked, timings=timings)
+    # a model scorer says how it computes (`Reranker.compute_mode`); a teacher or a test scorer need not
+    describe = getattr(reranker, "compute_mode", None)
+    return _RerankResult(reranker.name, reranked, timings, describe() if callable(describe) else None)
 
 
 def _report(
@@ -316,6 +319,7 @@ def _reported_settings(
         "top_k": settings.top_k,
         "retrieval_depth": settings.retrieval_depth,
         "reranker": reranked.reranker if reranked else None,
+        "reranker_compute": reranked.compute_mode if reranked else None,
         "nano": settings.nano,
         "seed": settings.seed if settings.nano is not None else None,
         "metrics": list(settings.metrics),

@@ -30,6 +30,12 @@ def render_markdown(report: EvaluationReport | dict[str, Any]) -> str:
     notes: list[str] = []
     if settings.get("qrels"):
         notes.append(f"Qrels: {settings['qrels']}")
+    compute = settings.get("reranker_compute")
+    if compute:
+        mode = compute["dtype"] + (f", {compute['quantize']} linears" if compute.get("quantize") else "")
+        notes.append(
+            f"Reranker computed in {mode} on {compute['device']}, {compute['max_length']} tokens per pair"
+        )
     dropped = data.get("counts", {}).get("identical_ids_dropped")
     if dropped:
         notes.append(f"Results dropped for sharing their query's id (BEIR's rule): {dropped}")

@@ -179,6 +179,17 @@ class Reranker:
     def name(self) -> str:
         return self.name_or_path
 
+    def compute_mode(self) -> dict[str, str | int | None]:
+        """How this reranker computes its scores: what an evaluation report records beside its figures
+        (bf16, int8 and exact fp32 rank a list slightly differently)."""
+        return {
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "quantize": self.quantize,
+            "attention": self.attention,
+            "max_length": self.max_length,
+        }
+
     @property
     def probability_activation(self) -> str:
         """The activation for scores read as probabilities: see `probability_activation`."""
