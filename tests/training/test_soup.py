@@ -33,7 +33,19 @@ def test_the_soup_holds_the_mean_of_every_weight_and_names_its_ingredients(two_r
     for name, tensor in averaged.items():
         expected = (states[0][name].double() + states[1][name].double()) / 2
         torch.testing.assert_close(tensor.double(), expected.to(tensor.dtype).double(), rtol=0, atol=1e-6)
-    assert json.loads((soup / "soup.json").read_text()) == {"average_of": [str(run) for run in two_runs]}
+    assert json.loads((soup / "soup.json").read_text()) == {
+        "average_of": [str(run) for run in two_runs],
+        "weights": [0.5, 0.5],
+    }
+
+
+def test_a_weighted_soup_holds_the_weighted_mean(two_runs, tmp_path):
+    soup = average_weights(two_runs, tmp_path / "soup", weights=[0.75, 0.25])
+    states = [load_checkpoint(run).model.state_dict() for run in two_runs]
+    for name, tensor in load_checkpoint(soup).model.state_dict().items():
+        expected = 0.75 * states[0][name].double() + 0.25 * states[1][name].double()
+        torch.testing.assert_close(tensor.double(), expected.to(tensor.dtype).double(), rtol=0, atol=1e-6)
+    assert json.loads((soup / "soup.json").read_text())["weights"] == [0.75, 0.25]
 
 
 def test_a_soup_of_one_model_with_itself_scores_as_the_model(two_runs, tmp_path):
@@ -53,3 +65,6 @@ def test_models_of_different_shapes_or_too_few_are_refused(two_runs, tmp_path, m
         average_weights([two_runs[0], other], tmp_path / "soup")
     with pytest.raises(ValueError, match="at least two models"):
         average_weights([two_runs[0]], tmp_path / "soup")
+    for weights in ([0.5, 0.6], [1.5, -0.5], [1.0]):
+        with pytest.raises(ValueError, match="one positive number per model summing to 1"):
+            average_weights(two_runs, tmp_path / "soup", weights=weights)

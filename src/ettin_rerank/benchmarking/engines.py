@@ -29,6 +29,7 @@ from ..config.bench import (
     ST_BACKENDS,
     ST_MODES,
 )
+from ..config.loading import dtype_name
 from ..export.onnx import export_onnx, head_nodes
 from ..export.onnx_scorer import MANIFEST_FILE, OnnxManifest, OnnxReranker, export_tokenizer, padded_batch
 from ..inference.reranker import Reranker
@@ -57,7 +58,7 @@ class OurEngine:
         self.name = name
         self.reranker = reranker
         self.batch_tokens = batch_tokens  # None: the reranker's default for its device
-        precision = reranker.quantize or str(reranker.dtype).removeprefix("torch.")
+        precision = reranker.quantize or dtype_name(reranker.dtype)
         self.description = f"ettin-rerank {precision}, attention {reranker.attention}"
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:

@@ -15,6 +15,13 @@ DTYPE_NAMES = {
     "fp16": "float16",
 }
 QUANTIZE_MODES = (None, "int8")
+
+
+def dtype_name(dtype: object) -> str:
+    """A torch dtype as reports and `DTYPE_NAMES` spell it: torch.float32 -> "float32"."""
+    return str(dtype).removeprefix("torch.")
+
+
 # Real tokens per batch. Packed batches have no padding, so this bounds activation memory. On a CPU,
 # 2,048: a batch of 8,192 makes the FFN's (tokens, 1536) activations 50 MB, above glibc's largest mmap
 # threshold (32 MB), so every such tensor is fresh pages faulted in; bundled model, 1,000 SciFact pairs,

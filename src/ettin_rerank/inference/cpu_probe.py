@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..config.loading import dtype_name
 from ..config.paths import cache_dir
 from .cpu import NATIVE_BF16_FLAGS, CpuKernels
 from .onednn import OneDnnLinear, onednn_linear_available
@@ -66,7 +67,7 @@ class Bf16Probe:
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary (`ettin-rerank info --json`, `bench`)."""
         return {
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype": dtype_name(self.dtype),
             "bf16_speedup": self.speedup,
             "bf16_min_speedup": BF16_MIN_SPEEDUP,
             "fp32_gflops": self.fp32_gflops,
@@ -77,7 +78,7 @@ class Bf16Probe:
 
     def summary(self) -> str:
         """One phrase for people, e.g. "float32 (bf16 0.66x the speed of fp32, measured at 2 threads)"."""
-        dtype = str(self.dtype).removeprefix("torch.")
+        dtype = dtype_name(self.dtype)
         if self.speedup is None:
             return f"{dtype} ({self.source})"
         return (

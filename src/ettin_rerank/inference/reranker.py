@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config.loading import DEFAULT_BATCH_TOKENS, LOADING, PROGRESS_FROM_PAIRS
+from ..config.loading import DEFAULT_BATCH_TOKENS, LOADING, PROGRESS_FROM_PAIRS, dtype_name
 from ..modeling.attention import check_backend, default_backend
 from ..modeling.crossencoder import CrossEncoderModel
 from ..modeling.encoder import PackedInputs
@@ -184,7 +184,7 @@ class Reranker:
         (bf16, int8 and exact fp32 rank a list slightly differently)."""
         return {
             "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype": dtype_name(self.dtype),
             "quantize": self.quantize,
             "attention": self.attention,
             "max_length": self.max_length,
