@@ -186,3 +186,24 @@ def test_openvino_rows_run_the_precision_they_name(tiny_reranker_dir, tmp_path):
     else:  # no bf16 kernels: said so, never a second f32 row under a bf16 name
         with pytest.raises(EngineUnavailable, match="no bf16 on this CPU"):
             load_engine("openvino-bf16", str(tiny_reranker_dir), workdir=tmp_path, threads=1)
+
+
+def test_the_timed_passes_show_a_bar_when_asked(capsys):
+    from ettin_rerank.benchmarking.runner import _time_engines
+
+    class Counting:
+        def __init__(self):
+            self.calls = 0
+
+        def score_pairs(self, pairs):
+            self.calls += 1
+            return np.zeros(len(pairs), dtype=np.float32)
+
+    engines = {"a": Counting(), "b": Counting()}
+    measured = _time_engines(engines, [("q", "d")] * 3, repeats=2, show_progress=True)  # type: ignore[arg-type]
+    assert [engine.calls for engine in engines.values()] == [2, 2]
+    assert {name: len(seconds) for name, seconds in measured.seconds.items()} == {"a": 2, "b": 2}
+    bar = capsys.readouterr().err
+    assert "timing" in bar and "4/4" in bar and "repeat 2 of 2" in bar
+    _time_engines(engines, [("q", "d")], repeats=1)
+    assert capsys.readouterr().err == ""

@@ -155,3 +155,28 @@ def test_bad_input_gets_a_clear_error(tiny_onnx, tiny_reranker_dir, tmp_path):
         export_onnx(tiny_reranker_dir, tmp_path / "x", quantize="int4")
     with pytest.raises(ValueError, match="max_length must be between"):
         export_onnx(tiny_reranker_dir, tmp_path / "x", max_length=10**9)
+
+
+def test_an_export_drops_only_the_notices_a_user_cannot_act_on(caplog):
+    import logging
+
+    from ettin_rerank.export.onnx import _without_irrelevant_notices
+
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+
+    def log_four() -> None:
+        registry.warning("torchvision is not installed. Skipping %s", "torchvision::nms")
+        registry.warning("an exporter problem")
+        logging.warning("Please consider to run pre-processing before quantization. Refer to example: ...")
+        logging.warning("a quantizer problem")
+
+    with caplog.at_level(logging.WARNING):
+        with _without_irrelevant_notices():
+            log_four()
+        assert [record.getMessage() for record in caplog.records] == [
+            "an exporter problem",
+            "a quantizer problem",
+        ]
+        caplog.clear()
+        log_four()  # outside an export, nothing is filtered
+        assert len(caplog.records) == 4

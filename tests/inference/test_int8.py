@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from ettin_rerank.inference.cpu import cpu_kernels
 from ettin_rerank.inference.int8 import (
     ChannelRange,
     Int8Linear,
@@ -20,8 +21,16 @@ from ettin_rerank.inference.int8 import (
 )
 from tolerances import INT8_BUNDLED_MIN_SPEARMAN, INT8_BUNDLED_MIN_TOP10, INT8_LINEAR_REL_TOL
 
+# 8-bit activations are right only where int8 products are summed in 32 bits (VNNI, AMX): AVX2 sums
+# pairs of them in saturating 16-bit adds, so there the mode asks for 7 bits (`quantize_linears_int8`)
+FULL_RANGE = cpu_kernels().fbgemm_full_range_int8
+needs_full_range = pytest.mark.skipif(
+    not FULL_RANGE, reason="8-bit activations need VNNI or AMX; int8 mode uses 7 bits on this CPU"
+)
+CPU_LEVELS = 256 if FULL_RANGE else 128  # what int8 mode uses on this CPU
 
-@pytest.mark.parametrize("reduce_range", [False, True])
+
+@pytest.mark.parametrize("reduce_range", [pytest.param(False, marks=needs_full_range), True])
 def test_fbgemm_int8_linear_follows_the_fp32_linear(reduce_range):
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 96)
@@ -43,7 +52,7 @@ def channel_range(x: torch.Tensor) -> ChannelRange:
 
 
 @needs_onednn_int8
-@pytest.mark.parametrize("levels", [256, 128])  # 8 bits (VNNI), 7 bits (AVX2 without VNNI)
+@pytest.mark.parametrize("levels", [pytest.param(256, marks=needs_full_range), 128])  # 8 bits, 7 bits
 @pytest.mark.parametrize("smoothed", [False, True])
 def test_onednn_int8_linear_follows_the_fp32_linear(levels, smoothed):
     torch.manual_seed(0)
@@ -64,7 +73,9 @@ def test_a_static_int8_row_does_not_depend_on_the_rest_of_its_batch():
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 96)
     x = torch.randn(300, 64)
-    int8 = OneDnnInt8Linear(linear, channel_range(x), smoothing_factors(linear, x.abs().amax(dim=0)), 256)
+    int8 = OneDnnInt8Linear(
+        linear, channel_range(x), smoothing_factors(linear, x.abs().amax(dim=0)), CPU_LEVELS
+    )
     alone = torch.cat([int8(x[i : i + 1]) for i in range(0, 300, 37)])
     louder = x.clone()
     louder[1:] *= 3  # the others' range triples: a per-call scale would change for row 0
@@ -77,7 +88,7 @@ def test_an_input_beyond_the_calibrated_range_saturates_at_its_edge():
     torch.manual_seed(0)
     linear = torch.nn.Linear(16, 8)
     calibrated = ChannelRange(torch.full((16,), -1.0), torch.full((16,), 1.0))
-    int8 = OneDnnInt8Linear(linear, calibrated, None, 256)
+    int8 = OneDnnInt8Linear(linear, calibrated, None, CPU_LEVELS)
     x = torch.full((1, 16), 5.0)
     edge = linear(torch.ones(1, 16))
     assert (int8(x) - edge).abs().max() <= INT8_LINEAR_REL_TOL * edge.abs().max()

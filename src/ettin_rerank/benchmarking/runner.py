@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..config.bench import SHORT_MAX_LENGTH, WORKLOADS, BenchConfig
 from ..inference.cpu import cpu_kernels
@@ -99,7 +100,9 @@ class _Measurements:
     scores: dict[str, np.ndarray]  # the last repeat's
 
 
-def run_bench(config: BenchConfig) -> dict[str, Any]:
+def run_bench(config: BenchConfig, show_progress: bool = False) -> dict[str, Any]:
+    """Every engine of `config` on the same pairs; `show_progress`: a bar over the timed passes
+    (each pass scores every pair once, so a 1,000-pair run passes minutes without it)."""
     if config.workload not in WORKLOADS:
         raise ValueError(f"unknown workload {config.workload!r}; choose from {list(WORKLOADS)}")
     if config.repeats < 1:
@@ -108,7 +111,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         torch.set_num_threads(config.threads)
     workload = _build_workload(config)
     engines, unavailable = _load_engines(config, workload)
-    measured = _time_engines(engines, workload.pairs, config.repeats)
+    measured = _time_engines(engines, workload.pairs, config.repeats, show_progress)
     results = _engine_results(config, workload, engines, measured)
     cpu_peak = matmul_peak_gflops(torch.float32) if config.device == "cpu" else None
     return {
@@ -188,20 +191,23 @@ def _load_engines(config: BenchConfig, workload: _Workload) -> tuple[dict[str, B
 
 
 def _time_engines(
-    engines: dict[str, BenchEngine], pairs: list[tuple[str, str]], repeats: int
+    engines: dict[str, BenchEngine], pairs: list[tuple[str, str]], repeats: int, show_progress: bool = False
 ) -> _Measurements:
     """Every engine scores `pairs` `repeats` times, in alternating order."""
     seconds: dict[str, list[float]] = {name: [] for name in engines}
     peaks: dict[str, int] = dict.fromkeys(engines, 0)
     scores: dict[str, np.ndarray] = {}
-    for repeat in range(repeats):
-        order = list(engines) if repeat % 2 == 0 else list(reversed(engines))  # alternate, no order bias
-        for name in order:
-            with PeakMemory() as memory, timed() as clock:
-                scores[name] = engines[name].score_pairs(pairs)
-            seconds[name].append(clock["seconds"])
-            peaks[name] = max(peaks[name], memory.cuda_peak or memory.peak_rss)
-            logger.info("%s repeat %d: %.1f pairs/s", name, repeat, len(pairs) / clock["seconds"])
+    with tqdm(total=repeats * len(engines), desc="timing", unit="pass", disable=not show_progress) as bar:
+        for repeat in range(repeats):
+            order = list(engines) if repeat % 2 == 0 else list(reversed(engines))  # alternate, no order bias
+            for name in order:
+                bar.set_postfix_str(f"{name}, repeat {repeat + 1} of {repeats}")
+                with PeakMemory() as memory, timed() as clock:
+                    scores[name] = engines[name].score_pairs(pairs)
+                seconds[name].append(clock["seconds"])
+                peaks[name] = max(peaks[name], memory.cuda_peak or memory.peak_rss)
+                logger.info("%s repeat %d: %.1f pairs/s", name, repeat, len(pairs) / clock["seconds"])
+                bar.update()
     return _Measurements(seconds=seconds, peak_bytes=peaks, scores=scores)
 
 

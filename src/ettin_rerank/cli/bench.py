@@ -8,7 +8,7 @@ from pathlib import Path
 
 # the bench's defaults and choices (benchmarking/ imports torch: imported when the command runs)
 from ..config.bench import ENGINES, SHORT_MAX_LENGTH, WORKLOADS, BenchConfig
-from .options import Flags, call_with_flags, defaults_of
+from .options import Flags, add_quiet_argument, call_with_flags, defaults_of, show_progress
 
 
 def register(subparsers) -> None:
@@ -67,6 +67,7 @@ def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
     flags.add("--workdir", "where ONNX exports are written (default: a temporary folder)", type=str)
     bench.add_argument("--out", type=Path, default=Path("bench-results/bench.json"), help="JSON report path")
     bench.add_argument("--chart", type=Path, default=None, help="PNG chart path (default: next to --out)")
+    add_quiet_argument(bench)
 
 
 def bench_config(args: argparse.Namespace) -> BenchConfig:
@@ -80,9 +81,10 @@ def bench_config(args: argparse.Namespace) -> BenchConfig:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
+    progress = show_progress(args)  # before the engines' libraries are imported: it quiets theirs
     from ..benchmarking.runner import format_table, run_bench, write_chart, write_json
 
-    report = run_bench(bench_config(args))
+    report = run_bench(bench_config(args), show_progress=progress)
     print(format_table(report))
     json_path = write_json(report, args.out)
     chart_path = write_chart(report, args.chart or json_path.with_suffix(".png"))

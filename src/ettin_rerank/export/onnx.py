@@ -23,6 +23,8 @@ import logging
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,36 @@ MODEL_FILE = "model.onnx"
 OUTPUT_NAME = "logits"
 OPSET = 20  # what onnxruntime >= 1.17 and OpenVINO >= 2024 both run
 HEAD_PREFIX = "model.head."  # initializer names of the head's weights in the exported graph
+# Notices logged at WARNING about nothing the user can act on, by the logger that creates them (a
+# logger's filter sees only its own records): torch's ONNX registry skips torchvision's operators
+# when torchvision is absent (we export none), and onnxruntime's quantizer, on the root logger, asks
+# for its shape-inference pre-processing.
+IRRELEVANT_NOTICES = {
+    "torch.onnx._internal.exporter._registration": "torchvision is not installed",
+    "": "Please consider to run pre-processing",
+}
+
+
+class _DropNotice(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+@contextmanager
+def _without_irrelevant_notices() -> Iterator[None]:
+    """`IRRELEVANT_NOTICES` dropped while an export runs; every other record passes."""
+    filters = [(logging.getLogger(name), _DropNotice(prefix)) for name, prefix in IRRELEVANT_NOTICES.items()]
+    for log, notice in filters:
+        log.addFilter(notice)
+    try:
+        yield
+    finally:
+        for log, notice in filters:
+            log.removeFilter(notice)
 
 
 def int8_target_of_this_cpu() -> str:
@@ -176,13 +208,14 @@ def export_onnx(
 
     cross_encoder = checkpoint.model.float().eval()
     int8 = None
-    if quantize == "int8":
-        with tempfile.TemporaryDirectory() as scratch:
-            fp32_path = Path(scratch) / MODEL_FILE
-            inputs = _trace(cross_encoder, fp32_path)
-            int8 = _quantize_int8(fp32_path, model_path, int8_target or int8_target_of_this_cpu())
-    else:
-        inputs = _trace(cross_encoder, model_path)
+    with _without_irrelevant_notices():
+        if quantize == "int8":
+            with tempfile.TemporaryDirectory() as scratch:
+                fp32_path = Path(scratch) / MODEL_FILE
+                inputs = _trace(cross_encoder, fp32_path)
+                int8 = _quantize_int8(fp32_path, model_path, int8_target or int8_target_of_this_cpu())
+        else:
+            inputs = _trace(cross_encoder, model_path)
 
     for name in TOKENIZER_FILES:
         if (checkpoint.tokenizer_dir / name).is_file():
