@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from ettin_rerank.inference.cpu import cpu_kernels
 from ettin_rerank.inference.int8 import (
     ChannelRange,
     Int8Linear,
     OneDnnInt8Linear,
+    activation_levels,
     calibration_batches,
     calibration_pairs,
     linear_input_ranges,
@@ -21,13 +21,11 @@ from ettin_rerank.inference.int8 import (
 )
 from tolerances import INT8_BUNDLED_MIN_SPEARMAN, INT8_BUNDLED_MIN_TOP10, INT8_LINEAR_REL_TOL
 
-# 8-bit activations are right only where int8 products are summed in 32 bits (VNNI, AMX): AVX2 sums
-# pairs of them in saturating 16-bit adds, so there the mode asks for 7 bits (`quantize_linears_int8`)
-FULL_RANGE = cpu_kernels().fbgemm_full_range_int8
+# 8-bit activations are right only where int8 products are summed in 32 bits (`activation_levels`)
+CPU_LEVELS = activation_levels()  # what int8 mode uses on this CPU
 needs_full_range = pytest.mark.skipif(
-    not FULL_RANGE, reason="8-bit activations need VNNI or AMX; int8 mode uses 7 bits on this CPU"
+    CPU_LEVELS < 256, reason="8-bit activations need VNNI or AMX; int8 mode uses 7 bits on this CPU"
 )
-CPU_LEVELS = 256 if FULL_RANGE else 128  # what int8 mode uses on this CPU
 
 
 @pytest.mark.parametrize("reduce_range", [pytest.param(False, marks=needs_full_range), True])

@@ -246,6 +246,12 @@ class OneDnnInt8Linear(nn.Module):
 INT8_LINEARS = (Int8Linear, OneDnnInt8Linear)
 
 
+def activation_levels() -> int:
+    """The uint8 levels int8 activations use on this CPU: all 256 where int8 products are summed in 32
+    bits (VNNI, AMX); 128 on AVX2, whose multiply-adds sum pairs of them in saturating 16-bit adds."""
+    return 256 if cpu_kernels().fbgemm_full_range_int8 else 128
+
+
 def quantize_linears_int8(
     module: nn.Module,
     input_ranges: dict[nn.Linear, ChannelRange],
@@ -266,7 +272,7 @@ def quantize_linears_int8(
     32 bits (7 bits on fbgemm: Spearman 0.979, top-10 0.87 on the bundled model).
     """
     static = onednn_int8_available() if static is None else static
-    full_range = cpu_kernels().fbgemm_full_range_int8  # VNNI: int8 products summed in 32 bits
+    levels = activation_levels()
     for name, child in list(module.named_children()):
         if type(child) is nn.Linear and input_ranges[child].every_token:
             smoothing = None if alpha is None else smoothing_factors(child, input_ranges[child].absmax, alpha)
@@ -274,10 +280,10 @@ def quantize_linears_int8(
                 setattr(
                     module,
                     name,
-                    OneDnnInt8Linear(child, input_ranges[child], smoothing, 256 if full_range else 128),
+                    OneDnnInt8Linear(child, input_ranges[child], smoothing, levels),
                 )
             else:
-                setattr(module, name, Int8Linear(child, not full_range, smoothing))
+                setattr(module, name, Int8Linear(child, levels < 256, smoothing))
         else:
             quantize_linears_int8(child, input_ranges, alpha, static)
     return module

@@ -22,7 +22,7 @@ SOUP_FILE = "soup.json"  # beside the weights: the ingredients, by path
 def average_weights(
     models: Sequence[str | Path], output: str | Path, weights: Sequence[float] | None = None
 ) -> Path:
-    """Write the mean of `models`' weights (same architecture, Ettin modular layout) to `output`, with
+    """Write the (weighted) mean of `models`' weights (same architecture, Ettin modular layout) to `output`, with
     the first model's tokenizer and settings and `soup.json` naming the ingredients. `weights`: one
     positive weight per model, summing to 1 (None: uniform)."""
     if len(models) < 2:
@@ -42,9 +42,7 @@ def average_weights(
     averaged = {
         # (models, *shape) -> shape: the weighted sum over the models
         name: torch.tensordot(mix, torch.stack([state[name].double() for state in states]), dims=1)
-        if tensor.is_floating_point()
-        else tensor  # an integer buffer (none in the Ettin layout) is not averaged
-        for name, tensor in states[0].items()
+        for name in states[0]
     }
     soup = checkpoints[0]
     soup.model.load_state_dict(averaged)  # copied into each parameter's own dtype
