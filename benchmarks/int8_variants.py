@@ -6,7 +6,9 @@
 Variants: `int8` (the mode, inference/int8.py: oneDNN's int8 linear, smoothed, one activation scale
 fixed in calibration); `int8 dynamic` (fbgemm, smoothed, one activation scale per call: the mode of
 2026-12-03 morning); `int8 unsmoothed` (fbgemm without smoothing, the mode before issue 23);
-`int8 per token` (one activation scale per token through torch's `_int_mm`, unfused element-wise passes). Timed on
+`int8 per token` (one activation scale per token through torch's `_int_mm`, unfused element-wise passes);
+`int8 unfolded` (the mode with its smoothing divided out by a multiply before each linear, as before
+`Encoder.fold_input_scales`). `--variants` times a subset. Timed on
 the first seed's 1,000 SciFact pairs (`beir_short_pairs(scifact, 10, 100, seed)`, the `bench`
 workload), alternating rounds, medians, 2 threads; Spearman and top-10 agreement against exact on
 every seed. `--alphas` adds untimed smoothed variants at other strengths (the table in int8.py).
@@ -60,7 +62,7 @@ def swap_linears(module: torch.nn.Module, make: Callable[[torch.nn.Linear], torc
 
 
 def load(model: str | None, variant: str, alpha: float | None = None) -> Reranker:
-    """`variant`: exact, int8, dynamic, unsmoothed, per-token or smoothed (static, at `alpha`)."""
+    """`variant`: exact, int8, dynamic, unsmoothed, per-token, unfolded or smoothed (static, at `alpha`)."""
     if variant == "int8":
         return Reranker.from_pretrained(model, quantize="int8")
     reranker = Reranker.from_pretrained(model, dtype="float32")
@@ -76,8 +78,9 @@ def load(model: str | None, variant: str, alpha: float | None = None) -> Reranke
         "dynamic": (False, int8.SMOOTHING_ALPHA),
         "unsmoothed": (False, None),
         "smoothed": (True, alpha),
+        "unfolded": (True, int8.SMOOTHING_ALPHA),
     }[variant]
-    int8.quantize_linears_int8(encoder, ranges, smoothing, static)
+    int8.quantize_linears_int8(encoder, ranges, smoothing, static, fold=variant != "unfolded")
     pack_linears_onednn(encoder)  # the linears int8 keeps in fp32 run as in the mode (`modes.prepare_model`)
     return reranker
 
@@ -93,20 +96,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--alphas", type=float, nargs="*", default=[])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["int8", "dynamic", "unsmoothed", "per-token", "unfolded"],
+        choices=["int8", "dynamic", "unsmoothed", "per-token", "unfolded"],
+        help="the timed variants beside exact",
+    )
+    parser.add_argument("--num-queries", type=int, default=10, help="100 SciFact pairs each")
     args = parser.parse_args()
     torch.set_num_threads(2)
     samples = {
-        seed: beir_short_pairs(args.data, num_queries=10, docs_per_query=100, seed=seed)
+        seed: beir_short_pairs(args.data, num_queries=args.num_queries, docs_per_query=100, seed=seed)
         for seed in args.seeds
     }
     timed = samples[args.seeds[0]]
     groups = [np.arange(start, start + 100) for start in range(0, len(timed), 100)]
     engines = {
-        "exact": load(args.model, "exact"),
-        "int8": load(args.model, "int8"),
-        "int8 dynamic": load(args.model, "dynamic"),
-        "int8 unsmoothed": load(args.model, "unsmoothed"),
-        "int8 per token": load(args.model, "per-token"),
+        f"int8 {variant}" if variant not in ("exact", "int8") else variant: load(args.model, variant)
+        for variant in ["exact", *args.variants]
     }
     seconds: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(args.rounds):

@@ -299,7 +299,7 @@ def stage_four(args: argparse.Namespace, stage_three_model: Path) -> Path:
             args.scifact, args.work / "scifact-train-dev", args.dev_queries, args.seed
         )
         run(*mine_args(scifact, args.depth, args.work / "candidates"))
-        sources.append(AnswerSource(scifact, args.work / "candidates"))
+        sources.append(AnswerSource(scifact, args.work / "candidates", queries=args.answer_scifact_queries))
     work = args.work / "answers"
     answers = write_answer_window_dataset(
         sources,
@@ -525,6 +525,11 @@ def parse_args() -> argparse.Namespace:
         "--answer-queries",
         type=int,
         help="queries per training set given answer groups" + variant_default("answer_queries"),
+    )
+    stage4.add_argument(
+        "--answer-scifact-queries",
+        type=int,
+        help="SciFact's labelled train queries given answer groups (default: --answer-queries)",
     )
     stage4.add_argument(
         "--answer-passages",

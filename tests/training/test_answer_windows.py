@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -192,3 +193,13 @@ def test_an_answer_inside_a_passage_scores_at_least_as_the_answer_alone():
     targets = passages_score_as_their_answer(rows, scores)
     assert targets.tolist() == [9.0, 9.0, 6.5, 3.0, 4.0]  # raised to q1's answer; q2's passage already above
     assert scores.tolist() == [9.0, 6.0, 6.5, 3.0, 4.0]  # the teacher's own scores are left as they were
+
+
+def test_a_source_can_ask_for_its_own_number_of_queries(source, tmp_path, bert_tokenizer_dir):
+    settings = AnswerWindowSettings(max_length=192, queries=10, heldout_queries=1)
+    fewer = dataclasses.replace(source, queries=4)  # the build gives SciFact's labelled queries their own
+    out = write_answer_window_dataset([fewer], tmp_path / "answers", bert_tokenizer_dir, settings)
+    tables = [read_table(out / part, TRAIN_COLUMNS, "distill") for part in ("train", "heldout")]
+    assert sum(len(set(t.column("query_id").to_pylist())) for t in tables) == 4
+    with pytest.raises(ValueError, match="other settings"):  # the count is part of what a shard records
+        write_answer_window_dataset([source], tmp_path / "answers", bert_tokenizer_dir, settings)

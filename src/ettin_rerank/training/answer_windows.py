@@ -77,6 +77,7 @@ class AnswerSource:
     dataset_dir: Path
     candidates_dir: Path
     split: str = "train"
+    queries: int | None = None  # queries given answer groups; None: the settings' `queries`
 
 
 def normalise_space(text: str) -> str:
@@ -298,7 +299,8 @@ def build_answer_groups(
         q for q, judged in dataset.qrels.items() if q in candidates and any(g > 0 for g in judged.values())
     )
     rng = random.Random(f"{settings.seed}:{source.dataset_dir.name}")
-    query_ids = sorted(rng.sample(query_ids, min(settings.queries, len(query_ids))))
+    wanted = settings.queries if source.queries is None else source.queries
+    query_ids = sorted(rng.sample(query_ids, min(wanted, len(query_ids))))
     heldout = set(rng.sample(query_ids, min(settings.heldout_queries, max(0, len(query_ids) - 1))))
     sources = {}
     for query_id in query_ids:
@@ -391,7 +393,7 @@ def write_answer_window_dataset(
     output = Path(output_dir)
     recorded = {
         **asdict(settings),
-        "sources": [[str(s.dataset_dir), str(s.candidates_dir), s.split] for s in sources],
+        "sources": [[str(s.dataset_dir), str(s.candidates_dir), s.split, s.queries] for s in sources],
     }
     parts = {
         part: ResumableShards(output / part, recorded, "answer windows", len(sources))
