@@ -6,9 +6,8 @@
 Variants: `int8` (the mode, inference/int8.py: oneDNN's int8 linear, smoothed, one activation scale
 fixed in calibration); `int8 dynamic` (fbgemm, smoothed, one activation scale per call: the mode of
 2026-12-03 morning); `int8 unsmoothed` (fbgemm without smoothing, the mode before issue 23);
-`int8 per token` (one activation scale per token through torch's `_int_mm`, unfused element-wise passes);
-`int8 unfolded` (the mode with its smoothing divided out by a multiply before each linear, as before
-`Encoder.fold_input_scales`). `--variants` times a subset. Timed on
+`int8 per token` (one activation scale per token through torch's `_int_mm`, unfused element-wise passes).
+`--variants` times a subset. Timed on
 the first seed's 1,000 SciFact pairs (`beir_short_pairs(scifact, 10, 100, seed)`, the `bench`
 workload), alternating rounds, medians, 2 threads; Spearman and top-10 agreement against exact on
 every seed. `--alphas` adds untimed smoothed variants at other strengths (the table in int8.py).
@@ -62,7 +61,7 @@ def swap_linears(module: torch.nn.Module, make: Callable[[torch.nn.Linear], torc
 
 
 def load(model: str | None, variant: str, alpha: float | None = None) -> Reranker:
-    """`variant`: exact, int8, dynamic, unsmoothed, per-token, unfolded or smoothed (static, at `alpha`)."""
+    """`variant`: exact, int8, dynamic, unsmoothed, per-token or smoothed (static, at `alpha`)."""
     if variant == "int8":
         return Reranker.from_pretrained(model, quantize="int8")
     reranker = Reranker.from_pretrained(model, dtype="float32")
@@ -78,9 +77,8 @@ def load(model: str | None, variant: str, alpha: float | None = None) -> Reranke
         "dynamic": (False, int8.SMOOTHING_ALPHA),
         "unsmoothed": (False, None),
         "smoothed": (True, alpha),
-        "unfolded": (True, int8.SMOOTHING_ALPHA),
     }[variant]
-    int8.quantize_linears_int8(encoder, ranges, smoothing, static, fold=variant != "unfolded")
+    int8.quantize_linears_int8(encoder, ranges, smoothing, static)
     pack_linears_onednn(encoder)  # the linears int8 keeps in fp32 run as in the mode (`modes.prepare_model`)
     return reranker
 
@@ -99,8 +97,8 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         nargs="+",
-        default=["int8", "dynamic", "unsmoothed", "per-token", "unfolded"],
-        choices=["int8", "dynamic", "unsmoothed", "per-token", "unfolded"],
+        default=["int8", "dynamic", "unsmoothed", "per-token"],
+        choices=["int8", "dynamic", "unsmoothed", "per-token"],
         help="the timed variants beside exact",
     )
     parser.add_argument("--num-queries", type=int, default=10, help="100 SciFact pairs each")

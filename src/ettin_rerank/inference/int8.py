@@ -7,10 +7,6 @@ tensor leaves the ordinary channels a handful of levels. SmoothQuant (Xiao et al
 range from the activations into the weights: input channel j is divided by s_j and the weight's
 column j multiplied by it, s_j = max|x_j|^alpha / max|W_:,j|^(1 - alpha), an identity in exact
 arithmetic. The ranges come from one exact pass over fixed calibration pairs (`int8_calibration.json`).
-The division by s_j costs a pass over the activations unless it is folded into the weights that
-produce them (a LayerNorm's weight, attention's value rows, the GLU's gate rows:
-`Encoder.fold_input_scales`): ModernBERT folds every linear's but the first layer's Q/K/V, BERT only
-the attention output's (its other linears read the post-norm residual or GELU's output).
 
 Where torch has oneDNN's int8 linear (x86 builds), each linear is a `OneDnnInt8Linear`: its
 activation scale and zero point are fixed from those ranges too (static quantization, as OpenVINO's
@@ -49,7 +45,7 @@ import torch
 from torch import nn
 
 from ..modeling.crossencoder import CrossEncoderModel
-from ..modeling.encoder import Encoder, PackedInputs
+from ..modeling.encoder import PackedInputs
 from .batching import pack
 from .cpu import cpu_kernels
 from .tokenization import PairTokenizer
@@ -75,17 +71,10 @@ class Int8Linear(torch.ao.nn.quantized.dynamic.Linear):
     torch.ao's own module always passes `reduce_range=True` (7-bit activations), which fbgemm needs
     only where int8 products are summed through saturating 16-bit adds (AVX2 without VNNI). On the
     bundled model those 7 bits alone cost Spearman 0.979 -> 0.995 against exact (issue 23).
-    `smoothing` (in_features,): the input is divided by it and the weight's columns multiplied by it;
-    `prescaled`: the input arrives divided already (`Encoder.fold_input_scales`).
+    `smoothing` (in_features,): the input is divided by it and the weight's columns multiplied by it.
     """
 
-    def __init__(
-        self,
-        linear: nn.Linear,
-        reduce_range: bool,
-        smoothing: torch.Tensor | None = None,
-        prescaled: bool = False,
-    ):
+    def __init__(self, linear: nn.Linear, reduce_range: bool, smoothing: torch.Tensor | None = None):
         weight = linear.weight.detach().float()  # (out_features, in_features)
         if smoothing is not None:
             weight = weight * smoothing[None, :]
@@ -100,7 +89,7 @@ class Int8Linear(torch.ao.nn.quantized.dynamic.Linear):
         bias = linear.bias.detach().float() if linear.bias is not None else None
         self.set_weight_bias(packed, bias)
         self.reduce_range = reduce_range
-        self.input_multiplier = None if smoothing is None or prescaled else (1 / smoothing).float()
+        self.input_multiplier = None if smoothing is None else (1 / smoothing).float()
 
     @property
     def packed_numel(self) -> int:
@@ -201,24 +190,16 @@ class OneDnnInt8Linear(nn.Module):
     int8 does: a pair's score does not depend on the other pairs of its batch, and no pass over the
     input finds its range. An input beyond the calibrated range saturates. Where the CPU has no VNNI
     (AVX2's multiply-adds saturate 16-bit sums) the activations keep 7 bits, as oneDNN asks.
-    `prescaled`: the input arrives divided by the smoothing already (`Encoder.fold_input_scales`), so
-    quantizing it is one pass; otherwise one multiply divides it first.
     The weight is packed outside `parameters()` (`packed_numel` counts it); CPU and fp32 only.
     """
 
     def __init__(
-        self,
-        linear: nn.Linear,
-        input_range: ChannelRange,
-        smoothing: torch.Tensor | None,
-        levels: int,
-        prescaled: bool = False,
+        self, linear: nn.Linear, input_range: ChannelRange, smoothing: torch.Tensor | None, levels: int
     ):
         super().__init__()
         _take_the_deprecation_notice()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         weight = linear.weight.detach().float()  # (out_features, in_features)
-        smoothed = smoothing is not None
         smoothing = torch.ones(self.in_features) if smoothing is None else smoothing.detach().float()
         qweight, weight_scales = _int8_weight_per_channel(weight * smoothing[None, :])
         self.packed_weight = torch.ops.onednn.qlinear_prepack(qweight, None)
@@ -231,10 +212,8 @@ class OneDnnInt8Linear(nn.Module):
         self.scale = max(high - low, MIN_RANGE) / (levels - 1)
         self.zero_point = round(-low / self.scale)
         self.levels = levels
-        # the smoothed input's extremes that quantize to the first and last level
-        self.clamp_low = -self.zero_point * self.scale
-        self.clamp_high = (levels - 1 - self.zero_point) * self.scale
-        self.input_multiplier = None if prescaled or not smoothed else 1 / smoothing
+        # dividing by the smoothing and by the step in one multiply: quantize_per_tensor then rounds
+        self.input_multiplier = 1 / (smoothing * self.scale)
 
     @property
     def packed_numel(self) -> int:
@@ -242,16 +221,10 @@ class OneDnnInt8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)  # (..., in) -> (tokens, in)
-        owned = self.input_multiplier is not None  # a copy this call made: clamped in place
-        if self.input_multiplier is not None:
-            rows = rows * self.input_multiplier
+        steps = rows * self.input_multiplier
         if self.levels < 256:  # quantize_per_tensor saturates at 0..255 only
-            rows = (
-                rows.clamp_(self.clamp_low, self.clamp_high)
-                if owned
-                else rows.clamp(self.clamp_low, self.clamp_high)
-            )
-        quantized = torch.quantize_per_tensor(rows, self.scale, self.zero_point, torch.quint8)
+            steps = steps.clamp_(-self.zero_point, self.levels - 1 - self.zero_point)
+        quantized = torch.quantize_per_tensor(steps, 1.0, self.zero_point, torch.quint8)
         out = torch.ops.onednn.qlinear_pointwise(
             _uint8_view(quantized),
             self.scale,
@@ -280,18 +253,15 @@ def activation_levels() -> int:
 
 
 def quantize_linears_int8(
-    encoder: Encoder,
+    module: nn.Module,
     input_ranges: dict[nn.Linear, ChannelRange],
     alpha: float | None = SMOOTHING_ALPHA,
     static: bool | None = None,
-    fold: bool = True,
-) -> Encoder:
-    """Swap the nn.Linears inside `encoder` for int8 linears (in place); outputs stay fp32.
+) -> nn.Module:
+    """Swap the nn.Linears inside `module` for int8 linears (in place); outputs stay fp32.
     `input_ranges` (from `linear_input_ranges`) smooth each at strength `alpha` (None: unsmoothed;
     module docstring) and, `static`, fix its activation scale: `OneDnnInt8Linear`, the default where
-    torch has it; else fbgemm's `Int8Linear`, one activation scale per call. With `fold`, the
-    smoothing divisors go into the weights that produce each linear's input where the family allows
-    (`Encoder.fold_input_scales`), which saves a pass over every such activation.
+    torch has it; else fbgemm's `Int8Linear`, one activation scale per call.
 
     A linear that reads only each pair's first token stays fp32: it costs next to nothing, and on the
     bundled model the last layer's query alone, in int8, moved scores by 0.074 RMS where any other
@@ -303,27 +273,20 @@ def quantize_linears_int8(
     """
     static = onednn_int8_available() if static is None else static
     levels = activation_levels()
-    chosen = [m for m in encoder.modules() if type(m) is nn.Linear and input_ranges[m].every_token]
-    # every divisor from the weights as they were, before folding changes any of them
-    smoothing = (
-        {}
-        if alpha is None
-        else {linear: smoothing_factors(linear, input_ranges[linear].absmax, alpha) for linear in chosen}
-    )
-    prescaled = encoder.fold_input_scales(smoothing) if fold else set()
-
-    def int8_linear(linear: nn.Linear) -> nn.Module:
-        if static:
-            return OneDnnInt8Linear(
-                linear, input_ranges[linear], smoothing.get(linear), levels, linear in prescaled
-            )
-        return Int8Linear(linear, levels < 256, smoothing.get(linear), linear in prescaled)
-
-    for parent in list(encoder.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.Linear and child in chosen:
-                setattr(parent, name, int8_linear(child))
-    return encoder
+    for name, child in list(module.named_children()):
+        if type(child) is nn.Linear and input_ranges[child].every_token:
+            smoothing = None if alpha is None else smoothing_factors(child, input_ranges[child].absmax, alpha)
+            if static:
+                setattr(
+                    module,
+                    name,
+                    OneDnnInt8Linear(child, input_ranges[child], smoothing, levels),
+                )
+            else:
+                setattr(module, name, Int8Linear(child, levels < 256, smoothing))
+        else:
+            quantize_linears_int8(child, input_ranges, alpha, static)
+    return module
 
 
 @cache

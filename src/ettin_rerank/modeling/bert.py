@@ -6,7 +6,6 @@ transformers' `BertModel`, so checkpoints load without a mapping table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,7 +14,7 @@ from torch import nn
 
 from .activations import activation_from_config_name
 from .attention import ATTENTION_BACKENDS, Packing, attention_head_dim
-from .encoder import Encoder, PackedInputs, divide_output_channels
+from .encoder import Encoder, PackedInputs
 
 
 @dataclass
@@ -179,19 +178,6 @@ class BertModel(Encoder):
         for index, layer in enumerate(self.encoder.layer):
             hidden = layer(hidden, packing, attention, first_tokens_only and index == last)
         return hidden
-
-    def fold_input_scales(self, divisors: Mapping[nn.Linear, torch.Tensor]) -> set[nn.Linear]:
-        """`Encoder.fold_input_scales`: the attention output projection's divisors into the value rows
-        (attention mixes tokens, never channels). Every other linear reads a LayerNorm's output that is
-        also the residual (post-norm), or GELU's, which no divisor passes through unchanged."""
-        folded: set[nn.Linear] = set()
-        for layer in self.encoder.layer:
-            assert isinstance(layer, BertLayer)  # nn.ModuleList's items are typed nn.Module
-            attention = layer.attention
-            if attention.output.dense in divisors and type(attention.self.value) is nn.Linear:
-                divide_output_channels(attention.self.value, divisors[attention.output.dense], slice(None))
-                folded.add(attention.output.dense)
-        return folded
 
     @torch.no_grad()
     def init_weights(self, generator: torch.Generator) -> None:

@@ -13,7 +13,7 @@ against the one here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
@@ -83,26 +83,3 @@ class Encoder(nn.Module):
         computed for those rows alone (same values as the full output's first tokens).
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement Encoder.forward")
-
-    def fold_input_scales(self, divisors: Mapping[nn.Linear, torch.Tensor]) -> set[nn.Linear]:
-        """Divide the input of each linear in `divisors` by its (in_features,) divisors inside the
-        weights of whatever produces that input, where nothing else reads it, so that no pass over the
-        activations does it at run time (int8's smoothing, `inference/int8.py`). Returns the linears
-        whose input now arrives divided; the rest are untouched. The default folds none.
-        """
-        return set()
-
-
-@torch.no_grad()
-def divide_output_channels(module: nn.Linear | nn.LayerNorm, divisors: torch.Tensor, rows: slice) -> None:
-    """Divide the output channels `rows` of a linear or a LayerNorm (its weight's rows, its bias) by
-    `divisors` (channels in `rows`,), for `Encoder.fold_input_scales`. The parameters are replaced,
-    never written in place: they may be shared with another model or memory-mapped from a file."""
-    for name in ("weight", "bias"):
-        old = getattr(module, name)
-        if old is None:
-            continue
-        new = old.detach().clone()  # weight: (out, in) for a linear, (out,) for a LayerNorm
-        part = divisors.to(new.dtype).reshape(-1, *([1] * (new.dim() - 1)))  # (rows,) or (rows, 1)
-        new[rows] /= part
-        setattr(module, name, nn.Parameter(new, requires_grad=old.requires_grad))

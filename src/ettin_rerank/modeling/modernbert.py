@@ -9,7 +9,6 @@ padded reference the tests hold the fast ones to.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,7 +17,7 @@ from torch import nn
 
 from .activations import activation_from_config_name
 from .attention import ATTENTION_BACKENDS, Packing, attention_head_dim
-from .encoder import Encoder, PackedInputs, divide_output_channels
+from .encoder import Encoder, PackedInputs
 
 FULL_ATTENTION = "full_attention"
 SLIDING_ATTENTION = "sliding_attention"
@@ -270,33 +269,6 @@ class ModernBertModel(Encoder):
         for index, layer in enumerate(self.layers):
             hidden = layer(hidden, packing, rope, attention, first_tokens_only and index == last)
         return self.final_norm(hidden)
-
-    def fold_input_scales(self, divisors: Mapping[nn.Linear, torch.Tensor]) -> set[nn.Linear]:
-        """`Encoder.fold_input_scales`: Wqkv's and Wi's divisors into the LayerNorm before them (not
-        the first layer's Wqkv, which reads the embeddings' output, the residual itself); the
-        attention output projection's into Wqkv's value rows (attention mixes tokens, never channels);
-        the MLP output projection's into Wi's gate rows (act(value) * gate is linear in the gate).
-        A producer already replaced by a quantized linear is left alone. Parameters are replaced,
-        never written in place (they may be shared or memory-mapped)."""
-        folded: set[nn.Linear] = set()
-        for layer in self.layers:
-            assert isinstance(layer, ModernBertEncoderLayer)  # nn.ModuleList's items are typed nn.Module
-            attn, mlp = layer.attn, layer.mlp
-            if attn.Wqkv in divisors and isinstance(layer.attn_norm, nn.LayerNorm):
-                divide_output_channels(layer.attn_norm, divisors[attn.Wqkv], slice(None))
-                folded.add(attn.Wqkv)
-            if mlp.Wi in divisors:
-                divide_output_channels(layer.mlp_norm, divisors[mlp.Wi], slice(None))
-                folded.add(mlp.Wi)
-            if attn.Wo in divisors and type(attn.Wqkv) is nn.Linear:
-                hidden = self.config.hidden_size  # Wqkv's rows: q, k, v, each heads x head_dim
-                divide_output_channels(attn.Wqkv, divisors[attn.Wo], slice(2 * hidden, 3 * hidden))
-                folded.add(attn.Wo)
-            if mlp.Wo in divisors and type(mlp.Wi) is nn.Linear:
-                width = self.config.intermediate_size  # Wi's rows: value, then gate
-                divide_output_channels(mlp.Wi, divisors[mlp.Wo], slice(width, 2 * width))
-                folded.add(mlp.Wo)
-        return folded
 
     @torch.no_grad()
     def init_weights(self, generator: torch.Generator) -> None:
