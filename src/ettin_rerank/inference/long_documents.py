@@ -21,8 +21,9 @@ Long documents:
 - chunk: a document that does not fit beside the query is split into windows of
   `W = max_length - special tokens - query tokens - 4` tokens (a query longer than half the
   max length is first cut to that half), consecutive windows overlapping by
-  `min(W // 4, 128)` tokens and the last one aligned to the document's end; each window is
-  scored with the query and the document's score is the max over its windows (`n_chunks`).
+  `min(W // 2, 128)` tokens (`chunk_overlap`: a span that long is whole in one window) and the
+  last one aligned to the document's end; each window is scored with the query and the
+  document's score is the max over its windows (`n_chunks`).
 """
 
 from __future__ import annotations

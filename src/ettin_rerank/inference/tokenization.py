@@ -182,5 +182,8 @@ def chunk_windows(n_tokens: int, window: int) -> list[tuple[int, int]]:
 
 
 def chunk_overlap(window: int) -> int:
-    """Tokens shared by consecutive windows: a quarter of the window, at most 128."""
-    return min(window // 4, 128)
+    """Tokens shared by consecutive windows: half the window, at most 128. Any span of that many
+    tokens lies whole in one window, so an answer of a few sentences is never read only in halves:
+    at a quarter (57 tokens in the bundled model's window), SciFact's answer-in-passage MRR of an
+    abstract embedded in other text was 0.722, at a half 0.732 (docs/evaluation.md)."""
+    return min(window // 2, 128)
