@@ -35,9 +35,10 @@ Stage four, the answer rather than the topic (a passage that answers against tex
     of them, the teacher's best 3-sentence window of the judged positive), a group of: the answer
     alone; the answer inside 80-180 words of contiguous sentences of one other document of the
     corpus; the source document with the answer cut out and one-sentence notes of other candidates
-    sharing the query's words (hard negatives); ordinary mined candidates (`training/answer_windows.py`), all scored by the
-    windowed hybrid teacher `hybrid-windows:`, 10 * (max(cosine of the whole text, cosines of its
-    3-sentence windows) + 0.02 * BM25), which keeps an answer's score inside a longer text;
+    sharing the query's words (hard negatives); ordinary mined candidates
+    (`training/answer_windows.py`), all scored by the windowed hybrid teacher `hybrid-windows:`,
+    10 * (max(cosine of the whole text, cosines of its 3-sentence windows) + 0.02 * BM25), which
+    keeps an answer's score inside a longer text;
 11. distill from stage three's model on those groups, margin-MSE, same selection;
 12. a replay of stage two: 150 of stage two's pseudo-queries per domain, their hybrid candidates
     scored by stage two's whole-text teacher and `select`ed as in stage two (query ids ending in
