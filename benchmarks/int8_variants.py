@@ -9,8 +9,11 @@ fixed in calibration); `int8 dynamic` (fbgemm, smoothed, one activation scale pe
 `int8 per token` (one activation scale per token through torch's `_int_mm`, unfused element-wise passes).
 `--variants` times a subset. Timed on
 the first seed's 1,000 SciFact pairs (`beir_short_pairs(scifact, 10, 100, seed)`, the `bench`
-workload), alternating rounds, medians, 2 threads; Spearman and top-10 agreement against exact on
-every seed. `--alphas` adds untimed smoothed variants at other strengths (the table in int8.py).
+workload), 100 pairs a round in turn, each round's engines in alternating order, 2 threads: pairs/s
+from the median round, and `paired`, the median over rounds of exact's time over the variant's in
+the same round (steadier than a ratio of medians on a host whose load drifts). Spearman and top-10
+agreement against exact on every seed. `--alphas` adds untimed smoothed variants at other
+strengths (the table in int8.py).
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ def main() -> None:
     parser.add_argument(
         "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/scifact"
     )
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=20, help="timed rounds of 100 pairs")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--alphas", type=float, nargs="*", default=[])
     parser.add_argument(
@@ -121,10 +124,13 @@ def main() -> None:
         TIMED_VARIANTS[variant]: load(args.model, variant) for variant in args.variants
     }
     seconds: dict[str, list[float]] = {name: [] for name in engines}
-    for _ in range(args.rounds):
-        for name, reranker in engines.items():
+    for round_index in range(args.rounds):
+        start = 100 * round_index % len(timed)
+        chunk = timed[start : start + 100]
+        order = list(engines) if round_index % 2 == 0 else list(engines)[::-1]
+        for name in order:
             started = time.perf_counter()
-            reranker.score_pairs(timed)
+            engines[name].score_pairs(chunk)
             seconds[name].append(time.perf_counter() - started)
     engines |= {f"smoothed {alpha}": load(args.model, "smoothed", alpha) for alpha in args.alphas}
     exact = {
@@ -140,8 +146,9 @@ def main() -> None:
         speed = ""
         if seconds.get(name):
             median = float(np.median(seconds[name]))
-            speed = f"{len(timed) / median:6.1f} pairs/s {exact_s / median:5.2f}x exact"
-        print(f"{name:16s} {speed:30s} {'   '.join(fidelity)}")
+            paired = float(np.median(np.asarray(seconds["exact"]) / np.asarray(seconds[name])))
+            speed = f"{100 / median:6.1f} pairs/s {exact_s / median:5.2f}x exact, paired {paired:5.3f}x"
+        print(f"{name:16s} {speed:44s} {'   '.join(fidelity)}")
 
 
 if __name__ == "__main__":

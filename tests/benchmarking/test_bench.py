@@ -31,12 +31,23 @@ def test_bench_command_writes_json_and_chart(tiny_reranker_dir, scifact_dir, tmp
     engines = report["engines"]
     assert set(engines) == {"ours-exact", "ours-int8", "st-default"}
     assert engines["st-default"]["ratio_vs_st-default"] == pytest.approx(1.0)
+    assert engines["ours-exact"]["paired_ratio_vs_ours-exact"] == pytest.approx(1.0)
     assert engines["ours-exact"]["deviation"]["max_abs_diff"] <= 1e-4
     assert all(
         e["pairs_per_s"] > 0 and e["gflops_per_s"] > 0 and e["peak_memory_mb"] > 0 for e in engines.values()
     )
     assert report["matmul_peak_gflops_fp32"] > 0
     assert "ours-exact" in capsys.readouterr().out
+
+
+def test_paired_ratio_pairs_each_repeat_with_the_baselines_same_repeat():
+    from ettin_rerank.benchmarking.runner import paired_ratio
+
+    # the host slowed down 3x in the second repeat: both engines felt it, the ratio did not
+    assert paired_ratio([2.0, 6.0, 2.0], [1.0, 3.0, 1.0]) == pytest.approx(2.0)
+    assert paired_ratio([2.0, 6.0, 2.2], [1.0, 3.0, 2.2]) == pytest.approx(2.0)  # median of 2, 2, 1
+    with pytest.raises(ValueError):
+        paired_ratio([1.0], [1.0, 2.0])
 
 
 def test_long_workload_documents_fall_in_the_token_range(scifact_dir, modernbert_tokenizer_dir):
