@@ -27,12 +27,13 @@ import numpy as np
 import torch
 
 from ettin_rerank import Reranker
-from ettin_rerank.benchmarking.runner import _deviation
+from ettin_rerank.benchmarking.runner import _deviation, paired_ratio
 from ettin_rerank.benchmarking.workloads import beir_short_pairs
 from ettin_rerank.inference import int8
 from ettin_rerank.inference.onednn import pack_linears_onednn, unpack_linears_onednn
 
 TINY = torch.finfo(torch.float32).tiny
+ROUND_PAIRS = 100  # pairs each engine scores per timed round
 # `load`'s variants timed beside exact, by the name the table prints
 TIMED_VARIANTS = {
     "int8": "int8",
@@ -125,8 +126,8 @@ def main() -> None:
     }
     seconds: dict[str, list[float]] = {name: [] for name in engines}
     for round_index in range(args.rounds):
-        start = 100 * round_index % len(timed)
-        chunk = timed[start : start + 100]
+        start = ROUND_PAIRS * round_index % len(timed)
+        chunk = timed[start : start + ROUND_PAIRS]
         order = list(engines) if round_index % 2 == 0 else list(engines)[::-1]
         for name in order:
             started = time.perf_counter()
@@ -146,8 +147,10 @@ def main() -> None:
         speed = ""
         if seconds.get(name):
             median = float(np.median(seconds[name]))
-            paired = float(np.median(np.asarray(seconds["exact"]) / np.asarray(seconds[name])))
-            speed = f"{100 / median:6.1f} pairs/s {exact_s / median:5.2f}x exact, paired {paired:5.3f}x"
+            paired = paired_ratio(seconds["exact"], seconds[name])
+            speed = (
+                f"{ROUND_PAIRS / median:6.1f} pairs/s {exact_s / median:5.2f}x exact, paired {paired:5.3f}x"
+            )
         print(f"{name:16s} {speed:44s} {'   '.join(fidelity)}")
 
 
