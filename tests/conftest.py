@@ -23,7 +23,8 @@ os.environ["ETTIN_RERANK_CACHE_DIR"] = _SESSION_CACHE.name
 os.environ["ETTIN_RERANK_KEEP_LOADED"] = "0"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
+# ETTIN_RERANK_SHARED_DIR: a copy laid out like ../shared, where the checkout has none beside it (a GPU machine)
+SHARED = Path(os.environ.get("ETTIN_RERANK_SHARED_DIR") or REPO_ROOT.parent / "shared")
 
 
 def require_shared(path: Path, what: str) -> Path:
