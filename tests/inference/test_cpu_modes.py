@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 import numpy as np
 import pytest
@@ -131,12 +130,14 @@ def probe_cache(tmp_path, monkeypatch):
 
 def test_the_probe_measures_quickly_caches_and_reads_its_cache(probe_cache):
     """The real probe (on this CPU's own kernels, with native bf16 flags claimed so that it runs on
-    any machine) takes well under a second, is cached, and is read back without measuring."""
+    any machine) is small, is cached, and is read back without measuring."""
     path, calls = probe_cache
+    # small by construction: its arithmetic, both dtypes and every round, is under half a second of a
+    # 2-core CPU's fp32 peak (~110 GFLOP/s); a wall-clock bound fails on a loaded machine
+    rounds = cpu_probe.PROBE_REPEATS + 1  # the warm-up round too
+    assert 2 * rounds * cpu_probe._probe_flops() <= 50e9
     kernels = CpuKernels(("avx2", "fma", "avx512f", "avx512_bf16"), "AVX512", "test", "a test CPU")
-    start = time.perf_counter()
     first = bf16_probe(kernels)
-    assert time.perf_counter() - start < 3.0  # about 0.4 s on 2 busy cores; bound loose for loaded machines
     assert first.source == "measured" and calls == [1]
     assert first.speedup is not None and first.speedup > 0 and first.threads == torch.get_num_threads()
     assert first.dtype == (torch.bfloat16 if bf16_pays(first.speedup) else torch.float32)

@@ -34,7 +34,7 @@ from ..export.onnx import export_onnx, head_nodes
 from ..export.onnx_scorer import MANIFEST_FILE, OnnxManifest, OnnxReranker, export_tokenizer, padded_batch
 from ..inference.reranker import Reranker
 from ..inference.tokenization import PairTokenizer
-from ..modeling.attention import flash_attn_available
+from ..modeling.attention import cuda_flash_capable, flash_attn_available
 from ..scoring import PairScorer
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,9 @@ class SentenceTransformersEngine:
         kwargs: dict[str, Any] = {}  # CrossEncoder's keyword arguments
         self.description = "sentence-transformers CrossEncoder, default loading (fp32, sdpa)"
         if name == "st-bf16":
-            attn = "flash_attention_2" if device.startswith("cuda") and flash_attn_available() else "sdpa"
+            cuda = device.startswith("cuda")
+            flash = cuda and flash_attn_available() and cuda_flash_capable(torch.device(device))
+            attn = "flash_attention_2" if flash else "sdpa"
             kwargs["model_kwargs"] = {"dtype": torch.bfloat16, "attn_implementation": attn}
             self.description = f"sentence-transformers CrossEncoder, bf16, {attn}"
         if name in ST_BACKENDS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-AUTO_DTYPE = "auto"  # bf16 where it has native kernels (CUDA, AVX512_BF16/AMX CPUs), else exact fp32
+AUTO_DTYPE = "auto"  # bf16 where it has native kernels (Ampere+ CUDA, AVX512_BF16/AMX CPUs), else exact fp32
 # names a user may write for a precision -> the torch dtype's name
 DTYPE_NAMES = {
     "float32": "float32",

@@ -80,13 +80,14 @@ def resolve_modes(
 
 
 def auto_dtype(device: str | torch.device) -> torch.dtype:
-    """The one `auto` rule: bf16 on a CUDA GPU with bf16; on a CPU, bf16 only where it has native
+    """The one `auto` rule: bf16 on a CUDA GPU with native bf16 (Ampere and newer; torch emulates it
+    on older ones, slower than fp32); on a CPU, bf16 only where it has native
     bf16 kernels and the probe measured bf16 clearly faster than exact fp32 at torch's current thread
     count (`cpu_auto_probe`); exact fp32 elsewhere, so `auto` is never a mode slower than exact.
     int8 is not part of `auto` (its ranking fidelity is judged apart from its speed)."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float32
     if device.type == "cpu":
         return cpu_auto_probe().dtype
     return torch.float32

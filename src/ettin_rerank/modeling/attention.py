@@ -549,9 +549,19 @@ ATTENTION_BACKENDS: dict[str, AttentionFn] = {
 }
 
 
+# FlashAttention-2's kernels, flash-attn's and PyTorch's varlen alike, run on Ampere (8.0) and newer
+FLASH_MIN_CAPABILITY = (8, 0)
+
+
+def cuda_flash_capable(device: torch.device) -> bool:
+    """Whether this CUDA device can run the FlashAttention-2 kernels (a T4 or V100 cannot)."""
+    return torch.cuda.get_device_capability(device) >= FLASH_MIN_CAPABILITY
+
+
 def default_backend(device: torch.device, dtype: torch.dtype) -> str:
-    """flash-attn, else PyTorch's varlen kernel on CUDA half precision; the vectorised `varlen` otherwise."""
-    if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16):
+    """flash-attn, else PyTorch's varlen kernel on CUDA half precision where the GPU runs FlashAttention-2;
+    the vectorised `varlen` otherwise (any device and dtype: PyTorch's SDPA picks a kernel the GPU has)."""
+    if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) and cuda_flash_capable(device):
         if flash_attn_available():
             return "flash"
         if torch_varlen_available():
