@@ -108,6 +108,8 @@ def test_default_backend_choice(monkeypatch):
     assert default_backend(torch.device("cpu"), torch.float32) == "varlen"
     assert default_backend(torch.device("cpu"), torch.bfloat16) == "varlen"
     assert default_backend(torch.device("cuda"), torch.float32) == "varlen"
+    if not torch.cuda.is_available():  # asking about a CUDA device on a machine without one does not raise
+        assert default_backend(torch.device("cuda"), torch.bfloat16) == "varlen"
     monkeypatch.setattr(attention, "cuda_flash_capable", lambda device: False)  # a T4, a V100
     monkeypatch.setattr(attention, "flash_attn_available", lambda: True)
     monkeypatch.setattr(attention, "torch_varlen_available", lambda: True)

@@ -554,8 +554,9 @@ FLASH_MIN_CAPABILITY = (8, 0)
 
 
 def cuda_flash_capable(device: torch.device) -> bool:
-    """Whether this CUDA device can run the FlashAttention-2 kernels (a T4 or V100 cannot)."""
-    return torch.cuda.get_device_capability(device) >= FLASH_MIN_CAPABILITY
+    """Whether this CUDA device can run the FlashAttention-2 kernels (a T4 or V100 cannot); False where
+    torch has no CUDA at all, so that a device is only asked about on a machine that has one."""
+    return torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= FLASH_MIN_CAPABILITY
 
 
 def default_backend(device: torch.device, dtype: torch.dtype) -> str:
