@@ -34,7 +34,7 @@ from ..export.onnx import export_onnx, head_nodes
 from ..export.onnx_scorer import MANIFEST_FILE, OnnxManifest, OnnxReranker, export_tokenizer, padded_batch
 from ..inference.reranker import Reranker
 from ..inference.tokenization import PairTokenizer
-from ..modeling.attention import cuda_flash_capable, flash_attn_available
+from ..modeling.attention import default_backend
 from ..scoring import PairScorer
 
 logger = logging.getLogger(__name__)
@@ -79,9 +79,12 @@ class SentenceTransformersEngine:
         kwargs: dict[str, Any] = {}  # CrossEncoder's keyword arguments
         self.description = "sentence-transformers CrossEncoder, default loading (fp32, sdpa)"
         if name == "st-bf16":
-            cuda = device.startswith("cuda")
-            flash = cuda and flash_attn_available() and cuda_flash_capable(torch.device(device))
-            attn = "flash_attention_2" if flash else "sdpa"
+            # flash-attn's kernel exactly where our own bf16 would run it
+            attn = (
+                "flash_attention_2"
+                if default_backend(torch.device(device), torch.bfloat16) == "flash"
+                else "sdpa"
+            )
             kwargs["model_kwargs"] = {"dtype": torch.bfloat16, "attn_implementation": attn}
             self.description = f"sentence-transformers CrossEncoder, bf16, {attn}"
         if name in ST_BACKENDS:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config.bench import SHORT_MAX_LENGTH, WORKLOADS, BenchConfig
+from ..config.bench import SHORT_MAX_LENGTH, WARMUP_PAIRS, WORKLOADS, BenchConfig
 from ..inference.cpu import cpu_kernels
 from ..inference.modes import cpu_auto_probe
 from ..inference.tokenization import PairTokenizer
@@ -100,12 +100,6 @@ class _Measurements:
     scores: dict[str, np.ndarray]  # the last repeat's
 
 
-# Pairs scored once before timing. On CUDA a few pairs leave the first timed pass 3-4.5x slower than
-# the rest (H200, 2026-12-04: the caching allocator grows to full batches then), so a GPU warms up on
-# more than one of our batches (131,072 tokens) and several of the CrossEncoder's.
-WARMUP_PAIRS = {"cpu": 8, "cuda": 1024}
-
-
 def run_bench(config: BenchConfig, show_progress: bool = False) -> dict[str, Any]:
     """Every engine of `config` on the same pairs; `show_progress`: a bar over the timed passes
     (each pass scores every pair once, so a 1,000-pair run passes minutes without it)."""
@@ -173,6 +167,7 @@ def _load_engines(config: BenchConfig, workload: _Workload) -> tuple[dict[str, B
     engines: dict[str, BenchEngine] = {}
     unavailable: dict[str, str] = {}
     pairs = workload.pairs
+    warmup = pairs[: WARMUP_PAIRS.get(torch.device(config.device).type, WARMUP_PAIRS["cpu"])]
     with tempfile.TemporaryDirectory(prefix="ettin-bench-") as scratch:
         workdir = Path(config.workdir or scratch)
         for name in config.engines:
@@ -192,8 +187,7 @@ def _load_engines(config: BenchConfig, workload: _Workload) -> tuple[dict[str, B
                 logger.warning("%s not measured: %s", name, error)
                 unavailable[name] = str(error)
                 continue
-            warmup = WARMUP_PAIRS["cuda" if config.device.startswith("cuda") else "cpu"]
-            engines[name].score_pairs(pairs[: min(warmup, len(pairs))])  # lazy init, allocator, kernels
+            engines[name].score_pairs(warmup)  # lazy init, allocator, kernels
     return engines, unavailable
 
 

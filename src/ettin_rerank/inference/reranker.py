@@ -131,8 +131,8 @@ class Reranker:
         Speed modes (see docs/speed.md): `dtype="float32"` is exact; `dtype="bfloat16"` (or
         float16 on CUDA) runs the encoder in half precision, except on a CPU without native bf16
         kernels, where it warns once and runs exact fp32; `dtype="auto"` is bf16 on a CUDA GPU with
-        native bf16 (Ampere or newer) and on a CPU where a short cached probe measured bf16 clearly faster than fp32, exact
-        fp32 elsewhere (never int8). `quantize="int8"` (CPU,
+        native bf16 (Ampere or newer) and on a CPU where a short cached probe measured bf16 clearly
+        faster than fp32, exact fp32 elsewhere (never int8). `quantize="int8"` (CPU,
         fp32) swaps the encoder's linear layers for dynamically quantized int8 ones, smoothed by
         the input ranges of one exact pass over fixed calibration pairs (`inference/int8.py`). The scoring
         head always runs in fp32; `Reranker.dtype` is the dtype the encoder really runs in. `num_threads`, when given, sets torch's (process-wide) CPU
