@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config.bench import SHORT_MAX_LENGTH, WARMUP_PAIRS, WORKLOADS, BenchConfig
+from ..inference.allocator import malloc_tuned
 from ..inference.cpu import cpu_kernels
 from ..inference.modes import cpu_auto_probe
 from ..inference.tokenization import PairTokenizer
@@ -48,6 +49,8 @@ def _machine(device: str) -> dict[str, Any]:
     if kernels.model_name:
         info["cpu"] = kernels.model_name
     info["cpu_kernels"] = kernels.describe()  # the flags that decide which kernels run
+    # every engine of the run shares the process, so each ran with or without it (inference/allocator.py)
+    info["malloc_tuned"] = malloc_tuned()
     if device == "cpu":  # what dtype="auto" picks here, at the benchmark's thread count (cached probe)
         info["dtype_auto"] = cpu_auto_probe().describe()
     for package in ("sentence_transformers", "onnxruntime", "openvino"):
@@ -263,7 +266,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"workload {report['workload']['name']}: {report['workload']['pairs']} pairs, "
         f"mean {report['workload']['mean_tokens']:.0f} tokens; fp32 matmul peak "
         + (f"{peak:.1f} GFLOP/s" if peak else "n/a"),
-        f"cpu: {report['machine'].get('cpu', '?')}; kernels: {cpu_summary(report['machine'])}",
+        f"cpu: {report['machine'].get('cpu', '?')}; kernels: {cpu_summary(report['machine'])}"
+        + ("; malloc: freed memory kept (every engine)" if report["machine"].get("malloc_tuned") else ""),
         *(
             [f"dtype auto: {auto_summary(report['machine']['dtype_auto'])}"]
             if "dtype_auto" in report["machine"]

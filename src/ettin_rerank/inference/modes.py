@@ -16,6 +16,7 @@ import torch
 from ..config.loading import AUTO_DTYPE, DTYPE_NAMES, QUANTIZE_MODES
 from ..modeling.crossencoder import CrossEncoderModel
 from ..modeling.encoder import PackedInputs
+from .allocator import keep_freed_memory
 from .cpu import NATIVE_BF16_FLAGS, cpu_kernels
 from .cpu_probe import Bf16Probe, bf16_probe
 from .int8 import INT8_LINEARS, linear_input_ranges, quantize_linears_int8
@@ -135,7 +136,8 @@ def prepare_model(
     """Put a model the caller owns into an inference mode, in place: the encoder on `device` in
     `dtype` (optionally with int8 linears on CPU), the head in fp32, eval mode. Exact fp32 on a CPU
     runs the encoder's linears through oneDNN with packed weights (`onednn.py`: the same fp32
-    products, faster than torch's BLAS).
+    products, faster than torch's BLAS). On a CPU, glibc's malloc is set (once per process) to keep
+    freed activation buffers for the next batch instead of faulting them in again (`allocator.py`).
 
     `dtype` and `quantize` are resolved by `resolve_modes`. int8 needs `int8_calibration`, the
     batches its linears' input ranges are measured on: `int8.calibration_batches(tokenizer)`.
@@ -153,6 +155,8 @@ def prepare_model(
         quantize_linears_int8(model.encoder, ranges)  # the head and every activation stay fp32
     if device.type == "cpu" and dtype == torch.float32 and onednn_linear_available():
         pack_linears_onednn(model.encoder)  # exact's linears, and those int8 keeps in fp32
+    if device.type == "cpu":
+        keep_freed_memory()
     return model
 
 
