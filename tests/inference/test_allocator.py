@@ -50,7 +50,10 @@ def test_tuned_malloc_reuses_freed_buffers_where_the_default_faults_them_in_agai
     default = run_rounds("0")
     tuned = run_rounds(None)
     assert default["tuned"] is False and tuned["tuned"] is True
-    # 10 rounds x 32 MB = 80,000 pages of 4 KB faulted under the defaults
+    # 10 rounds x 32 MB = 80,000 pages of 4 KB faulted under the defaults, where the heap has 4 KB
+    # pages; a kernel that backs it with transparent huge pages ("always") faults 512x fewer
+    if default["faults"] < 1_000:
+        pytest.skip(f"the defaults faulted only {default['faults']} pages here (huge pages?)")
     assert default["faults"] > 40_000, default
     assert tuned["faults"] < default["faults"] / 20, (tuned, default)
 
@@ -66,3 +69,20 @@ def test_a_cpu_model_prepared_for_inference_tunes_malloc(tiny_reranker_dir):
     env = {k: v for k, v in os.environ.items() if k != MALLOC_TUNING_ENV}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split()[-2:] == ["False", "True"]
+
+
+def test_an_environment_that_tunes_glibc_itself_keeps_its_settings(monkeypatch):
+    from ettin_rerank.inference.allocator import malloc_tuning_wanted
+
+    for name in (MALLOC_TUNING_ENV, "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=1000")
+    assert malloc_tuning_wanted()
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
+    assert not malloc_tuning_wanted()
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert not malloc_tuning_wanted()
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    monkeypatch.setenv(MALLOC_TUNING_ENV, "0")
+    assert not malloc_tuning_wanted()

@@ -12,9 +12,10 @@ took 0 or 640,000 by the luck of the heap's layout in each process (41-43 or 25-
 
 Fixing both thresholds (which also stops glibc moving the mmap threshold) keeps freed blocks below
 32 MB in the heap for reuse; the process holds its peak working set instead (+54 MB resident
-after the run above). The intel-extension-for-pytorch and TorchServe CPU guides reach the same end
+after the run above). PyTorch's CPU performance tuning guide reaches the same end
 by preloading jemalloc or tcmalloc; this needs no extra library. `ETTIN_RERANK_MALLOC_TUNING=0`
-leaves malloc as it is.
+leaves malloc as it is, as does an environment that sets glibc's own (`MALLOC_MMAP_THRESHOLD_`,
+`MALLOC_TRIM_THRESHOLD_`, `MALLOC_TOP_PAD_`, or `glibc.malloc.*` in `GLIBC_TUNABLES`).
 """
 
 from __future__ import annotations
@@ -31,20 +32,31 @@ MALLOC_TUNING_ENV = "ETTIN_RERANK_MALLOC_TUNING"  # "0": leave glibc's malloc se
 # mallopt(3) parameter numbers, from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-# blocks up to this size come from the heap: glibc's ceiling for it on 64-bit (HEAP_MAX / 2 = 32 MB)
+# blocks up to this size come from the heap: glibc's ceiling for it on 64-bit (HEAP_MAX_SIZE / 2 = 32 MB)
 MMAP_THRESHOLD_BYTES = 32 << 20
 # free memory at the top of the heap kept up to this size instead of being returned to the kernel
 TRIM_THRESHOLD_BYTES = 1 << 30
 
 
+# glibc's own ways to set these from the environment: a process that uses one keeps its settings
+GLIBC_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+GLIBC_TUNABLES_ENV = "GLIBC_TUNABLES"
+
+
 def malloc_tuning_wanted() -> bool:
-    return os.environ.get(MALLOC_TUNING_ENV, "").strip() != "0"
+    """Not turned off ($ETTIN_RERANK_MALLOC_TUNING=0), and the environment does not tune glibc's
+    malloc thresholds itself."""
+    if os.environ.get(MALLOC_TUNING_ENV, "").strip() == "0":
+        return False
+    if any(name in os.environ for name in GLIBC_MALLOC_ENV):
+        return False
+    return "glibc.malloc." not in os.environ.get(GLIBC_TUNABLES_ENV, "")
 
 
 @functools.cache
 def keep_freed_memory() -> bool:
     """Set glibc's mmap and trim thresholds once per process (module docstring); True when they
-    were set, False on another C library or platform, or when $ETTIN_RERANK_MALLOC_TUNING is 0."""
+    were set; False on another C library or platform, or where `malloc_tuning_wanted` says no."""
     if not malloc_tuning_wanted() or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
