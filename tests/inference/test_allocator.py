@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 
 import pytest
 
-from ettin_rerank.inference.allocator import MALLOC_TUNING_ENV
-
-pytestmark = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only"
+from ettin_rerank.inference.allocator import (
+    GLIBC_MALLOC_ENV,
+    GLIBC_TUNABLES_ENV,
+    MALLOC_TUNING_ENV,
+    on_glibc,
 )
+
+pytestmark = pytest.mark.skipif(not on_glibc(), reason="glibc's mallopt only")
 
 # Rounds of a batch-like pattern: eight 4 MB buffers written, then all freed. Under glibc's defaults
 # the heap grows by 32 MB and its top is returned to the kernel each round, so every round faults
@@ -38,12 +40,19 @@ print(json.dumps({"tuned": tuned, "faults": resource.getrusage(resource.RUSAGE_S
 """
 
 
-def run_rounds(tuning: str | None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != MALLOC_TUNING_ENV}
+def run_fresh(code: str, tuning: str | None = None) -> str:
+    """`code`'s last line of output, run in a new interpreter whose environment leaves the tuning to
+    `tuning` ($ETTIN_RERANK_MALLOC_TUNING; None: unset) and sets none of glibc's own malloc settings."""
+    skipped = {MALLOC_TUNING_ENV, GLIBC_TUNABLES_ENV, *GLIBC_MALLOC_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in skipped}
     if tuning is not None:
         env[MALLOC_TUNING_ENV] = tuning
-    done = subprocess.run([sys.executable, "-c", ROUNDS], env=env, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def run_rounds(tuning: str | None) -> dict:
+    return json.loads(run_fresh(ROUNDS, tuning))
 
 
 def test_tuned_malloc_reuses_freed_buffers_where_the_default_faults_them_in_again():
@@ -66,9 +75,7 @@ def test_a_cpu_model_prepared_for_inference_tunes_malloc(tiny_reranker_dir):
         f"Reranker.from_pretrained({str(tiny_reranker_dir)!r}, device='cpu')\n"
         "print(before, malloc_tuned())\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != MALLOC_TUNING_ENV}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert done.stdout.split()[-2:] == ["False", "True"]
+    assert run_fresh(code).split() == ["False", "True"]
 
 
 def test_an_environment_that_tunes_glibc_itself_keeps_its_settings(monkeypatch):

@@ -53,11 +53,16 @@ def malloc_tuning_wanted() -> bool:
     return "glibc.malloc." not in os.environ.get(GLIBC_TUNABLES_ENV, "")
 
 
+def on_glibc() -> bool:
+    """This process runs on Linux with glibc, whose `mallopt` takes these thresholds."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 @functools.cache
 def keep_freed_memory() -> bool:
     """Set glibc's mmap and trim thresholds once per process (module docstring); True when they
     were set; False on another C library or platform, or where `malloc_tuning_wanted` says no."""
-    if not malloc_tuning_wanted() or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not (on_glibc() and malloc_tuning_wanted()):
         return False
     try:
         libc = ctypes.CDLL(None)  # the process's own C library
