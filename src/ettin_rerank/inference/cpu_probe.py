@@ -5,8 +5,8 @@ Native bf16 flags are not enough: on an Intel Xeon with AVX512_BF16 (oneDNN brge
 made search 25% slower. So on a CPU with native bf16 flags a short probe times bf16 against exact
 fp32 on the matmuls that dominate the encoder, at torch's current thread count, and `auto` picks
 bf16 only when it is clearly faster (`bf16_pays`). A CPU without the flags is never probed: its
-bf16 is converted back to fp32 (0.40x of exact on an AVX2 EPYC). int8 stays out of `auto` for now:
-whether it keeps the ranking is another question than speed.
+bf16 is converted back to fp32 (0.40x of exact on an AVX2 EPYC). int8 stays out of `auto`
+(`modes.auto_dtype` says why).
 
 The result is cached in `config.paths.cache_dir()` per CPU model name, kernel flags, torch and
 ettin-rerank version and thread count; a corrupt or foreign cache file is measured again.

@@ -85,7 +85,9 @@ def auto_dtype(device: str | torch.device) -> torch.dtype:
     on older ones, slower than fp32); on a CPU, bf16 only where it has native
     bf16 kernels and the probe measured bf16 clearly faster than exact fp32 at torch's current thread
     count (`cpu_auto_probe`); exact fp32 elsewhere, so `auto` is never a mode slower than exact.
-    int8 is not part of `auto` (its ranking fidelity is judged apart from its speed)."""
+    int8 is not part of `auto`: the extra depth its speed buys `search` under a time budget did not
+    raise NDCG@10 measurably on SciFact, and it costs a calibration pass at load (docs/speed.md,
+    "Would int8 make the main job rank better?")."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float32
