@@ -14,6 +14,7 @@ mode at S x d against the baseline at d, per query paired, with a bootstrap 95% 
 from __future__ import annotations
 
 import argparse
+from functools import cache
 
 import numpy as np
 
@@ -60,18 +61,18 @@ def main() -> None:
     deepest = min(len(candidates) for run in reranked.values() for candidates in run.values())
     print(f"NDCG@10 with the first d first-stage candidates reranked (both runs reranked {deepest}+)")
     print(f"{'d':>4} {'baseline':>9} {'faster':>9}")
+
+    @cache
+    def ndcg_at(name: str, depth: int) -> np.ndarray:
+        return ndcg_per_query(qrels, rerank_to_depth(first_stage, reranked[name], depth))
+
     for depth in [0, *args.depths, deepest]:
-        ndcg = {
-            name: ndcg_per_query(qrels, rerank_to_depth(first_stage, run, depth))
-            for name, run in reranked.items()
-        }
-        print(f"{depth:>4} {ndcg['baseline'].mean():9.4f} {ndcg['faster'].mean():9.4f}")
+        print(f"{depth:>4} {ndcg_at('baseline', depth).mean():9.4f} {ndcg_at('faster', depth).mean():9.4f}")
     print(f"\nthe same time budget: the faster mode at {args.speedup}x the depth (paired, bootstrap 95%)")
     rng = np.random.default_rng(0)
     for depth in args.depths:
         faster_depth = min(round(depth * args.speedup), deepest)
-        base = ndcg_per_query(qrels, rerank_to_depth(first_stage, reranked["baseline"], depth))
-        fast = ndcg_per_query(qrels, rerank_to_depth(first_stage, reranked["faster"], faster_depth))
+        base, fast = ndcg_at("baseline", depth), ndcg_at("faster", faster_depth)
         diff = fast - base
         boots = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(2000)]
         low, high = np.percentile(boots, [2.5, 97.5])

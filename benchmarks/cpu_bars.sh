@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 23's CPU bars as one run on whatever CPU this is (docs/speed.md, "Fast modes"):
+# Issue 23's CPU bars as one run on whatever CPU this is (docs/speed.md, "Where issue 23's bars stand"):
 #   1. random-weight Ettin 17m (`ettin-rerank init`), the short workload (1 query x 100 SciFact
 #      documents): ours exact against sentence-transformers fp32, our int8 against the peers' int8;
 #   2. the bundled model, 1,000 SciFact pairs cut at 256 tokens: our int8 against exact (speed and
