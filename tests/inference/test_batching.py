@@ -56,10 +56,44 @@ def test_streaming_tokenizes_a_bounded_amount_ahead():
     next(stream)
     import time
 
-    time.sleep(0.2)  # let the producer run as far ahead as it may
-    # one chunk in flight plus at most `prefetch` queued batches: never the whole input
+    time.sleep(0.2)  # let the producers run as far ahead as they may
+    # the chunk being packed, one waiting and one being tokenized: never the whole input
     assert sum(calls) <= 300
     stream.close()
+
+
+def test_on_a_cpu_batches_are_packed_in_the_scoring_thread_and_tokenized_ahead():
+    """Packing runs torch ops, which in a second thread slow the model's own (`packing_prefetch`):
+    on a CPU only tokenization, which runs none, is left to a background thread."""
+    import threading
+    import time
+
+    import torch
+
+    from ettin_rerank.inference.batching import TOKENIZING_THREAD, packing_prefetch
+
+    assert packing_prefetch(torch.device("cpu")) == 0
+    encoding_threads = set()
+
+    def encode(pairs):
+        encoding_threads.add(threading.current_thread().name)
+        return fake_encoder([])(pairs)
+
+    def started_here() -> set[str]:  # threads other tests left behind do not count
+        return {thread.name for thread in threading.enumerate() if thread not in before}
+
+    before = set(threading.enumerate())
+    pairs = [("q", "d" * 50)] * 1_000
+    stream = iter_pair_batches(pairs, encode, batch_tokens=1000, chunk_pairs=100, prefetch=0)
+    next(stream)
+    time.sleep(0.2)  # the tokenizing thread gets ahead
+    assert started_here() == {TOKENIZING_THREAD}
+    assert encoding_threads == {TOKENIZING_THREAD}
+    stream.close()  # stopping early stops the tokenizing thread too
+    deadline = time.monotonic() + 5
+    while started_here() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not started_here()
 
 
 def test_background_reraises_producer_errors():

@@ -6,18 +6,20 @@ built by `Packing.from_lengths` with vectorised torch ops.
 
 Two producers feed the model:
 - `iter_packed(encoded, batch_tokens)`: batches of already tokenized pairs (the server
-  path); packing runs in a background thread one batch ahead of the model.
+  path).
 - `iter_pair_batches(pairs, tokenizer, batch_tokens)`: raw text pairs, tokenized chunk by
-  chunk in a background thread while the model scores the previous chunk. At most
-  `chunk_pairs` pairs are tokenized ahead and `prefetch` packed batches wait in a queue, so
-  memory stays bounded for any input size.
+  chunk in a background thread while the model scores the previous chunk. At most one
+  chunk waits tokenized and one is being tokenized, so memory stays bounded for any input size.
+
+Both pack `prefetch` batches ahead in a background thread, or in the consumer's thread when
+`prefetch` is 0: `packing_prefetch(device)` decides which.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,8 +33,21 @@ DEFAULT_CHUNK_PAIRS = 4096
 # ... and at most this many characters (about 1M tokens): the tokenizer's intermediate
 # encodings cost far more per token than the int64 ids kept, so long documents need small chunks.
 DEFAULT_CHUNK_CHARS = 4_000_000
-# Packed batches the background producer may hold ready ahead of the model.
+# Packed batches a background thread may hold ready ahead of the model, where one packs ahead.
 DEFAULT_PREFETCH = 2
+
+
+def packing_prefetch(device: torch.device) -> int:
+    """Packed batches to prepare ahead of the model in a background thread on `device`.
+
+    None on a CPU: packing runs torch ops, and torch ops in a second thread give it an OpenMP team
+    of its own beside the model's, on the same cores. With one such thread alive the model's
+    threads blocked about 4,800 times per 100 pairs of the random 17m (none without it) and
+    scoring took 5-10% longer, against the 0.3 ms per batch that packing costs
+    (docs/speed.md, "Packing in the scoring thread"). On a GPU the model waits for the host
+    between batches, so packing ahead pays.
+    """
+    return 0 if device.type == "cpu" else DEFAULT_PREFETCH
 
 
 def plan_batches(lengths: np.ndarray, batch_tokens: int, max_pairs: int | None = None) -> list[np.ndarray]:
@@ -84,10 +99,16 @@ def _iter_packed_now(encoded: EncodedPairs, batch_tokens: int, offset: int = 0, 
 
 
 _DONE = object()
+# the background threads' names, for a reader of `threading.enumerate()`, a profiler or `py-spy`
+TOKENIZING_THREAD = "ettin-rerank-tokenize"
+PACKING_THREAD = "ettin-rerank-pack"
 
 
-def background(items: Iterable, prefetch: int = DEFAULT_PREFETCH) -> Iterator:
-    """Run an iterator in a daemon thread, at most `prefetch` items ahead; errors re-raise here.
+def background(
+    items: Iterable, prefetch: int = DEFAULT_PREFETCH, name: str = "ettin-rerank-background"
+) -> Generator:
+    """Run an iterator in a daemon thread named `name`, at most `prefetch` items ahead (in the
+    consumer's thread when `prefetch` is 0); errors re-raise here.
 
     The consumer may stop early: the producer then exits at its next `put`.
     """
@@ -112,7 +133,7 @@ def background(items: Iterable, prefetch: int = DEFAULT_PREFETCH) -> Iterator:
         except BaseException as error:  # handed to the consumer, which re-raises it
             buffer.put((error, None))
 
-    thread = threading.Thread(target=produce, name="ettin-rerank-batches", daemon=True)
+    thread = threading.Thread(target=produce, name=name, daemon=True)
     thread.start()
     try:
         while True:
@@ -129,8 +150,8 @@ def background(items: Iterable, prefetch: int = DEFAULT_PREFETCH) -> Iterator:
 def iter_packed(
     encoded: EncodedPairs, batch_tokens: int, prefetch: int = DEFAULT_PREFETCH, max_pairs: int | None = None
 ) -> Iterator[tuple[np.ndarray, PackedInputs]]:
-    """(indices into `encoded`, packed batch) pairs, longest first, packed one batch ahead."""
-    return background(_iter_packed_now(encoded, batch_tokens, max_pairs=max_pairs), prefetch)
+    """(indices into `encoded`, packed batch) pairs, longest first, packed `prefetch` batches ahead."""
+    return background(_iter_packed_now(encoded, batch_tokens, max_pairs=max_pairs), prefetch, PACKING_THREAD)
 
 
 def iter_pair_batches(
@@ -146,17 +167,29 @@ def iter_pair_batches(
 
     A chunk holds at most `chunk_pairs` pairs and about `chunk_chars` characters (at least
     one pair). Indices refer to positions in `pairs`. Within a chunk, batches are length-sorted.
+    The tokenizing thread runs no torch op (see `packing_prefetch`); batches are packed
+    `prefetch` ahead in a thread of their own, or as they are asked for when `prefetch` is 0.
     """
     if chunk_pairs <= 0 or chunk_chars <= 0:
         raise ValueError(f"chunk_pairs and chunk_chars must be positive, got {chunk_pairs}, {chunk_chars}")
     encode_fn = encode.encode_pairs if isinstance(encode, PairTokenizer) else encode
+    chunks = background(
+        (
+            (start, encode_fn(pairs[start:end]))
+            for start, end in chunk_bounds(pairs, chunk_pairs, chunk_chars)
+        ),
+        prefetch=1,
+        name=TOKENIZING_THREAD,
+    )
 
-    def produce():
-        for start, end in chunk_bounds(pairs, chunk_pairs, chunk_chars):
-            encoded = encode_fn(pairs[start:end])
-            yield from _iter_packed_now(encoded, batch_tokens, start, max_pairs)
+    def packed() -> Iterator[tuple[np.ndarray, PackedInputs]]:
+        try:
+            for start, encoded in chunks:
+                yield from _iter_packed_now(encoded, batch_tokens, start, max_pairs)
+        finally:  # a consumer that stops early stops the tokenizing thread too
+            chunks.close()
 
-    return background(produce(), prefetch)
+    return background(packed(), prefetch, PACKING_THREAD)
 
 
 def chunk_bounds(

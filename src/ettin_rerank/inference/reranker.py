@@ -28,6 +28,7 @@ from .batching import (
     iter_packed,
     iter_pair_batches,
     pack,
+    packing_prefetch,
 )
 from .calibration import Calibration
 from .cpu import cpu_kernels
@@ -237,7 +238,9 @@ class Reranker:
         batch_size: int | None = None,
     ) -> np.ndarray:
         """Raw fp32 logits for already tokenized pairs, in their order."""
-        batches = iter_packed(encoded, batch_tokens or self.batch_tokens, max_pairs=batch_size)
+        batches = iter_packed(
+            encoded, batch_tokens or self.batch_tokens, packing_prefetch(self.device), max_pairs=batch_size
+        )
         return self._score_batches(batches, len(encoded), show_progress_bar)
 
     def score_report(
@@ -287,7 +290,13 @@ class Reranker:
             cut.append(encoded.truncated)
             return encoded
 
-        batches = iter_pair_batches(pairs, encode, batch_tokens or self.batch_tokens, max_pairs=batch_size)
+        batches = iter_pair_batches(
+            pairs,
+            encode,
+            batch_tokens or self.batch_tokens,
+            prefetch=packing_prefetch(self.device),
+            max_pairs=batch_size,
+        )
         scores = self._score_batches(batches, len(pairs), show_progress_bar)
         return PairScores.whole(scores, np.concatenate(cut) if cut else np.zeros(0, dtype=bool))
 
