@@ -91,7 +91,7 @@ def main() -> None:
         return
     if not args.before:
         parser.error("--before is required")
-    argv = [a for a in sys.argv[1:] if a not in ("--child",)]
+    argv = sys.argv[1:]  # the children parse the same flags
     ratios = []
     for index in range(args.processes):
         sides = ("before", "after") if index % 2 else ("after", "before")

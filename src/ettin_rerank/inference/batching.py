@@ -42,7 +42,7 @@ def packing_prefetch(device: torch.device) -> int:
 
     None on a CPU: packing runs torch ops, and torch ops in a second thread give it an OpenMP team
     of its own beside the model's, on the same cores. With one such thread alive the model's
-    threads blocked about 4,800 times per 100 pairs of the random 17m (none without it) and
+    threads blocked about 4,800 times per 100 pairs of the random 17m (a few dozen without it) and
     scoring took 8-15% longer, against the 0.3 ms per batch that packing costs
     (docs/speed.md, "Packing in the scoring thread"). On a GPU the model waits for the host
     between batches, so packing ahead pays.
