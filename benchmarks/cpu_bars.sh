@@ -3,7 +3,9 @@
 #   1. random-weight Ettin 17m (`ettin-rerank init`), the short workload (1 query x 100 SciFact
 #      documents): ours exact against sentence-transformers fp32, our int8 against the peers' int8;
 #   2. the bundled model, 1,000 SciFact pairs cut at 256 tokens: our int8 against exact (speed and
-#      ranking) and against ONNX Runtime's int8.
+#      ranking) and against ONNX Runtime's int8;
+#   3. where each engine's time goes (`benchmarks/time_split.py`): the 17m's exact against
+#      sentence-transformers, the bundled model's int8 against exact.
 # Every engine runs on the same CORES (taskset) with --threads equal to their count, so a many-core
 # host measures what a 2-core laptop would. OpenVINO's rows need `openvino` and `nncf`; where they are
 # missing the bench reports them `not measured` and the other rows still run.
@@ -59,4 +61,12 @@ pin timeout "${TIMEOUT_BUNDLED:-480}" "$PYTHON" -m ettin_rerank bench --model sr
     --docs-per-query 100 --threads "$threads" --repeats "$BUNDLED_REPEATS" --max-length 256 \
     --engines "$ENGINES_BUNDLED" \
     --out "$OUT/cpu-bundled.json" --quiet 2>&1 | grep -v "^wrote"
+step "where the time goes: linears, attention, the rest (torch profiler; docs/speed.md, \"Packing in the scoring thread\")"
+pin timeout "${TIMEOUT_SPLIT:-600}" "$PYTHON" benchmarks/time_split.py --model "$MODELS/17m" \
+    --data "$SHARED/data/scifact" --engines ours-exact,st-default --rounds 3 --threads "$threads" 2>&1 \
+    | tee "$OUT/split-17m.txt"
+pin timeout "${TIMEOUT_SPLIT:-600}" "$PYTHON" benchmarks/time_split.py --model src/ettin_rerank/default_model \
+    --data "$SHARED/data/scifact" --engines ours-int8,ours-exact --num-queries 3 --max-length 256 \
+    --rounds 3 --threads "$threads" 2>&1 | tee "$OUT/split-bundled.txt"
+
 step done
