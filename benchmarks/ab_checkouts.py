@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--quantize", choices=["int8"])
     parser.add_argument("--eight-at-a-time", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args, _ = parser.parse_known_args()
+    args = parser.parse_args()
     if args.child:
         child(args)
         return
